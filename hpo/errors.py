@@ -1,0 +1,19 @@
+"""The one exception type the CLI turns into a single line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class HpoError(Exception):
+    """A user-facing error: the message says what is wrong and how to fix it."""
+
+
+class SpecError(HpoError):
+    """A study file (or stored spec snapshot) that does not validate."""
+
+
+class StorageError(HpoError):
+    """The storage URL is malformed or the database cannot be reached."""
+
+
+class StudyConflictError(HpoError):
+    """A study of that name exists with a different spec."""

@@ -1,0 +1,117 @@
+"""Spawn local worker processes for a study, watch the budget, stop them all on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+
+from hpo.devices import threads_per_worker
+from hpo.study import Budget, budget_of
+
+STOP_GRACE_SECONDS = 60  # after Ctrl-C, how long workers get to finish their epoch
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """One local worker: its index (seed offset) and the GPU it may see (None: CPU)."""
+
+    index: int
+    gpu: int | None
+
+
+def plan_workers(workers: int, gpus: list[int]) -> list[WorkerPlan]:
+    """One worker per selected GPU; `workers` CPU workers when no GPU is selected."""
+    if gpus:
+        return [WorkerPlan(i, gpu) for i, gpu in enumerate(gpus)]
+    return [WorkerPlan(i, None) for i in range(workers)]
+
+
+def worker_env(plan: WorkerPlan, n_workers: int, storage_url: str) -> dict[str, str]:
+    """Environment of a worker process: storage passed here, never on the command line."""
+    env = dict(os.environ, HPO_STORAGE=storage_url, PYTHONUNBUFFERED="1")
+    if plan.gpu is None:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["HPO_THREADS"] = str(threads_per_worker(n_workers))
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = str(plan.gpu)
+    return env
+
+
+def run_local_workers(
+    study: optuna.Study,
+    storage_url: str,
+    plans: list[WorkerPlan],
+    *,
+    data_dir: str | None = None,
+    on_progress: Callable[[Budget, float | None], None] | None = None,
+    poll_seconds: float = 1.0,
+) -> list[int]:
+    """Run the workers to completion; returns their exit codes.
+
+    Workers run in their own sessions so the terminal's Ctrl-C reaches only this process,
+    which then asks each worker to stop (SIGTERM: finish the epoch, re-queue the trial)
+    and, on a second Ctrl-C or after a grace period, kills them. None is left behind.
+    """
+    processes = [_spawn(plan, len(plans), storage_url, study.study_name, data_dir) for plan in plans]
+    try:
+        while any(p.poll() is None for p in processes):
+            if on_progress is not None:
+                on_progress(budget_of(study), _best_value(study))
+            time.sleep(poll_seconds)
+    finally:
+        _stop(processes)
+    if on_progress is not None:
+        on_progress(budget_of(study), _best_value(study))
+    return [p.returncode for p in processes]
+
+
+def _spawn(
+    plan: WorkerPlan, n_workers: int, storage_url: str, study_name: str, data_dir: str | None
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "hpo",
+        "worker",
+        "--study",
+        study_name,
+        "--worker-index",
+        str(plan.index),
+        "--gpus",
+        "none" if plan.gpu is None else "0",
+        "--quiet",
+    ]
+    if data_dir:
+        command += ["--data-dir", data_dir]
+    env = worker_env(plan, n_workers, storage_url)
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    try:
+        for process in running:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    for process in running:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    try:
+        return study.best_value
+    except ValueError:  # no completed trial yet
+        return None

@@ -1,0 +1,81 @@
+"""The bridge: trial -> params -> model -> train -> validation metric."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+
+import optuna
+import torch
+
+from hpo.data import Dataset
+from hpo.space import split_params, suggest_params
+from hpo.spec import StudySpec
+from hpo.train import EpochResult, TrainConfig, TrainResult, evaluate, num_outputs, train
+from models import create_model
+
+HOST = platform.node()
+
+
+class Objective:
+    """Callable objective for one worker: data is loaded once and reused by every trial."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        data: Dataset,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.data = data
+        self.should_stop = should_stop
+        self.device = data.train.x.device
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = suggest_params(trial, self.spec.space)
+        model_params, train_params = split_params(params)
+        # Seeds tie a trial's weight init and batch order to its number: reruns reproduce.
+        seed = self.spec.data.seed * 1_000_003 + trial.number
+        torch.manual_seed(seed)
+        model = create_model(
+            self.spec.model,
+            in_shape=self.data.in_shape,
+            num_outputs=num_outputs(self.data.num_classes),
+            **model_params,
+        )
+        trial.set_user_attr("n_params", sum(p.numel() for p in model.parameters()))
+        trial.set_user_attr("device", _device_name(self.device))
+        trial.set_user_attr("host", HOST)
+        config = TrainConfig(epochs=self.spec.train.epochs, seed=seed, **train_params)
+
+        def report(result: EpochResult) -> None:
+            trial.report(self.metric_of(result), result.epoch)
+            if trial.should_prune():
+                _record_progress(trial, result.epoch)
+                raise optuna.TrialPruned(f"pruned after epoch {result.epoch}")
+
+        result = train(model, self.data, config, on_epoch=report, should_stop=self.should_stop)
+        _record_result(trial, result)
+        _, test_accuracy = evaluate(model, self.data.test)
+        trial.set_user_attr("test_accuracy", test_accuracy)
+        return self.metric_of(result.final)
+
+    def metric_of(self, result: EpochResult) -> float:
+        return result.val_accuracy if self.spec.metric == "val_accuracy" else result.val_loss
+
+
+def _record_progress(trial: optuna.Trial, epochs: int) -> None:
+    trial.set_user_attr("epochs", epochs)
+
+
+def _record_result(trial: optuna.Trial, result: TrainResult) -> None:
+    trial.set_user_attr("epochs", result.final.epoch)
+    trial.set_user_attr("train_seconds", round(result.seconds, 4))
+    trial.set_user_attr("samples_per_s", round(result.samples_per_second, 1))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name(device)})"
+    return "cpu"

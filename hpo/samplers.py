@@ -1,0 +1,60 @@
+"""Sampler and pruner construction by name: the only place that knows Optuna's classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+
+SAMPLERS: tuple[str, ...] = ("random", "tpe", "qmc", "gp")
+PRUNERS: tuple[str, ...] = ("none", "median", "hyperband")
+
+# Seeds of parallel workers are spread this far apart so that no two workers of one study,
+# nor two studies of a comparison (seed 0, 1, 2, ...), draw the same random stream.
+WORKER_SEED_STRIDE = 10_007
+
+
+def worker_seed(study_seed: int, worker_index: int) -> int:
+    """The seed a worker's sampler uses: distinct per worker, reproducible per index."""
+    return study_seed + WORKER_SEED_STRIDE * worker_index
+
+
+def build_sampler(
+    name: str, *, seed: int, options: Mapping[str, Any] | None = None
+) -> optuna.samplers.BaseSampler:
+    """Build a sampler; raises ValueError / TypeError on an unknown name or option."""
+    options = dict(options or {})
+    factories: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
+        "random": optuna.samplers.RandomSampler,
+        # constant_liar makes parallel TPE workers treat running trials as bad results,
+        # so they spread out instead of proposing the same point.
+        "tpe": lambda **kw: optuna.samplers.TPESampler(
+            **{"constant_liar": True, "multivariate": True, **kw}
+        ),
+        "qmc": optuna.samplers.QMCSampler,
+        "gp": optuna.samplers.GPSampler,
+    }
+    if name not in factories:
+        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    return factories[name](seed=seed, **options)
+
+
+def build_pruner(
+    name: str, *, max_epochs: int, options: Mapping[str, Any] | None = None
+) -> optuna.pruners.BasePruner:
+    """Build a pruner; steps are epochs, so Hyperband's max resource is the epoch budget."""
+    options = dict(options or {})
+    if name == "none":
+        if options:
+            raise TypeError(f"pruner 'none' takes no options, got {sorted(options)}")
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(
+            **{"n_startup_trials": 5, "n_warmup_steps": 1, **options}
+        )
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            **{"min_resource": 1, "max_resource": max_epochs, **options}
+        )
+    raise ValueError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")

@@ -1,0 +1,396 @@
+"""Study files (TOML) -> frozen, validated dataclasses.
+
+Every error names the file, the key and what is allowed, so the CLI can print it as one
+line. The same parser validates the snapshot stored with a study, so a worker on another
+machine rebuilds exactly what the launcher validated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpo.data import DATASETS
+from hpo.errors import SpecError
+from hpo.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler
+from models import ACTIVATIONS, INITS, SKIPS, list_models
+
+METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+
+
+# ---------------------------------------------------------------- search-space entries
+
+
+@dataclass(frozen=True)
+class IntParam:
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class FixedParam:
+    value: Any
+
+
+Param = IntParam | FloatParam | CategoricalParam | FixedParam
+
+
+# ---------------------------------------------------------------- study file sections
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str = "digits"  # one of hpo.data.DATASETS
+    dir: str | None = None  # folder with the files of mnist / fashion-mnist / cifar10
+    seed: int = 0  # fixes the train / validation / test split
+    val_fraction: float = 0.2  # share of the training data held out for validation
+    max_train: int | None = None  # cap on training samples, for quick runs
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = 10  # epochs per trial; also the pruner's step budget
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    name: str = "tpe"  # random | tpe | qmc | gp
+    seed: int = 0  # base seed; each worker adds its own offset
+    options: Mapping[str, Any] = field(default_factory=dict)  # keyword args of the sampler
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    name: str = "median"  # none | median | hyperband
+    options: Mapping[str, Any] = field(default_factory=dict)  # keyword args of the pruner
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str  # study name in the storage
+    model: str  # one of models.list_models()
+    trials: int = 30  # study-wide budget of finished trials
+    metric: str = "val_accuracy"  # what the sampler optimizes, measured on validation data
+    direction: str = "maximize"  # follows the metric unless given
+    timeout: float | None = None  # seconds after which workers stop taking new trials
+    data: DataSpec = field(default_factory=DataSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    space: Mapping[str, Param] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able snapshot that `spec_from_dict` turns back into this spec."""
+        snapshot = asdict(self)
+        snapshot["space"] = {key: _param_to_dict(p) for key, p in self.space.items()}
+        return snapshot
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two specs the same experiment: all but name, budget and local paths."""
+        snapshot = self.to_dict()
+        for key in ("name", "trials", "timeout"):
+            snapshot.pop(key)
+        snapshot["data"].pop("dir")
+        return snapshot
+
+
+# ---------------------------------------------------------------- what the space may hold
+
+# key -> (check of one value, what is allowed). Model keys map onto models.create_model,
+# the others onto the training loop.
+_Check = Callable[[Any], bool]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _one_of(options: Any) -> tuple[_Check, str]:
+    names = sorted(options)
+    return (lambda v: v in names), "one of: " + ", ".join(names)
+
+
+SPACE_KEYS: dict[str, tuple[_Check, str]] = {
+    "depth": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "width": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "activation": _one_of(ACTIVATIONS),
+    "init": _one_of(INITS),
+    "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)"),
+    "batchnorm": (lambda v: isinstance(v, bool), "true or false"),
+    "skip": _one_of(SKIPS),
+    "lr": (lambda v: _is_number(v) and v > 0, "a learning rate > 0"),
+    "optimizer": _one_of(OPTIMIZERS),
+    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+INT_KEYS = frozenset({"depth", "width", "batch_size"})
+MODEL_KEYS = frozenset({"depth", "width", "activation", "init", "dropout", "batchnorm", "skip"})
+
+_SECTIONS: dict[str, frozenset[str]] = {
+    "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space"}),
+    "study": frozenset({"name", "metric", "direction", "trials", "timeout"}),
+    "model": frozenset({"name"}),
+    "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train"}),
+    "train": frozenset({"epochs"}),
+    "sampler": frozenset({"name", "seed", "options"}),
+    "pruner": frozenset({"name", "options"}),
+}
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such study file (ready-made ones are in studies/)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (expected UTF-8 TOML)") from None
+    return parse_spec(raw, source=str(path))
+
+
+def spec_from_dict(snapshot: Mapping[str, Any], *, source: str = "stored spec") -> StudySpec:
+    """Rebuild a spec from `StudySpec.to_dict()` output (the snapshot stored with a study)."""
+    raw = dict(snapshot)
+    study = {k: raw.pop(k) for k in list(raw) if k in _SECTIONS["study"]}
+    model = {"name": raw.pop("model")}
+    return parse_spec({"study": study, "model": model, **raw}, source=source)
+
+
+def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
+    """Validate a study file's parsed TOML; raises SpecError naming source and key."""
+    err = _Reporter(source)
+    _check_keys(raw, "", err)
+    for section in _SECTIONS:
+        if section and section in raw and not isinstance(raw[section], Mapping):
+            raise err(section, "must be a table, e.g. [" + section + "]")
+
+    study = raw.get("study", {})
+    _check_keys(study, "study", err)
+    name = study.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise err("study.name", "is required: a non-empty string naming the study")
+    metric = study.get("metric", "val_accuracy")
+    if metric not in METRICS:
+        raise err("study.metric", f"unknown metric {metric!r}; choose one of: {_list(METRICS)}")
+    direction = study.get("direction", METRICS[metric])
+    if direction not in ("maximize", "minimize"):
+        raise err("study.direction", f"{direction!r} must be 'maximize' or 'minimize'")
+    trials = study.get("trials", 30)
+    if not _is_int(trials) or trials < 1:
+        raise err("study.trials", f"{trials!r} must be an integer >= 1")
+    timeout = study.get("timeout")
+    if timeout is not None and not (_is_number(timeout) and timeout > 0):
+        raise err("study.timeout", f"{timeout!r} must be a number of seconds > 0")
+
+    model = raw.get("model", {}).get("name")
+    if model not in list_models():
+        raise err("model.name", f"unknown model {model!r}; choose one of: {_list(list_models())}")
+
+    data = _parse_data(raw.get("data", {}), err)
+    train = _parse_train(raw.get("train", {}), err)
+    sampler = _parse_sampler(raw.get("sampler", {}), err)
+    pruner = _parse_pruner(raw.get("pruner", {}), train.epochs, err)
+    space = _parse_space(raw.get("space", {}), err)
+    return StudySpec(
+        name=name.strip(),
+        model=model,
+        trials=trials,
+        metric=metric,
+        direction=direction,
+        timeout=float(timeout) if timeout is not None else None,
+        data=data,
+        train=train,
+        sampler=sampler,
+        pruner=pruner,
+        space=space,
+    )
+
+
+class _Reporter:
+    """Builds SpecErrors of the form '<source>: <key>: <problem>'."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, key: str, problem: str) -> SpecError:
+        return SpecError(f"{self.source}: {key}: {problem}")
+
+
+def _list(names: Any) -> str:
+    return ", ".join(sorted(names))
+
+
+def _check_keys(table: Mapping[str, Any], section: str, err: _Reporter) -> None:
+    allowed = _SECTIONS[section]
+    for key in table:
+        if key not in allowed:
+            where = f"{section}.{key}" if section else key
+            raise err(where, _unknown(key, allowed, "key"))
+
+
+def _unknown(key: str, allowed: Any, what: str) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {key!r}{hint}; allowed: {_list(allowed)}"
+
+
+def _parse_data(table: Mapping[str, Any], err: _Reporter) -> DataSpec:
+    _check_keys(table, "data", err)
+    spec = DataSpec(**table)
+    if spec.name not in DATASETS:
+        raise err("data.name", f"unknown dataset {spec.name!r}; choose one of: {_list(DATASETS)}")
+    if spec.dir is not None and not isinstance(spec.dir, str):
+        raise err("data.dir", "must be a path string")
+    if not _is_int(spec.seed):
+        raise err("data.seed", f"{spec.seed!r} must be an integer")
+    if not (_is_number(spec.val_fraction) and 0 < spec.val_fraction < 0.5):
+        raise err("data.val_fraction", f"{spec.val_fraction!r} must be in (0, 0.5)")
+    if spec.max_train is not None and not (_is_int(spec.max_train) and spec.max_train >= 10):
+        raise err("data.max_train", f"{spec.max_train!r} must be an integer >= 10")
+    return spec
+
+
+def _parse_train(table: Mapping[str, Any], err: _Reporter) -> TrainSpec:
+    _check_keys(table, "train", err)
+    spec = TrainSpec(**table)
+    if not _is_int(spec.epochs) or spec.epochs < 1:
+        raise err("train.epochs", f"{spec.epochs!r} must be an integer >= 1")
+    return spec
+
+
+def _parse_sampler(table: Mapping[str, Any], err: _Reporter) -> SamplerSpec:
+    _check_keys(table, "sampler", err)
+    spec = SamplerSpec(**table)
+    if spec.name not in SAMPLERS:
+        raise err("sampler.name", f"unknown sampler {spec.name!r}; choose one of: {_list(SAMPLERS)}")
+    if not _is_int(spec.seed):
+        raise err("sampler.seed", f"{spec.seed!r} must be an integer")
+    try:
+        build_sampler(spec.name, seed=spec.seed, options=spec.options)
+    except (TypeError, ValueError) as exc:
+        raise err("sampler.options", f"not accepted by the {spec.name} sampler: {exc}") from None
+    return SamplerSpec(spec.name, spec.seed, dict(spec.options))
+
+
+def _parse_pruner(table: Mapping[str, Any], epochs: int, err: _Reporter) -> PrunerSpec:
+    _check_keys(table, "pruner", err)
+    spec = PrunerSpec(**table)
+    if spec.name not in PRUNERS:
+        raise err("pruner.name", f"unknown pruner {spec.name!r}; choose one of: {_list(PRUNERS)}")
+    try:
+        build_pruner(spec.name, max_epochs=epochs, options=spec.options)
+    except (TypeError, ValueError) as exc:
+        raise err("pruner.options", f"not accepted by the {spec.name} pruner: {exc}") from None
+    return PrunerSpec(spec.name, dict(spec.options))
+
+
+def _parse_space(table: Mapping[str, Any], err: _Reporter) -> dict[str, Param]:
+    if not isinstance(table, Mapping):
+        raise err("space", "must be a table of hyperparameters")
+    space: dict[str, Param] = {}
+    for key, entry in table.items():
+        if key not in SPACE_KEYS:
+            raise err(f"space.{key}", _unknown(key, SPACE_KEYS, "hyperparameter"))
+        space[key] = _parse_param(key, entry, err)
+    return space
+
+
+def _parse_param(key: str, entry: Any, err: _Reporter) -> Param:
+    check, allowed = SPACE_KEYS[key]
+    where = f"space.{key}"
+
+    def ensure(value: Any, what: str = "value") -> None:
+        if not check(value):
+            raise err(where, f"{what} {value!r} is not allowed; {key} must be {allowed}")
+
+    if not isinstance(entry, Mapping):
+        ensure(entry)
+        return FixedParam(entry)
+    if "choices" in entry:
+        extra = set(entry) - {"choices"}
+        if extra:
+            raise err(where, f"a categorical entry takes only 'choices', not {_list(extra)}")
+        choices = entry["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise err(where, "choices must be a non-empty list")
+        for choice in choices:
+            ensure(choice, "choice")
+        if len(set(map(repr, choices))) != len(choices):
+            raise err(where, f"choices {choices!r} repeat a value")
+        return CategoricalParam(tuple(choices))
+    return _parse_range(key, entry, ensure, err)
+
+
+def _parse_range(
+    key: str, entry: Mapping[str, Any], ensure: Callable[..., None], err: _Reporter
+) -> Param:
+    where = f"space.{key}"
+    extra = set(entry) - {"low", "high", "log", "step"}
+    if extra:
+        raise err(where, f"{_unknown(min(extra), ('low', 'high', 'log', 'step', 'choices'), 'field')}")
+    if "low" not in entry or "high" not in entry:
+        raise err(where, "a range needs both low and high (or use choices = [...])")
+    low, high = entry["low"], entry["high"]
+    log, step = entry.get("log", False), entry.get("step")
+    if not isinstance(log, bool):
+        raise err(where, f"log must be true or false, not {log!r}")
+    for bound in (low, high):
+        if not _is_number(bound):
+            raise err(where, f"low and high must be numbers, got {bound!r}")
+        ensure(bound, "bound")
+    if low > high:
+        raise err(where, f"low {low!r} is greater than high {high!r}")
+    if log and low <= 0:
+        raise err(where, f"log scale needs low > 0, got {low!r}")
+    if log and step is not None:
+        raise err(where, "step cannot be combined with log scale")
+    if step is not None and not (_is_number(step) and step > 0):
+        raise err(where, f"step must be a number > 0, got {step!r}")
+    if key not in INT_KEYS:
+        return FloatParam(float(low), float(high), log, float(step) if step is not None else None)
+    if not (_is_int(low) and _is_int(high) and (step is None or _is_int(step))):
+        raise err(where, f"{key} takes integers: low, high and step must be integers")
+    return IntParam(low, high, log, step if step is not None else 1)
+
+
+def _param_to_dict(param: Param) -> Any:
+    if isinstance(param, FixedParam):
+        return param.value
+    if isinstance(param, CategoricalParam):
+        return {"choices": list(param.choices)}
+    entry = {"low": param.low, "high": param.high, "log": param.log}
+    if param.step not in (None, 1) or isinstance(param.step, float):
+        entry["step"] = param.step
+    return entry

@@ -1,0 +1,208 @@
+"""The training loop: data already on the device, no DataLoader, no Optuna.
+
+The whole data set lives as tensors on the training device (as in airbench), so an epoch
+is a shuffled index tensor and slicing: no per-batch host copies. Callers hook in through
+`on_epoch` (report / prune, by raising) and `checkpoint` (save state to resume from).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpo.data import Dataset, Split
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 64  # samples per optimizer step
+    optimizer: str = "adam"  # sgd (with momentum) | adam | adamw
+    lr: float = 1e-3  # learning rate
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    momentum: float = 0.9  # sgd only
+    seed: int = 0  # shuffling order and weight init draws
+    compile: bool = False  # torch.compile the model; each trial is a new graph, so rarely repaid
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything needed to continue a run after `epoch` epochs."""
+
+    epoch: int
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    history: list[EpochResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    history: list[EpochResult]
+    seconds: float  # wall time of the epochs this call ran
+    samples_per_second: float  # training samples processed per second
+
+    @property
+    def final(self) -> EpochResult:
+        return self.history[-1]
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite: this configuration does not train."""
+
+
+class StopRequested(RuntimeError):
+    """A stop was requested; raised at an epoch boundary."""
+
+
+def num_outputs(num_classes: int) -> int:
+    """Two classes take one logit (binary cross-entropy), more take one per class."""
+    return 1 if num_classes == 2 else num_classes
+
+
+def loss_and_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and number of correct predictions for one batch."""
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        logit = logits[:, 0]
+        loss = F.binary_cross_entropy_with_logits(logit, y.float())
+        correct = ((logit > 0).long() == y).sum()
+    else:
+        loss = F.cross_entropy(logits, y)
+        correct = (logits.argmax(dim=1) == y).sum()
+    return loss, correct
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    # fused kernels are only offered on accelerators; foreach is the CPU default anyway.
+    fused = {"fused": True} if next(model.parameters()).is_cuda else {}
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            **fused,
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of: {OPTIMIZERS}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, *, batch_size: int = 2048) -> tuple[float, float]:
+    """(mean loss, accuracy) of the model on a split, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=split.x.device)
+    total_correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    for start in range(0, len(split.y), batch_size):
+        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
+        with _autocast(x.device):
+            logits = model(_layout(x))
+        loss, correct = loss_and_correct(logits, y)
+        total_loss += loss * len(y)
+        total_correct += correct
+    model.train(was_training)
+    n = max(len(split.y), 1)
+    return total_loss.item() / n, total_correct.item() / n
+
+
+def train(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    checkpoint: Callable[[Checkpoint], None] | None = None,
+    resume: Checkpoint | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train `model` on `data` (tensors already on the target device).
+
+    `on_epoch` sees each epoch's validation result and may raise to end the run (pruning);
+    `checkpoint` receives the state after each epoch; `resume` continues from one.
+    Raises DivergedError on a NaN/inf loss and StopRequested when `should_stop()` turns
+    true, both at an epoch boundary or within the epoch that failed.
+    """
+    device = data.train.x.device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(device)
+    if data.train.x.dim() == 4 and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config)
+    history: list[EpochResult] = []
+    first_epoch = 1
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        history = list(resume.history)
+        first_epoch = resume.epoch + 1
+    step = torch.compile(model) if config.compile else model
+
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    n = len(data.train.y)
+    for _ in range(1, first_epoch):  # replay skipped epochs' shuffles: same order as unbroken
+        torch.randperm(n, device=device, generator=generator)
+    samples = 0
+    started = time.perf_counter()
+    for epoch in range(first_epoch, config.epochs + 1):
+        if should_stop is not None and should_stop():
+            raise StopRequested(f"stop requested before epoch {epoch}")
+        model.train()
+        order = torch.randperm(n, device=device, generator=generator)
+        running = torch.zeros((), device=device)
+        for start in range(0, n, config.batch_size):
+            index = order[start : start + config.batch_size]
+            x, y = data.train.x[index], data.train.y[index]
+            with _autocast(device):
+                logits = step(_layout(x))
+            loss, _ = loss_and_correct(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach() * len(y)
+        samples += n
+        train_loss = running.item() / n  # one device sync per epoch, not per batch
+        if not math.isfinite(train_loss):
+            raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
+        val_loss, val_accuracy = evaluate(model, data.val)
+        result = EpochResult(epoch, train_loss, val_loss, val_accuracy)
+        history.append(result)
+        if checkpoint is not None:
+            checkpoint(Checkpoint(epoch, model.state_dict(), optimizer.state_dict(), history))
+        if on_epoch is not None:
+            on_epoch(result)
+    seconds = time.perf_counter() - started
+    return TrainResult(history, seconds, samples / seconds if seconds > 0 else 0.0)
+
+
+def _autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA (tensor cores, no loss scaling needed); off elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _layout(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 4 and x.is_cuda:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x

@@ -1,0 +1,219 @@
+"""The worker loop: claim a queued trial, run it with a heartbeat, record how it ended.
+
+A worker needs only a study name and a storage: the spec comes from the study. It never
+creates trials, it only claims queued ones (see hpo.study), so the study-wide budget holds
+however many workers join. It ends when nothing is queued or running, when its deadline
+passes, or when asked to stop (SIGTERM / Ctrl-C: at the next epoch boundary, the trial
+re-queued).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import threading
+import time
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from hpo.data import load_dataset
+from hpo.objective import Objective
+from hpo.samplers import build_pruner, build_sampler, worker_seed
+from hpo.spec import StudySpec
+from hpo.study import load_spec_from_storage
+from hpo.train import DivergedError, StopRequested
+
+log = logging.getLogger("hpo.worker")
+POLL_SECONDS = 1.0  # how often an idle worker looks for re-queued trials
+
+
+@dataclass
+class WorkerReport:
+    """What one worker did."""
+
+    states: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def trials(self) -> int:
+        return sum(self.states.values())
+
+
+def run_worker(
+    storage: optuna.storages.RDBStorage,
+    study_name: str,
+    *,
+    worker_index: int = 0,
+    device: torch.device | str = "cpu",
+    data_dir: str | None = None,
+    stop: threading.Event | None = None,
+    objective_factory: Callable[[StudySpec, threading.Event], Callable[[optuna.Trial], float]]
+    | None = None,
+) -> WorkerReport:
+    """Run queued trials of `study_name` until none is left (or stop is set)."""
+    stop = stop or threading.Event()
+    started = time.perf_counter()
+    spec = load_spec_from_storage(storage, study_name)
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=build_sampler(
+            spec.sampler.name,
+            seed=worker_seed(spec.sampler.seed, worker_index),
+            options=spec.sampler.options,
+        ),
+        pruner=build_pruner(
+            spec.pruner.name, max_epochs=spec.train.epochs, options=spec.pruner.options
+        ),
+    )
+    if objective_factory is None:
+        objective = _training_objective(spec, device, data_dir, stop)
+    else:
+        objective = objective_factory(spec, stop)
+    deadline = started + spec.timeout if spec.timeout else float("inf")
+    report = WorkerReport()
+    while not stop.is_set() and time.perf_counter() < deadline:
+        trial = claim_trial(study, storage)
+        if trial is None:
+            if not _others_running(study):
+                break
+            # A running trial may belong to a dead worker: fail it once stale, and its
+            # re-queued copy is claimed on the next pass.
+            _fail_stale_trials(study)
+            stop.wait(POLL_SECONDS)
+            continue
+        state = run_trial(study, storage, trial, objective)
+        report.states[state.name] += 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _training_objective(
+    spec: StudySpec, device: torch.device | str, data_dir: str | None, stop: threading.Event
+) -> Objective:
+    # Loaded once per worker and kept on the device for every trial.
+    data = load_dataset(
+        spec.data.name,
+        data_dir=data_dir or spec.data.dir,
+        seed=spec.data.seed,
+        val_fraction=spec.data.val_fraction,
+        max_train=spec.data.max_train,
+    ).to(device)
+    return Objective(spec, data, should_stop=stop.is_set)
+
+
+def claim_trial(
+    study: optuna.Study, storage: optuna.storages.RDBStorage
+) -> optuna.Trial | None:
+    """Atomically move one queued trial to RUNNING; None if nothing is queued.
+
+    Study.ask() would create a fresh trial when the queue is empty, overshooting the
+    budget; this claims only what the queue holds, with the same state-transition check.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for queued in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = queued._trial_id
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                storage.record_heartbeat(trial_id)
+                return optuna.Trial(study, trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def run_trial(
+    study: optuna.Study,
+    storage: optuna.storages.RDBStorage,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float],
+) -> TrialState:
+    """Run one claimed trial and tell the study how it ended; never raises for the trial."""
+    with heartbeat(storage, trial._trial_id):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            return _tell(study, trial, TrialState.PRUNED)
+        except StopRequested as exc:
+            _requeue_interrupted(study, trial, str(exc))
+            return TrialState.FAIL
+        except DivergedError as exc:
+            return _fail(study, trial, f"diverged: {exc}")
+        except torch.cuda.OutOfMemoryError as exc:
+            _free_device_memory()
+            return _fail(study, trial, f"CUDA out of memory: {str(exc).splitlines()[0]}")
+        except Exception as exc:  # one broken trial must never kill the worker
+            log.warning("trial %d failed:\n%s", trial.number, traceback.format_exc())
+            return _fail(study, trial, f"{type(exc).__name__}: {exc}")
+        return _tell(study, trial, TrialState.COMPLETE, value)
+
+
+def _tell(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None
+) -> TrialState:
+    frozen = study.tell(trial, value, state=state if value is None else None)
+    log.info("trial %d %s %s", trial.number, frozen.state.name.lower(), frozen.value)
+    return frozen.state
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> TrialState:
+    trial.set_user_attr("fail_reason", reason[:500])
+    return _tell(study, trial, TrialState.FAIL)
+
+
+def _requeue_interrupted(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Record the trial as interrupted and queue it again with the same params."""
+    trial.set_user_attr("fail_reason", f"interrupted: {reason}")
+    study.tell(trial, state=TrialState.FAIL)
+    frozen = study._storage.get_trial(trial._trial_id)
+    # The same callback that re-queues dead workers' trials: the attempt is superseded.
+    optuna.storages.RetryHeartbeatStaleTrialCallback()(study, frozen)
+
+
+def _others_running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _free_device_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while the body runs."""
+    interval = storage.get_heartbeat_interval()
+    if interval is None:
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(interval):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # a database restart: the next beat tries again
+                log.debug("heartbeat of trial %d failed", trial_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

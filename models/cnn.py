@@ -1,0 +1,70 @@
+"""CNN: ``depth`` 3x3 conv blocks with 2x2 max-pools, global average pool, linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.config import ModelConfig
+from models.layers import create_act, init_weights, make_skip
+
+MIN_POOLED_SIZE = 2  # pool only while the feature map is larger than 2x2
+
+
+def conv_block(in_channels: int, out_channels: int, cfg: ModelConfig) -> nn.Sequential:
+    """3x3 conv (padding 1, size-preserving) -> BatchNorm (if on) -> activation."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not cfg.batchnorm)
+    ]
+    if cfg.batchnorm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(create_act(cfg.activation))
+    return nn.Sequential(*layers)
+
+
+class CNN(nn.Module):
+    """VGG-style network that adapts its pooling to the image size.
+
+    Channels start at ``width`` and double after every 2x2 max-pool. A pool follows a block
+    while the map is larger than 2x2, so 8x8 digits pool twice and 32x32 images four times,
+    and any depth >= 1 fits any image. The skip connection wraps each conv block (before the
+    pool); the first block and each block after a pool change the channel count, so
+    residual/highway use a 1x1 projection there. Dropout is applied once, before the head:
+    element-wise dropout on conv maps mostly just adds noise (neighbouring pixels are
+    correlated), while the classifier is where a small CNN overfits.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        in_channels, height, width = cfg.image_shape("cnn")
+        size = min(height, width)
+        channels = cfg.width
+        layers: list[nn.Module] = []
+        for _ in range(cfg.depth):
+            block = conv_block(in_channels, channels, cfg)
+            layers.append(
+                make_skip(
+                    cfg.skip,
+                    block,
+                    in_dim=in_channels,
+                    out_dim=channels,
+                    spatial=True,
+                    batchnorm=cfg.batchnorm,
+                )
+            )
+            in_channels = channels
+            if size > MIN_POOLED_SIZE:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+                channels *= 2
+        self.features = nn.Sequential(*layers)
+        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if cfg.dropout > 0:
+            head.append(nn.Dropout(cfg.dropout))
+        head.append(nn.Linear(in_channels, cfg.num_outputs))
+        self.head = nn.Sequential(*head)
+        init_weights(self, cfg.init, cfg.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
