@@ -19,11 +19,13 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
+from hpo.checkpoint import CheckpointStore
 from hpo.data import load_dataset
 from hpo.objective import Objective
 from hpo.samplers import build_pruner, build_sampler, worker_seed
@@ -55,10 +57,15 @@ def run_worker(
     device: torch.device | str = "cpu",
     data_dir: str | None = None,
     stop: threading.Event | None = None,
+    artifacts: str | Path | None = None,
     objective_factory: Callable[[StudySpec, threading.Event], Callable[[optuna.Trial], float]]
     | None = None,
 ) -> WorkerReport:
-    """Run queued trials of `study_name` until none is left (or stop is set)."""
+    """Run queued trials of `study_name` until none is left (or stop is set).
+
+    `artifacts` is the folder for epoch checkpoints (None: none are written, and a retried
+    trial starts over). Storage errors that outlast the storage's retries propagate.
+    """
     stop = stop or threading.Event()
     started = time.perf_counter()
     spec = load_spec_from_storage(storage, study_name)
@@ -75,7 +82,8 @@ def run_worker(
         ),
     )
     if objective_factory is None:
-        objective = _training_objective(spec, device, data_dir, stop)
+        checkpoints = CheckpointStore(artifacts, study_name) if artifacts else None
+        objective = _training_objective(spec, device, data_dir, stop, checkpoints)
     else:
         objective = objective_factory(spec, stop)
     deadline = started + spec.timeout if spec.timeout else float("inf")
@@ -97,7 +105,11 @@ def run_worker(
 
 
 def _training_objective(
-    spec: StudySpec, device: torch.device | str, data_dir: str | None, stop: threading.Event
+    spec: StudySpec,
+    device: torch.device | str,
+    data_dir: str | None,
+    stop: threading.Event,
+    checkpoints: CheckpointStore | None,
 ) -> Objective:
     # Loaded once per worker and kept on the device for every trial.
     data = load_dataset(
@@ -107,22 +119,27 @@ def _training_objective(
         val_fraction=spec.data.val_fraction,
         max_train=spec.data.max_train,
     ).to(device)
-    return Objective(spec, data, should_stop=stop.is_set)
+    return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints)
 
 
-def claim_trial(
-    study: optuna.Study, storage: optuna.storages.RDBStorage
-) -> optuna.Trial | None:
+def claim_trial(study: optuna.Study, storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
     """Atomically move one queued trial to RUNNING; None if nothing is queued.
 
     Study.ask() would create a fresh trial when the queue is empty, overshooting the
     budget; this claims only what the queue holds, with the same state-transition check.
     """
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for queued in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    # Through the study's own storage wrapper (Optuna's per-process trial cache), so the
+    # Trial we hand out is known to it; `storage` is the same database underneath.
+    cached = study._storage
+    study_id = cached.get_study_id_from_name(study.study_name)
+    for queued in cached.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = queued._trial_id
         try:
-            if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+            # Beat before claiming too: Optuna never finds a RUNNING trial stale if it has no
+            # heartbeat at all, so a worker killed between the claim and its first beat would
+            # leave the trial RUNNING forever. Beating a queued trial is harmless.
+            storage.record_heartbeat(trial_id)
+            if cached.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 storage.record_heartbeat(trial_id)
                 return optuna.Trial(study, trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -194,6 +211,12 @@ def _free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _beat_once(storage: optuna.storages.RDBStorage, trial_id: int) -> None:
+    """One heartbeat; no retry loop of its own (the heartbeat thread simply beats again)."""
+    once = getattr(storage, "record_heartbeat_once", storage.record_heartbeat)
+    once(trial_id)
+
+
 @contextlib.contextmanager
 def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> Iterator[None]:
     """Record the trial's heartbeat every interval while the body runs."""
@@ -206,7 +229,7 @@ def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> Iterator[No
     def beat() -> None:
         while not done.wait(interval):
             try:
-                storage.record_heartbeat(trial_id)
+                _beat_once(storage, trial_id)
             except Exception:  # a database restart: the next beat tries again
                 log.debug("heartbeat of trial %d failed", trial_id, exc_info=True)
 

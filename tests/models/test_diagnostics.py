@@ -73,8 +73,9 @@ def test_sigmoid_gradients_vanish_toward_the_input() -> None:
         g = layer_stats(model, x, y, F.cross_entropy)["grad_norm"]
         return g[0] / g[-2]
 
+    # Measured: sigmoid ~1e-6 (at most 2e-6 over 20 seeds), relu 0.11-1.5 over 20 seeds.
     assert ratio("sigmoid", "xavier_normal") < 1e-3
-    assert 0.1 < ratio("relu", "he_normal") < 10
+    assert 0.05 < ratio("relu", "he_normal") < 20
 
 
 @pytest.mark.parametrize("training", [True, False])

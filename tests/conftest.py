@@ -1,0 +1,115 @@
+"""Shared fixtures: a fresh PostgreSQL database per test, SQLite files, tiny study files."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+PG_ADMIN_URLS = (
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "postgresql+psycopg://root@127.0.0.1:5432/test",
+)
+
+# A study that trains in well under a second per trial on CPU.
+TINY_STUDY = """
+[study]
+name = "{name}"
+trials = {trials}
+
+[model]
+name = "mlp"
+
+[data]
+name = "{dataset}"
+max_train = 300
+
+[train]
+epochs = {epochs}
+
+[sampler]
+name = "{sampler}"
+seed = 0
+
+[pruner]
+name = "{pruner}"
+
+[space]
+depth = {{ low = 1, high = 2 }}
+width = {{ low = 8, high = 16 }}
+activation = {{ choices = ["relu", "tanh"] }}
+lr = {{ low = 1e-3, high = 1e-1, log = true }}
+batch_size = 64
+"""
+
+
+@pytest.fixture
+def write_study(tmp_path: Path) -> Callable[..., Path]:
+    """Write a tiny study file and return its path."""
+
+    def write(
+        name: str = "tiny",
+        *,
+        trials: int = 4,
+        epochs: int = 2,
+        dataset: str = "rings",
+        sampler: str = "random",
+        pruner: str = "none",
+        extra: str = "",
+    ) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            TINY_STUDY.format(
+                name=name, trials=trials, epochs=epochs, dataset=dataset, sampler=sampler,
+                pruner=pruner,
+            )
+            + extra
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hpo.db'}"
+
+
+def _admin_engine() -> sqlalchemy.Engine | None:
+    for url in PG_ADMIN_URLS:
+        engine = sqlalchemy.create_engine(
+            url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
+        try:
+            with engine.connect():
+                return engine
+        except sqlalchemy.exc.OperationalError:
+            engine.dispose()
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[sqlalchemy.Engine]:
+    engine = _admin_engine()
+    if engine is None:
+        message = "PostgreSQL is not reachable at 127.0.0.1:5432"
+        if os.environ.get("HPO_REQUIRE_POSTGRES"):
+            pytest.fail(message + " (HPO_REQUIRE_POSTGRES is set: CI must run these tests)")
+        pytest.skip(message)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(pg_admin: sqlalchemy.Engine) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"hpo_test_{uuid.uuid4().hex[:12]}"
+    with pg_admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield pg_admin.url.set(database=name).render_as_string(hide_password=False)
+    with pg_admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,48 @@
+"""Search-space entries become Optuna suggestions; fixed values pass through unsampled."""
+
+from __future__ import annotations
+
+import optuna
+
+from hpo.space import split_params, suggest_params, to_distribution
+from hpo.spec import CategoricalParam, FixedParam, FloatParam, IntParam
+
+SPACE = {
+    "depth": IntParam(1, 4),
+    "width": IntParam(8, 64, log=True),
+    "lr": FloatParam(1e-4, 1e-1, log=True),
+    "dropout": FloatParam(0.0, 0.5, step=0.1),
+    "activation": CategoricalParam(("relu", "tanh")),
+    "batch_size": FixedParam(64),
+}
+
+
+def test_suggestions_stay_in_their_ranges_and_fixed_values_are_not_params() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        params = suggest_params(trial, SPACE)
+        assert 1 <= params["depth"] <= 4 and isinstance(params["depth"], int)
+        assert 8 <= params["width"] <= 64
+        assert 1e-4 <= params["lr"] <= 1e-1
+        assert round(params["dropout"] * 10, 6) == round(params["dropout"] * 10)
+        assert params["activation"] in ("relu", "tanh")
+        assert params["batch_size"] == 64
+        assert "batch_size" not in trial.params  # the sampler models only what varies
+        study.tell(trial, 0.0)
+
+
+def test_distributions_match_the_declaration() -> None:
+    assert to_distribution(SPACE["width"]) == optuna.distributions.IntDistribution(8, 64, log=True)
+    assert to_distribution(SPACE["lr"]) == optuna.distributions.FloatDistribution(
+        1e-4, 1e-1, log=True
+    )
+    assert to_distribution(SPACE["activation"]) == optuna.distributions.CategoricalDistribution(
+        ("relu", "tanh")
+    )
+
+
+def test_split_params_separates_model_and_training_keys() -> None:
+    model, training = split_params({"depth": 2, "activation": "relu", "lr": 0.1, "batch_size": 8})
+    assert model == {"depth": 2, "activation": "relu"}
+    assert training == {"lr": 0.1, "batch_size": 8}

@@ -1,0 +1,144 @@
+"""The study-file parser on good input and on every kind of bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hpo.errors import SpecError
+from hpo.spec import (
+    CategoricalParam,
+    FixedParam,
+    FloatParam,
+    IntParam,
+    load_spec,
+    parse_spec,
+    spec_from_dict,
+)
+
+STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
+MINIMAL = '[study]\nname = "s"\n[model]\nname = "mlp"\n'
+
+
+def parse(text: str):
+    import tomllib
+
+    return parse_spec(tomllib.loads(text), source="f.toml")
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
+def test_ready_made_study_files_load_and_round_trip(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.space, "a ready-made study searches something"
+    assert spec_from_dict(spec.to_dict()) == spec
+
+
+def test_ready_made_studies_cover_the_issue() -> None:
+    names = {p.stem for p in STUDIES}
+    assert {"digits-cnn", "digits-resnet", "rings-mlp"} <= names
+    datasets = {load_spec(p).data.name for p in STUDIES}
+    assert {"digits", "rings", "fashion-mnist", "cifar10"} <= datasets
+
+
+def test_defaults_of_a_minimal_file() -> None:
+    spec = parse(MINIMAL)
+    assert (spec.metric, spec.direction, spec.trials) == ("val_accuracy", "maximize", 30)
+    assert (spec.data.name, spec.sampler.name, spec.pruner.name) == ("digits", "tpe", "median")
+    assert spec.space == {}
+
+
+def test_val_loss_minimizes_by_default() -> None:
+    spec = parse('[study]\nname = "s"\nmetric = "val_loss"\n[model]\nname = "mlp"\n')
+    assert spec.direction == "minimize"
+
+
+def test_space_entries_become_typed_params() -> None:
+    spec = parse(
+        MINIMAL
+        + "[space]\n"
+        + "depth = { low = 1, high = 4 }\n"
+        + "width = { low = 8, high = 64, log = true }\n"
+        + "dropout = { low = 0.0, high = 0.5, step = 0.1 }\n"
+        + 'activation = { choices = ["relu", "gelu"] }\n'
+        + "lr = { low = 1e-4, high = 1e-1, log = true }\n"
+        + "batchnorm = true\n"
+        + "weight_decay = { low = 0, high = 0 }\n"
+    )
+    assert spec.space["depth"] == IntParam(1, 4)
+    assert spec.space["width"] == IntParam(8, 64, log=True)
+    assert spec.space["dropout"] == FloatParam(0.0, 0.5, step=0.1)
+    assert spec.space["activation"] == CategoricalParam(("relu", "gelu"))
+    assert spec.space["lr"] == FloatParam(1e-4, 1e-1, log=True)
+    assert spec.space["batchnorm"] == FixedParam(True)
+    # an integer-looking range of a float key is still a float range
+    assert spec.space["weight_decay"] == FloatParam(0.0, 0.0)
+    assert spec_from_dict(spec.to_dict()) == spec
+
+
+def test_identity_ignores_name_budget_and_local_paths() -> None:
+    spec = parse(MINIMAL)
+    other = dataclasses.replace(
+        spec, name="t", trials=99, data=dataclasses.replace(spec.data, dir="/x")
+    )
+    assert other.identity() == spec.identity()
+    changed = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=3))
+    assert changed.identity() != spec.identity()
+
+
+BAD_SPECS = {
+    "unknown key, closest suggested": (
+        '[study]\nname = "s"\ntrails = 3\n[model]\nname = "mlp"\n',
+        "study.trails: unknown key 'trails' (did you mean 'trials'?)",
+    ),
+    "unknown section": (MINIMAL + "[sampeler]\n", "did you mean 'sampler'?"),
+    "unknown model": ('[study]\nname = "s"\n[model]\nname = "vgg"\n', "model.name: unknown model 'vgg'; choose one of: cnn, mlp, resnet"),
+    "missing model": ('[study]\nname = "s"\n', "model.name: unknown model None"),
+    "missing name": ('[model]\nname = "mlp"\n', "study.name: is required"),
+    "unknown dataset": (MINIMAL + '[data]\nname = "imagenet"\n', "data.name: unknown dataset 'imagenet'; choose one of: cifar10, digits"),
+    "unknown activation": (MINIMAL + '[space]\nactivation = { choices = ["relu", "relu6"] }\n', "space.activation: choice 'relu6' is not allowed; activation must be one of: elu, gelu"),
+    "unknown fixed activation": (MINIMAL + '[space]\nactivation = "swishy"\n', "value 'swishy' is not allowed"),
+    "unknown init": (MINIMAL + '[space]\ninit = "lecun"\n', "space.init: value 'lecun' is not allowed; init must be one of: default, he_normal"),
+    "unknown skip": (MINIMAL + '[space]\nskip = "dense"\n', "skip must be one of: highway, none, residual"),
+    "unknown sampler": (MINIMAL + '[sampler]\nname = "grid"\n', "sampler.name: unknown sampler 'grid'; choose one of: gp, qmc, random, tpe"),
+    "bad sampler option": (MINIMAL + '[sampler]\nname = "tpe"\noptions = { n_startup = 3 }\n', "sampler.options: not accepted by the tpe sampler"),
+    "unknown pruner": (MINIMAL + '[pruner]\nname = "asha"\n', "pruner.name: unknown pruner 'asha'; choose one of: hyperband, median, none"),
+    "dropout 1.5": (MINIMAL + "[space]\ndropout = 1.5\n", "space.dropout: value 1.5 is not allowed; dropout must be a rate in [0, 1)"),
+    "dropout range up to 1": (MINIMAL + "[space]\ndropout = { low = 0.0, high = 1.0 }\n", "bound 1.0 is not allowed; dropout must be a rate in [0, 1)"),
+    "depth 0": (MINIMAL + "[space]\ndepth = 0\n", "space.depth: value 0 is not allowed; depth must be an integer >= 1"),
+    "depth range from 0": (MINIMAL + "[space]\ndepth = { low = 0, high = 3 }\n", "bound 0 is not allowed; depth must be an integer >= 1"),
+    "low > high": (MINIMAL + "[space]\nwidth = { low = 64, high = 8 }\n", "space.width: low 64 is greater than high 8"),
+    "log with low <= 0": (MINIMAL + "[space]\nweight_decay = { low = 0.0, high = 0.1, log = true }\n", "space.weight_decay: log scale needs low > 0"),
+    "empty choices": (MINIMAL + "[space]\noptimizer = { choices = [] }\n", "space.optimizer: choices must be a non-empty list"),
+    "float depth": (MINIMAL + "[space]\ndepth = { low = 1.5, high = 3 }\n", "bound 1.5 is not allowed; depth must be an integer"),
+    "unknown hyperparameter": (MINIMAL + "[space]\nlearning_rate = 0.1\n", "space.learning_rate: unknown hyperparameter 'learning_rate'"),
+    "range without high": (MINIMAL + "[space]\nlr = { low = 0.1 }\n", "space.lr: a range needs both low and high"),
+    "trials 0": ('[study]\nname = "s"\ntrials = 0\n[model]\nname = "mlp"\n', "study.trials: 0 must be an integer >= 1"),
+    "trials negative": ('[study]\nname = "s"\ntrials = -5\n[model]\nname = "mlp"\n', "study.trials: -5 must be an integer >= 1"),
+    "epochs 0": (MINIMAL + "[train]\nepochs = 0\n", "train.epochs: 0 must be an integer >= 1"),
+    "unknown metric": ('[study]\nname = "s"\nmetric = "f1"\n[model]\nname = "mlp"\n', "study.metric: unknown metric 'f1'"),
+    "section not a table": ('study = 3\n[model]\nname = "mlp"\n', "study: must be a table"),
+}
+
+
+@pytest.mark.parametrize("text, message", BAD_SPECS.values(), ids=BAD_SPECS.keys())
+def test_bad_spec_names_file_key_and_what_is_allowed(text: str, message: str) -> None:
+    with pytest.raises(SpecError) as error:
+        parse(text)
+    text_of_error = str(error.value)
+    assert text_of_error.startswith("f.toml: ")
+    assert message in text_of_error
+    assert "\n" not in text_of_error
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"nope\.toml: no such study file"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[study]\nname = "s"\ntrials = = 3\n')
+    with pytest.raises(SpecError, match=r"bad\.toml: malformed TOML: .*line 3"):
+        load_spec(path)
