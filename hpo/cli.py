@@ -19,7 +19,13 @@ import optuna
 from hpo.data import DataError
 from hpo.devices import parse_gpus, visible_gpus
 from hpo.errors import HpoError
-from hpo.storage import DEFAULT_STORAGE, HEARTBEAT_INTERVAL, mask_url, open_storage
+from hpo.storage import (
+    DEFAULT_STORAGE,
+    HEARTBEAT_INTERVAL,
+    default_artifacts_dir,
+    mask_url,
+    open_storage,
+)
 
 EXIT_USAGE = 2
 
@@ -30,6 +36,7 @@ class Settings:
 
     storage_url: str
     heartbeat_interval: int
+    artifacts: str  # epoch checkpoints and report files; optuna-dashboard serves it
 
     def open(self) -> optuna.storages.RDBStorage:
         return open_storage(self.storage_url, heartbeat_interval=self.heartbeat_interval)
@@ -60,12 +67,20 @@ pass_settings = click.make_pass_decorator(Settings)
     help="Seconds between heartbeats of a running trial; a trial silent for twice this "
     "long is failed and re-queued (env HPO_HEARTBEAT).",
 )
+@click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False),
+    help="Artifact folder: epoch checkpoints (retried trials resume from them) and report "
+    "files, served by the dashboard; every host must see the same folder (env HPO_ARTIFACTS) "
+    "[default: hpo-artifacts beside a SQLite file, else in the current folder].",
+)
 @click.version_option(package_name="hpo")
 @click.pass_context
-def cli(ctx: click.Context, storage: str, heartbeat_interval: int) -> None:
+def cli(ctx: click.Context, storage: str, heartbeat_interval: int, artifacts: str | None) -> None:
     """Hyperparameter optimization of deep networks with Optuna and PyTorch."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ctx.obj = Settings(storage, heartbeat_interval)
+    folder = artifacts or str(default_artifacts_dir(storage))
+    ctx.obj = Settings(storage, heartbeat_interval, folder)
 
 
 @cli.group()
@@ -75,11 +90,29 @@ def launch() -> None:
 
 @launch.command("study")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--trials", type=int, help="Study-wide budget of finished trials [default: study file].")
-@click.option("--workers", type=int, default=1, show_default=True, help="Local CPU worker processes (with --gpus: one per GPU instead).")
-@click.option("--gpus", default="none", show_default=True, help="GPUs for local workers: all, none, or indices like 0,1.")
+@click.option(
+    "--trials", type=int, help="Study-wide budget of finished trials [default: study file]."
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Local CPU worker processes (with --gpus: one per GPU instead); 0 only creates the "
+    "study, for workers elsewhere (`hpo worker`).",
+)
+@click.option(
+    "--gpus",
+    default="none",
+    show_default=True,
+    help="GPUs for local workers: all, none, or indices like 0,1.",
+)
 @click.option("--name", help="Study name [default: study.name of the file].")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the data files (mnist, fashion-mnist, cifar10).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the data files (mnist, fashion-mnist, cifar10).",
+)
 @pass_settings
 def launch_study(
     settings: Settings,
@@ -102,19 +135,31 @@ def launch_study(
         spec = dataclasses.replace(spec, name=name)
     if trials is not None and trials < 1:
         raise HpoError(f"--trials must be >= 1, got {trials}")
-    if workers < 1:
-        raise HpoError(f"--workers must be >= 1, got {workers}")
-    plans = plan_workers(workers, parse_gpus(gpus, visible_gpus()))
-    _check_data(spec, data_dir)
+    if workers < 0:
+        raise HpoError(f"--workers must be >= 0, got {workers}")
+    plans = plan_workers(workers, parse_gpus(gpus, visible_gpus())) if workers else []
+    if workers:
+        _check_data(spec, data_dir)  # a create-only launch (docker compose) needs no data
     storage = settings.open()
     started = time.perf_counter()
     study = open_study(storage, spec, trials=trials)
+    if not plans:
+        click.echo(
+            f"study {spec.name} ready in {settings.shown}; "
+            f"join with `hpo worker --study {spec.name}`"
+        )
+        return
     click.echo(
         f"study {spec.name} in {settings.shown}: {len(plans)} worker(s), "
         f"sampler {spec.sampler.name}, pruner {spec.pruner.name}"
     )
     codes = run_local_workers(
-        study, settings.storage_url, plans, data_dir=data_dir, on_progress=ProgressPrinter(spec.name)
+        study,
+        settings.storage_url,
+        plans,
+        data_dir=data_dir,
+        on_progress=ProgressPrinter(spec.name),
+        extra_env=_worker_settings_env(settings),
     )
     print_summary(summarize(study), time.perf_counter() - started)
     if any(codes):
@@ -122,10 +167,25 @@ def launch_study(
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, help="Name of a study created by `hpo launch study`.")
-@click.option("--gpus", default="all", show_default=True, help="all, none, or indices like 0,1 (one worker process per GPU).")
-@click.option("--worker-index", type=click.IntRange(min=0), help="Seed offset of this worker's sampler [default: from host and pid].")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the data files on this machine.")
+@click.option(
+    "--study", "study_name", required=True, help="Name of a study created by `hpo launch study`."
+)
+@click.option(
+    "--gpus",
+    default="all",
+    show_default=True,
+    help="all, none, or indices like 0,1 (one worker process per GPU).",
+)
+@click.option(
+    "--worker-index",
+    type=click.IntRange(min=0),
+    help="Seed offset of this worker's sampler [default: from host and pid].",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the data files on this machine.",
+)
 @click.option("--quiet", is_flag=True, help="Log only warnings.")
 @pass_settings
 def worker(
@@ -159,11 +219,21 @@ def worker(
     stop = threading.Event()
     _stop_on_signals(stop)
     report = run_worker(
-        storage, study_name, worker_index=worker_index, device=device, data_dir=data_dir, stop=stop
+        storage,
+        study_name,
+        worker_index=worker_index,
+        device=device,
+        data_dir=data_dir,
+        stop=stop,
+        artifacts=settings.artifacts,
     )
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(report.states.items())) or "none"
     logging.getLogger("hpo.worker").info(
-        "worker %d done: %d trial(s) (%s) in %.1f s", worker_index, report.trials, states, report.seconds
+        "worker %d done: %d trial(s) (%s) in %.1f s",
+        worker_index,
+        report.trials,
+        states,
+        report.seconds,
     )
 
 
@@ -181,9 +251,20 @@ def _worker_per_gpu(
     load_spec_from_storage(storage, study_name)  # fail fast, with the study list, if absent
     study = optuna.load_study(study_name=study_name, storage=storage)
     plans = [WorkerPlan(first_index + i, gpu) for i, gpu in enumerate(gpus)]
-    codes = run_local_workers(study, settings.storage_url, plans, data_dir=data_dir)
+    codes = run_local_workers(
+        study,
+        settings.storage_url,
+        plans,
+        data_dir=data_dir,
+        extra_env=_worker_settings_env(settings),
+    )
     if any(codes):
         raise HpoError(f"worker(s) exited with errors: {codes}")
+
+
+def _worker_settings_env(settings: Settings) -> dict[str, str]:
+    """What spawned workers inherit besides the storage: heartbeat and artifact folder."""
+    return {"HPO_HEARTBEAT": str(settings.heartbeat_interval), "HPO_ARTIFACTS": settings.artifacts}
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -249,6 +330,170 @@ def _check_data(spec: Any, data_dir: str | None) -> None:
         val_fraction=spec.data.val_fraction,
         max_train=spec.data.max_train,
     )
+
+
+# ---------------------------------------------------------------- comparisons (issue 4)
+
+
+def _out_option(function: Any) -> Any:
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        help="Folder for the report files [default: reports/GROUP].",
+    )(function)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--samplers",
+    default="random,tpe",
+    show_default=True,
+    help="Comma-separated samplers to compare (random, tpe, qmc, gp).",
+)
+@click.option(
+    "--seeds", type=int, default=10, show_default=True, help="Studies (seeds) per sampler."
+)
+@click.option("--trials", type=int, help="Trial budget of each study [default: study file].")
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Local CPU worker processes per study (with --gpus: one per GPU).",
+)
+@click.option(
+    "--gpus",
+    default="none",
+    show_default=True,
+    help="GPUs for local workers: all, none, or indices like 0,1.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the data files (mnist, fashion-mnist, cifar10).",
+)
+@_out_option
+@click.option(
+    "--no-report",
+    is_flag=True,
+    help="Only run the studies; build the report later with `hpo report`.",
+)
+@pass_settings
+def compare(
+    settings: Settings,
+    file: str,
+    samplers: str,
+    seeds: int,
+    trials: int | None,
+    workers: int,
+    gpus: str,
+    data_dir: str | None,
+    out: str | None,
+    no_report: bool,
+) -> None:
+    """Run one study of FILE per (sampler, seed), then report which sampler wins.
+
+    Resumable: run it again and only what is missing runs. The comparison is named after
+    the file's study name; its studies are GROUP-SAMPLER-sSEED.
+    """
+    from hpo.comparison import derive_arms, parse_samplers, run_comparison
+    from hpo.launch import plan_workers
+    from hpo.report import CompareProgressPrinter
+    from hpo.spec import load_spec
+
+    spec = load_spec(file)
+    names = parse_samplers(samplers)
+    arms = derive_arms(spec, names, seeds)
+    budget = trials if trials is not None else spec.trials
+    if budget < 1:
+        raise HpoError(f"--trials must be >= 1, got {budget}")
+    if workers < 1:
+        raise HpoError(f"--workers must be >= 1, got {workers}")
+    plans = plan_workers(workers, parse_gpus(gpus, visible_gpus()))
+    _check_data(spec, data_dir)
+    storage = settings.open()
+    click.echo(
+        f"comparison {spec.name} in {settings.shown}: {', '.join(names)} x {seeds} seed(s) "
+        f"x {budget} trials, {len(plans)} worker(s) per study"
+    )
+    codes = run_comparison(
+        storage,
+        settings.storage_url,
+        arms,
+        plans,
+        trials=budget,
+        data_dir=data_dir,
+        on_progress=CompareProgressPrinter(),
+        extra_env=_worker_settings_env(settings),
+    )
+    if any(codes):
+        raise HpoError(f"{sum(1 for c in codes if c)} worker(s) exited with errors: {codes}")
+    if not no_report:
+        _build_report(settings, storage, spec.name, out)
+
+
+@cli.command()
+@click.argument("group")
+@_out_option
+@click.option(
+    "--no-dashboard",
+    is_flag=True,
+    help="Write the files only; leave notes, plots and artifacts as they are.",
+)
+@pass_settings
+def report(settings: Settings, group: str, out: str | None, no_dashboard: bool) -> None:
+    """(Re)build the report of comparison GROUP from what is in the storage.
+
+    Prints the table, writes HTML, PNG and Markdown files, and publishes notes, plots and
+    the files to optuna-dashboard.
+    """
+    _build_report(settings, settings.open(), group, out, dashboard=not no_dashboard)
+
+
+def _build_report(
+    settings: Settings,
+    storage: optuna.storages.RDBStorage,
+    group: str,
+    out: str | None,
+    *,
+    dashboard: bool = True,
+) -> None:
+    from pathlib import Path
+
+    from hpo.dashboard import publish_comparison
+    from hpo.report import build_report
+
+    built = build_report(storage, group, Path(out or Path("reports") / group))
+    if dashboard:
+        publish_comparison(storage, built, settings.artifacts)
+        click.echo(f"notes, plots and {len(built.files)} file(s) published; see `hpo dashboard`")
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; 0.0.0.0 exposes the dashboard to the network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on.",
+)
+@pass_settings
+def dashboard(settings: Settings, host: str, port: int) -> None:
+    """Serve optuna-dashboard on the storage, with the artifact store (notes, plots, files)."""
+    from hpo.dashboard import serve
+
+    click.echo(
+        f"optuna-dashboard on http://{host}:{port}/ for {settings.shown}, "
+        f"artifacts in {settings.artifacts}"
+    )
+    serve(settings.open(), host=host, port=port, artifact_dir=settings.artifacts)
 
 
 def main() -> None:

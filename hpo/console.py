@@ -35,8 +35,7 @@ class ProgressPrinter:
         self.last = key
         best_text = "-" if best is None else f"{best:.4f}"
         console.print(
-            f"[bold]{self.name}[/]  {budget.finished}/{budget.target} trials"
-            f"  best {best_text}",
+            f"[bold]{self.name}[/]  {budget.finished}/{budget.target} trials  best {best_text}",
             soft_wrap=True,
         )
         sys.stdout.flush()
@@ -74,8 +73,18 @@ def print_studies(summaries: list[StudySummary], storage_shown: str) -> None:
         console.print(f"No studies in {storage_shown} yet; start one with `hpo launch study FILE`.")
         return
     table = Table(title=f"Studies in {storage_shown}", title_justify="left")
-    for column in ("study", "model", "direction", "budget", "complete", "pruned", "fail",
-                   "running", "waiting", "best"):
+    for column in (
+        "study",
+        "model",
+        "direction",
+        "budget",
+        "complete",
+        "pruned",
+        "fail",
+        "running",
+        "waiting",
+        "best",
+    ):
         table.add_column(column, justify="left" if column in ("study", "model") else "right")
     for s in summaries:
         table.add_row(
@@ -83,7 +92,10 @@ def print_studies(summaries: list[StudySummary], storage_shown: str) -> None:
             s.model or "-",
             s.direction,
             _fmt(s.budget) if s.budget else "-",
-            *(str(s.states.get(k, 0)) for k in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")),
+            *(
+                str(s.states.get(k, 0))
+                for k in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+            ),
             "-" if s.best_value is None else f"{s.best_value:.4f}",
         )
     console.print(table)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import optuna
@@ -33,9 +34,12 @@ def plan_workers(workers: int, gpus: list[int]) -> list[WorkerPlan]:
     return [WorkerPlan(i, None) for i in range(workers)]
 
 
-def worker_env(plan: WorkerPlan, n_workers: int, storage_url: str) -> dict[str, str]:
-    """Environment of a worker process: storage passed here, never on the command line."""
-    env = dict(os.environ, HPO_STORAGE=storage_url, PYTHONUNBUFFERED="1")
+def worker_env(
+    plan: WorkerPlan, n_workers: int, storage_url: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment of a worker process: storage passed here, never on the command line
+    (a password there would show in `ps` and in the process title)."""
+    env = dict(os.environ, **(extra or {}), HPO_STORAGE=storage_url, PYTHONUNBUFFERED="1")
     if plan.gpu is None:
         env["CUDA_VISIBLE_DEVICES"] = ""
         env["HPO_THREADS"] = str(threads_per_worker(n_workers))
@@ -52,28 +56,59 @@ def run_local_workers(
     data_dir: str | None = None,
     on_progress: Callable[[Budget, float | None], None] | None = None,
     poll_seconds: float = 1.0,
+    extra_env: Mapping[str, str] | None = None,
 ) -> list[int]:
     """Run the workers to completion; returns their exit codes.
 
     Workers run in their own sessions so the terminal's Ctrl-C reaches only this process,
     which then asks each worker to stop (SIGTERM: finish the epoch, re-queue the trial)
     and, on a second Ctrl-C or after a grace period, kills them. None is left behind.
+    SIGTERM (`docker stop`, a batch scheduler) is treated like Ctrl-C. `extra_env` goes to
+    every worker (heartbeat interval, artifact folder).
     """
-    processes = [_spawn(plan, len(plans), storage_url, study.study_name, data_dir) for plan in plans]
-    try:
-        while any(p.poll() is None for p in processes):
-            if on_progress is not None:
-                on_progress(budget_of(study), _best_value(study))
-            time.sleep(poll_seconds)
-    finally:
-        _stop(processes)
+    processes: list[subprocess.Popen[bytes]] = []
+    with _sigterm_as_interrupt():
+        try:
+            for plan in plans:
+                processes.append(
+                    _spawn(plan, len(plans), storage_url, study.study_name, data_dir, extra_env)
+                )
+            while any(p.poll() is None for p in processes):
+                if on_progress is not None:
+                    on_progress(budget_of(study), _best_value(study))
+                time.sleep(poll_seconds)
+        finally:
+            _stop(processes)
     if on_progress is not None:
         on_progress(budget_of(study), _best_value(study))
     return [p.returncode for p in processes]
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _spawn(
-    plan: WorkerPlan, n_workers: int, storage_url: str, study_name: str, data_dir: str | None
+    plan: WorkerPlan,
+    n_workers: int,
+    storage_url: str,
+    study_name: str,
+    data_dir: str | None,
+    extra_env: Mapping[str, str] | None,
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
@@ -90,7 +125,7 @@ def _spawn(
     ]
     if data_dir:
         command += ["--data-dir", data_dir]
-    env = worker_env(plan, n_workers, storage_url)
+    env = worker_env(plan, n_workers, storage_url, extra_env)
     return subprocess.Popen(command, env=env, start_new_session=True)
 
 

@@ -294,7 +294,9 @@ def _parse_sampler(table: Mapping[str, Any], err: _Reporter) -> SamplerSpec:
     _check_keys(table, "sampler", err)
     spec = SamplerSpec(**table)
     if spec.name not in SAMPLERS:
-        raise err("sampler.name", f"unknown sampler {spec.name!r}; choose one of: {_list(SAMPLERS)}")
+        raise err(
+            "sampler.name", f"unknown sampler {spec.name!r}; choose one of: {_list(SAMPLERS)}"
+        )
     if not _is_int(spec.seed):
         raise err("sampler.seed", f"{spec.seed!r} must be an integer")
     try:
@@ -359,7 +361,9 @@ def _parse_range(
     where = f"space.{key}"
     extra = set(entry) - {"low", "high", "log", "step"}
     if extra:
-        raise err(where, f"{_unknown(min(extra), ('low', 'high', 'log', 'step', 'choices'), 'field')}")
+        raise err(
+            where, f"{_unknown(min(extra), ('low', 'high', 'log', 'step', 'choices'), 'field')}"
+        )
     if "low" not in entry or "high" not in entry:
         raise err(where, "a range needs both low and high (or use choices = [...])")
     low, high = entry["low"], entry["high"]

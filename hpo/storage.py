@@ -4,29 +4,57 @@ SQLite (the embedded default) is set up so that several local worker processes c
 one file without "database is locked": WAL journal, a long busy timeout, and every
 transaction started with BEGIN IMMEDIATE so that no read-then-write transaction can be
 refused mid-way. PostgreSQL (for distributed workers) gets a pre-pinged pool so that
-connections broken by a database restart are replaced instead of failing a trial.
+connections broken by a database restart are replaced instead of failing a trial, and
+every storage call is retried with backoff while the database is away (ResilientRDBStorage),
+so a restart delays a study instead of failing its trials.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import logging
+import os
 import sqlite3
+import time
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
+from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
 
 from hpo.errors import StorageError
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"
+ARTIFACTS_FOLDER = "hpo-artifacts"  # default artifact folder name, beside a SQLite file
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 MAX_RETRY = 3  # how often a trial whose worker died is re-queued before it stays failed
+CREATE_ATTEMPTS = 5  # tries at connecting while other processes create the tables
+# How long a storage call keeps retrying while the database is unreachable (a restart, a
+# failover) before the worker gives up with one line; env HPO_DB_RETRY_SECONDS overrides.
+DB_RETRY_SECONDS = 300.0
+SCHEMA_LOCK_KEY = zlib.crc32(b"hpo:schema")  # advisory lock around Optuna's table creation
+
+log = logging.getLogger("hpo.storage")
+_T = TypeVar("_T")
+
+
+def default_artifacts_dir(storage_url: str) -> Path:
+    """hpo-artifacts/ beside a SQLite file; for a server database, in the current folder.
+
+    The artifact folder holds epoch checkpoints and report files; optuna-dashboard serves it.
+    """
+    with contextlib.suppress(sqlalchemy.exc.ArgumentError):
+        url = make_url(storage_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(url.database).expanduser().resolve().parent / ARTIFACTS_FOLDER
+    return Path(ARTIFACTS_FOLDER).resolve()
 
 
 def normalize_url(url: str) -> str:
@@ -67,16 +95,145 @@ def scrub(message: str, url: str) -> str:
     return message
 
 
+def _is_transient(exc: BaseException) -> bool:
+    """True for errors that mean "the database is away", not "the request is wrong".
+
+    Optuna wraps driver errors in StorageInternalError; the cause tells which kind it was.
+    OperationalError covers refused connections, a server shutting down or starting up and
+    connections it terminated; InterfaceError a connection already closed under us.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
+    @functools.wraps(method)
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> _T:
+        delay = 0.25
+        deadline = time.monotonic() + self.retry_seconds
+        attempt = 0
+        while True:
+            try:
+                if attempt and name == "set_trial_state_values":
+                    done = self._already_set(*args, **kwargs)
+                    if done is not None:
+                        return done  # type: ignore[return-value]
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(
+                        _unreachable(self.url, exc) + f" (gave up after {self.retry_seconds:g} s)"
+                    ) from None
+                log.warning(
+                    "storage unreachable during %s (%s); retrying in %.1f s",
+                    name,
+                    scrub(_reason(exc), self.url),
+                    delay,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+            attempt += 1
+
+    return call
+
+
+class ResilientRDBStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose calls wait out a database restart instead of failing.
+
+    Each public call is retried with exponential backoff while the error is a lost or
+    refused connection (pre-ping already replaces connections that died while idle in the
+    pool). A state change whose commit reached the database but whose answer was lost is
+    recognised on the retry, so a restart cannot turn a successful `tell` into an error.
+    """
+
+    retry_seconds: float = DB_RETRY_SECONDS
+
+    def _already_set(self, trial_id: int, state: TrialState, values: Any = None) -> bool | None:
+        """After a lost answer: True if the trial is already in `state` (with `values`)."""
+        stored = optuna.storages.RDBStorage.get_trial(self, trial_id)
+        if stored.state != state:
+            return None
+        if state == TrialState.RUNNING:
+            return None  # cannot tell our claim from another worker's: let it report False
+        if values is not None and list(stored.values or []) != list(values):
+            return None
+        return True
+
+    def record_heartbeat_once(self, trial_id: int) -> None:
+        """One heartbeat without retrying: the heartbeat thread has its own loop."""
+        optuna.storages.RDBStorage.record_heartbeat(self, trial_id)
+
+
+for _name in (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "get_all_trials",
+    "get_best_trial",
+    "record_heartbeat",
+    # Optuna's per-process cache (_CachedStorage) calls these private ones directly.
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_trials",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+):
+    setattr(
+        ResilientRDBStorage,
+        _name,
+        _retrying(getattr(optuna.storages.RDBStorage, _name), _name),
+    )
+
+
+def _retry_seconds() -> float:
+    text = os.environ.get("HPO_DB_RETRY_SECONDS")
+    if not text:
+        return DB_RETRY_SECONDS
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        raise StorageError(f"HPO_DB_RETRY_SECONDS={text!r}: expected a number of seconds") from None
+
+
 def open_storage(
     url: str,
     *,
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
     grace_period: int | None = None,
-) -> optuna.storages.RDBStorage:
+) -> ResilientRDBStorage:
     """Connect (creating tables if needed); StorageError with one line if that fails.
 
     A trial whose worker stops sending heartbeats for `grace_period` seconds (default:
-    twice the interval) is failed by the next worker that looks, and re-queued.
+    twice the interval) is failed by the next worker that looks, and re-queued. Once
+    connected, calls retry for HPO_DB_RETRY_SECONDS while the database is away.
     """
     url = normalize_url(url)
     parsed = make_url(url)
@@ -91,24 +248,70 @@ def open_storage(
             "max_overflow": 4,
             "connect_args": {"connect_timeout": 10},
         }
-    try:
-        with warnings.catch_warnings():
-            # heartbeat and the retry callback are marked experimental; we rely on them.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=(
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-                ),
-            )
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-        raise StorageError(_unreachable(url, exc)) from None
+    retry_seconds = _retry_seconds()
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings(), _schema_lock(url, backend):
+                # heartbeat and the retry callback are marked experimental; we rely on them.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = ResilientRDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                    ),
+                )
+            break
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            # Processes starting together on an empty database race to create the
+            # tables; the losers see "already exists" / a unique violation. Try again:
+            # by then the tables are there.
+            if attempt + 1 < CREATE_ATTEMPTS and _lost_table_creation_race(exc):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StorageError(_unreachable(url, exc)) from None
+    storage.retry_seconds = retry_seconds
     if backend == "sqlite":
         _begin_immediate(storage.engine)
     return storage
+
+
+def _lost_table_creation_race(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "already exists" in text or "duplicate key" in text or "unique" in text
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str, backend: str) -> Iterator[None]:
+    """PostgreSQL: hold an advisory lock while Optuna creates its tables.
+
+    Optuna's create_all checks, then creates: two processes starting on an empty database
+    at once both try to create the tables, and one fails with "already exists" or a unique
+    violation on pg_type. Serialising the first connection of every process avoids that.
+    """
+    if backend != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(
+        url, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 10}
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY}
+            )
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY}
+                )
+                connection.commit()
+    finally:
+        engine.dispose()
 
 
 def _prepare_sqlite_file(parsed: URL) -> None:
@@ -151,8 +354,17 @@ def _begin_immediate(engine: sqlalchemy.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _reason(exc: BaseException) -> str:
+    """First line of the driver's message (Optuna's wrapper says nothing useful)."""
+    cause: BaseException = exc
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        cause = exc.__cause__
+    text = str(getattr(cause, "orig", None) or cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
+
+
 def _unreachable(url: str, exc: BaseException) -> str:
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    reason = _reason(exc)
     return scrub(
         f"cannot reach storage {mask_url(url)}: {reason}; check the URL (--storage or "
         "HPO_STORAGE), that the database server is running and that it accepts this user",

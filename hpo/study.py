@@ -114,9 +114,7 @@ def load_spec_from_storage(storage: optuna.storages.RDBStorage, study_name: str)
         raise HpoError(f"{exc} (stored by another hpo version?)") from None
 
 
-def _stored_snapshot(
-    storage: optuna.storages.RDBStorage, study_name: str
-) -> dict[str, Any] | None:
+def _stored_snapshot(storage: optuna.storages.RDBStorage, study_name: str) -> dict[str, Any] | None:
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:

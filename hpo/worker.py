@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import platform
+import random
 import threading
 import time
 import traceback
@@ -27,6 +30,7 @@ from optuna.trial import TrialState
 
 from hpo.checkpoint import CheckpointStore
 from hpo.data import load_dataset
+from hpo.errors import StorageError
 from hpo.objective import Objective
 from hpo.samplers import build_pruner, build_sampler, worker_seed
 from hpo.spec import StudySpec
@@ -132,7 +136,12 @@ def claim_trial(study: optuna.Study, storage: optuna.storages.RDBStorage) -> opt
     # Trial we hand out is known to it; `storage` is the same database underneath.
     cached = study._storage
     study_id = cached.get_study_id_from_name(study.study_name)
-    for queued in cached.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    queue = list(cached.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)))
+    # Workers that all tried the oldest queued trial first would collide on every claim;
+    # a random order spreads them out. Order carries no meaning: every queued trial is
+    # sampled when it starts, so none is more urgent than another.
+    random.shuffle(queue)
+    for queued in queue:
         trial_id = queued._trial_id
         try:
             # Beat before claiming too: Optuna never finds a RUNNING trial stale if it has no
@@ -153,24 +162,48 @@ def run_trial(
     trial: optuna.Trial,
     objective: Callable[[optuna.Trial], float],
 ) -> TrialState:
-    """Run one claimed trial and tell the study how it ended; never raises for the trial."""
+    """Run one claimed trial and tell the study how it ended; never raises for the trial.
+
+    Only a storage that stays unreachable past its retries (StorageError) ends the worker.
+    """
     with heartbeat(storage, trial._trial_id):
         try:
-            value = objective(trial)
-        except optuna.TrialPruned:
-            return _tell(study, trial, TrialState.PRUNED)
-        except StopRequested as exc:
-            _requeue_interrupted(study, trial, str(exc))
+            # Which process ran it: with the host, enough to find its log or kill it.
+            trial.set_user_attr("worker", f"{platform.node()}:{os.getpid()}")
+            return _run_and_tell(study, trial, objective)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Our heartbeats stopped reaching the database for longer than the grace period
+            # (an outage), so another worker failed this attempt and re-queued it; the retry
+            # counts instead (and resumes from our checkpoint). Drop this attempt.
+            log.warning("trial %d was failed as stale by another worker; dropped", trial.number)
             return TrialState.FAIL
-        except DivergedError as exc:
-            return _fail(study, trial, f"diverged: {exc}")
-        except torch.cuda.OutOfMemoryError as exc:
-            _free_device_memory()
-            return _fail(study, trial, f"CUDA out of memory: {str(exc).splitlines()[0]}")
-        except Exception as exc:  # one broken trial must never kill the worker
-            log.warning("trial %d failed:\n%s", trial.number, traceback.format_exc())
-            return _fail(study, trial, f"{type(exc).__name__}: {exc}")
-        return _tell(study, trial, TrialState.COMPLETE, value)
+
+
+def _run_and_tell(
+    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
+) -> TrialState:
+    out_of_memory = ""
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        return _tell(study, trial, TrialState.PRUNED)
+    except StopRequested as exc:
+        _requeue_interrupted(study, trial, str(exc))
+        return TrialState.FAIL
+    except DivergedError as exc:
+        return _fail(study, trial, f"diverged: {exc}")
+    except torch.cuda.OutOfMemoryError as exc:
+        # Freed below, outside the handler: the traceback's frames hold the trial's tensors.
+        out_of_memory = str(exc).splitlines()[0] if str(exc) else "OutOfMemoryError"
+    except (StorageError, optuna.exceptions.UpdateFinishedTrialError):
+        raise  # not the trial's fault: the database is gone, or the attempt was superseded
+    except Exception as exc:  # one broken trial must never kill the worker
+        log.warning("trial %d failed:\n%s", trial.number, traceback.format_exc())
+        return _fail(study, trial, f"{type(exc).__name__}: {exc}")
+    if out_of_memory:
+        _free_device_memory()
+        return _fail(study, trial, f"CUDA out of memory: {out_of_memory}")
+    return _tell(study, trial, TrialState.COMPLETE, value)
 
 
 def _tell(

@@ -64,7 +64,11 @@ def write_study(tmp_path: Path) -> Callable[..., Path]:
         path = tmp_path / f"{name}.toml"
         path.write_text(
             TINY_STUDY.format(
-                name=name, trials=trials, epochs=epochs, dataset=dataset, sampler=sampler,
+                name=name,
+                trials=trials,
+                epochs=epochs,
+                dataset=dataset,
+                sampler=sampler,
                 pruner=pruner,
             )
             + extra

@@ -13,15 +13,26 @@ from optuna.trial import TrialState
 
 from hpo.cli import main
 
-TRIAL_ATTRS = {"n_params", "device", "host", "epochs", "train_seconds", "samples_per_s",
-               "test_accuracy"}
+TRIAL_ATTRS = {
+    "n_params",
+    "device",
+    "host",
+    "epochs",
+    "train_seconds",
+    "samples_per_s",
+    "test_accuracy",
+}
 
 
 def run_hpo(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
     return subprocess.run(
         [sys.executable, "-m", "hpo", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -44,7 +55,9 @@ def load(url: str, name: str) -> optuna.Study:
 def test_launch_with_two_workers_finishes_exactly_the_budget(tmp_path, write_study) -> None:
     study_file = write_study("e2e", trials=7, epochs=2)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    result = run_hpo("--storage", url, "launch", "study", str(study_file), "--workers", "2", cwd=tmp_path)
+    result = run_hpo(
+        "--storage", url, "launch", "study", str(study_file), "--workers", "2", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "database is locked" not in result.stderr
     assert "7/7 trials" in result.stdout and "Best trial" in result.stdout
@@ -54,7 +67,7 @@ def test_launch_with_two_workers_finishes_exactly_the_budget(tmp_path, write_stu
     assert {t.state for t in trials} == {TrialState.COMPLETE}
     assert sorted(t.number for t in trials) == list(range(7))
     for trial in trials:
-        assert TRIAL_ATTRS <= set(trial.user_attrs), trial.user_attrs
+        assert set(trial.user_attrs) >= TRIAL_ATTRS, trial.user_attrs
         assert trial.user_attrs["device"] == "cpu"
         assert 0.0 <= trial.user_attrs["test_accuracy"] <= 1.0
         assert len(trial.intermediate_values) == 2  # one report per epoch
@@ -62,10 +75,14 @@ def test_launch_with_two_workers_finishes_exactly_the_budget(tmp_path, write_stu
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 7
 
     # same command again: resumes, nothing to do; a larger budget adds only the difference
-    again = run_hpo("--storage", url, "launch", "study", str(study_file), "--workers", "2", cwd=tmp_path)
+    again = run_hpo(
+        "--storage", url, "launch", "study", str(study_file), "--workers", "2", cwd=tmp_path
+    )
     assert again.returncode == 0, again.stderr
     assert len(load(url, "e2e").get_trials()) == 7
-    more = run_hpo("--storage", url, "launch", "study", str(study_file), "--trials", "9", cwd=tmp_path)
+    more = run_hpo(
+        "--storage", url, "launch", "study", str(study_file), "--trials", "9", cwd=tmp_path
+    )
     assert more.returncode == 0, more.stderr
     assert len(load(url, "e2e").get_trials()) == 9
 
@@ -81,8 +98,13 @@ def test_median_pruner_prunes_hopeless_trials(tmp_path, write_study) -> None:
     # has completed, the median rule must stop the hopeless ones early.
     study_file = write_study("prune", trials=10, epochs=6, pruner="median")
     text = study_file.read_text()
-    text = text.replace('lr = { low = 1e-3, high = 1e-1, log = true }', "lr = { choices = [1e-6, 0.05] }")
-    text = text.replace('[pruner]\nname = "median"', '[pruner]\nname = "median"\noptions = { n_startup_trials = 2, n_warmup_steps = 1 }')
+    text = text.replace(
+        "lr = { low = 1e-3, high = 1e-1, log = true }", "lr = { choices = [1e-6, 0.05] }"
+    )
+    text = text.replace(
+        '[pruner]\nname = "median"',
+        '[pruner]\nname = "median"\noptions = { n_startup_trials = 2, n_warmup_steps = 1 }',
+    )
     study_file.write_text(text)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     result = run_hpo("--storage", url, "launch", "study", str(study_file), cwd=tmp_path)
@@ -96,19 +118,37 @@ def test_median_pruner_prunes_hopeless_trials(tmp_path, write_study) -> None:
 
 BAD_INPUT = {
     "missing file": (["launch", "study", "nope.toml"], "nope.toml: no such study file"),
-    "non-positive trials": (["launch", "study", "{study}", "--trials", "0"], "--trials must be >= 1"),
-    "non-positive workers": (["launch", "study", "{study}", "--workers", "0"], "--workers must be >= 1"),
+    "non-positive trials": (
+        ["launch", "study", "{study}", "--trials", "0"],
+        "--trials must be >= 1",
+    ),
+    "non-positive workers": (
+        ["launch", "study", "{study}", "--workers", "0"],
+        "--workers must be >= 1",
+    ),
     "unreachable postgres": (
         ["--storage", "postgresql://hpo:s3cret@127.0.0.1:1/hpo", "launch", "study", "{study}"],
         "cannot reach storage postgresql+psycopg://hpo:***@127.0.0.1:1/hpo",
     ),
     "malformed url": (["--storage", "not a url", "studies"], "malformed storage URL"),
-    "unsupported backend": (["--storage", "mysql://x@h/db", "studies"], "unsupported storage 'mysql'"),
-    "sqlite folder missing": (["--storage", "sqlite:///no/such/dir/x.db", "studies"], "does not exist"),
-    "unknown gpu": (["launch", "study", "{study}", "--gpus", "3"], "--gpus 3: GPU 3 is not visible"),
+    "unsupported backend": (
+        ["--storage", "mysql://x@h/db", "studies"],
+        "unsupported storage 'mysql'",
+    ),
+    "sqlite folder missing": (
+        ["--storage", "sqlite:///no/such/dir/x.db", "studies"],
+        "does not exist",
+    ),
+    "unknown gpu": (
+        ["launch", "study", "{study}", "--gpus", "3"],
+        "--gpus 3: GPU 3 is not visible",
+    ),
     "mnist without data dir": (["launch", "study", "{mnist}"], "mnist needs --data-dir"),
     "best of missing study": (["best", "ghost"], "no study named 'ghost'"),
-    "worker of missing study": (["worker", "--study", "ghost", "--gpus", "none"], "no hpo study named 'ghost'"),
+    "worker of missing study": (
+        ["worker", "--study", "ghost", "--gpus", "none"],
+        "no hpo study named 'ghost'",
+    ),
 }
 
 
@@ -140,7 +180,9 @@ def test_malformed_study_file_via_cli(tmp_path, monkeypatch, capsys) -> None:
     assert not (tmp_path / "hpo.db").exists()
 
 
-def test_existing_name_with_another_spec_is_refused(tmp_path, monkeypatch, capsys, write_study) -> None:
+def test_existing_name_with_another_spec_is_refused(
+    tmp_path, monkeypatch, capsys, write_study
+) -> None:
     from hpo.spec import load_spec
     from hpo.storage import open_storage
     from hpo.study import open_study

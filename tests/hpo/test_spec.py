@@ -93,31 +93,97 @@ BAD_SPECS = {
         "study.trails: unknown key 'trails' (did you mean 'trials'?)",
     ),
     "unknown section": (MINIMAL + "[sampeler]\n", "did you mean 'sampler'?"),
-    "unknown model": ('[study]\nname = "s"\n[model]\nname = "vgg"\n', "model.name: unknown model 'vgg'; choose one of: cnn, mlp, resnet"),
+    "unknown model": (
+        '[study]\nname = "s"\n[model]\nname = "vgg"\n',
+        "model.name: unknown model 'vgg'; choose one of: cnn, mlp, resnet",
+    ),
     "missing model": ('[study]\nname = "s"\n', "model.name: unknown model None"),
     "missing name": ('[model]\nname = "mlp"\n', "study.name: is required"),
-    "unknown dataset": (MINIMAL + '[data]\nname = "imagenet"\n', "data.name: unknown dataset 'imagenet'; choose one of: cifar10, digits"),
-    "unknown activation": (MINIMAL + '[space]\nactivation = { choices = ["relu", "relu6"] }\n', "space.activation: choice 'relu6' is not allowed; activation must be one of: elu, gelu"),
-    "unknown fixed activation": (MINIMAL + '[space]\nactivation = "swishy"\n', "value 'swishy' is not allowed"),
-    "unknown init": (MINIMAL + '[space]\ninit = "lecun"\n', "space.init: value 'lecun' is not allowed; init must be one of: default, he_normal"),
-    "unknown skip": (MINIMAL + '[space]\nskip = "dense"\n', "skip must be one of: highway, none, residual"),
-    "unknown sampler": (MINIMAL + '[sampler]\nname = "grid"\n', "sampler.name: unknown sampler 'grid'; choose one of: gp, qmc, random, tpe"),
-    "bad sampler option": (MINIMAL + '[sampler]\nname = "tpe"\noptions = { n_startup = 3 }\n', "sampler.options: not accepted by the tpe sampler"),
-    "unknown pruner": (MINIMAL + '[pruner]\nname = "asha"\n', "pruner.name: unknown pruner 'asha'; choose one of: hyperband, median, none"),
-    "dropout 1.5": (MINIMAL + "[space]\ndropout = 1.5\n", "space.dropout: value 1.5 is not allowed; dropout must be a rate in [0, 1)"),
-    "dropout range up to 1": (MINIMAL + "[space]\ndropout = { low = 0.0, high = 1.0 }\n", "bound 1.0 is not allowed; dropout must be a rate in [0, 1)"),
-    "depth 0": (MINIMAL + "[space]\ndepth = 0\n", "space.depth: value 0 is not allowed; depth must be an integer >= 1"),
-    "depth range from 0": (MINIMAL + "[space]\ndepth = { low = 0, high = 3 }\n", "bound 0 is not allowed; depth must be an integer >= 1"),
-    "low > high": (MINIMAL + "[space]\nwidth = { low = 64, high = 8 }\n", "space.width: low 64 is greater than high 8"),
-    "log with low <= 0": (MINIMAL + "[space]\nweight_decay = { low = 0.0, high = 0.1, log = true }\n", "space.weight_decay: log scale needs low > 0"),
-    "empty choices": (MINIMAL + "[space]\noptimizer = { choices = [] }\n", "space.optimizer: choices must be a non-empty list"),
-    "float depth": (MINIMAL + "[space]\ndepth = { low = 1.5, high = 3 }\n", "bound 1.5 is not allowed; depth must be an integer"),
-    "unknown hyperparameter": (MINIMAL + "[space]\nlearning_rate = 0.1\n", "space.learning_rate: unknown hyperparameter 'learning_rate'"),
-    "range without high": (MINIMAL + "[space]\nlr = { low = 0.1 }\n", "space.lr: a range needs both low and high"),
-    "trials 0": ('[study]\nname = "s"\ntrials = 0\n[model]\nname = "mlp"\n', "study.trials: 0 must be an integer >= 1"),
-    "trials negative": ('[study]\nname = "s"\ntrials = -5\n[model]\nname = "mlp"\n', "study.trials: -5 must be an integer >= 1"),
+    "unknown dataset": (
+        MINIMAL + '[data]\nname = "imagenet"\n',
+        "data.name: unknown dataset 'imagenet'; choose one of: cifar10, digits",
+    ),
+    "unknown activation": (
+        MINIMAL + '[space]\nactivation = { choices = ["relu", "relu6"] }\n',
+        "space.activation: choice 'relu6' is not allowed; activation must be one of: elu, gelu",
+    ),
+    "unknown fixed activation": (
+        MINIMAL + '[space]\nactivation = "swishy"\n',
+        "value 'swishy' is not allowed",
+    ),
+    "unknown init": (
+        MINIMAL + '[space]\ninit = "lecun"\n',
+        "space.init: value 'lecun' is not allowed; init must be one of: default, he_normal",
+    ),
+    "unknown skip": (
+        MINIMAL + '[space]\nskip = "dense"\n',
+        "skip must be one of: highway, none, residual",
+    ),
+    "unknown sampler": (
+        MINIMAL + '[sampler]\nname = "grid"\n',
+        "sampler.name: unknown sampler 'grid'; choose one of: gp, qmc, random, tpe",
+    ),
+    "bad sampler option": (
+        MINIMAL + '[sampler]\nname = "tpe"\noptions = { n_startup = 3 }\n',
+        "sampler.options: not accepted by the tpe sampler",
+    ),
+    "unknown pruner": (
+        MINIMAL + '[pruner]\nname = "asha"\n',
+        "pruner.name: unknown pruner 'asha'; choose one of: hyperband, median, none",
+    ),
+    "dropout 1.5": (
+        MINIMAL + "[space]\ndropout = 1.5\n",
+        "space.dropout: value 1.5 is not allowed; dropout must be a rate in [0, 1)",
+    ),
+    "dropout range up to 1": (
+        MINIMAL + "[space]\ndropout = { low = 0.0, high = 1.0 }\n",
+        "bound 1.0 is not allowed; dropout must be a rate in [0, 1)",
+    ),
+    "depth 0": (
+        MINIMAL + "[space]\ndepth = 0\n",
+        "space.depth: value 0 is not allowed; depth must be an integer >= 1",
+    ),
+    "depth range from 0": (
+        MINIMAL + "[space]\ndepth = { low = 0, high = 3 }\n",
+        "bound 0 is not allowed; depth must be an integer >= 1",
+    ),
+    "low > high": (
+        MINIMAL + "[space]\nwidth = { low = 64, high = 8 }\n",
+        "space.width: low 64 is greater than high 8",
+    ),
+    "log with low <= 0": (
+        MINIMAL + "[space]\nweight_decay = { low = 0.0, high = 0.1, log = true }\n",
+        "space.weight_decay: log scale needs low > 0",
+    ),
+    "empty choices": (
+        MINIMAL + "[space]\noptimizer = { choices = [] }\n",
+        "space.optimizer: choices must be a non-empty list",
+    ),
+    "float depth": (
+        MINIMAL + "[space]\ndepth = { low = 1.5, high = 3 }\n",
+        "bound 1.5 is not allowed; depth must be an integer",
+    ),
+    "unknown hyperparameter": (
+        MINIMAL + "[space]\nlearning_rate = 0.1\n",
+        "space.learning_rate: unknown hyperparameter 'learning_rate'",
+    ),
+    "range without high": (
+        MINIMAL + "[space]\nlr = { low = 0.1 }\n",
+        "space.lr: a range needs both low and high",
+    ),
+    "trials 0": (
+        '[study]\nname = "s"\ntrials = 0\n[model]\nname = "mlp"\n',
+        "study.trials: 0 must be an integer >= 1",
+    ),
+    "trials negative": (
+        '[study]\nname = "s"\ntrials = -5\n[model]\nname = "mlp"\n',
+        "study.trials: -5 must be an integer >= 1",
+    ),
     "epochs 0": (MINIMAL + "[train]\nepochs = 0\n", "train.epochs: 0 must be an integer >= 1"),
-    "unknown metric": ('[study]\nname = "s"\nmetric = "f1"\n[model]\nname = "mlp"\n', "study.metric: unknown metric 'f1'"),
+    "unknown metric": (
+        '[study]\nname = "s"\nmetric = "f1"\n[model]\nname = "mlp"\n',
+        "study.metric: unknown metric 'f1'",
+    ),
     "section not a table": ('study = 3\n[model]\nname = "mlp"\n', "study: must be a table"),
 }
 

@@ -64,7 +64,10 @@ def test_budget_and_name_changes_are_not_conflicts(sqlite_url, spec) -> None:
     storage = open_storage(sqlite_url)
     open_study(storage, spec)
     open_study(storage, dataclasses.replace(spec, trials=8))
-    renamed = open_study(storage, dataclasses.replace(spec, name="s2", train=dataclasses.replace(spec.train, epochs=9)))
+    renamed = open_study(
+        storage,
+        dataclasses.replace(spec, name="s2", train=dataclasses.replace(spec.train, epochs=9)),
+    )
     assert renamed.study_name == "s2"
 
 

@@ -1,0 +1,229 @@
+"""Sampler comparison statistics: pure functions of plain numbers, no storage, no plots.
+
+Conventions: a *curve* is one study's best value so far after 1, 2, ... finished trials
+(NaN until the first completed trial); *direction* is "maximize" or "minimize"; values
+that are None (pruned, failed) never improve a curve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0  # fixed: the same data always gives the same interval
+
+
+def _better(direction: str) -> Callable[[float, float], bool]:
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    return (lambda a, b: a > b) if direction == "maximize" else (lambda a, b: a < b)
+
+
+def best_so_far(values: Sequence[float | None], direction: str) -> np.ndarray:
+    """Running best of a study's trial values, in trial order; NaN before the first value."""
+    better = _better(direction)
+    curve = np.full(len(values), np.nan)
+    best = math.nan
+    for i, value in enumerate(values):
+        if value is not None and math.isfinite(value) and (math.isnan(best) or better(value, best)):
+            best = value
+        curve[i] = best
+    return curve
+
+
+@dataclass(frozen=True)
+class Band:
+    """Median and interquartile range across studies at every trial count (1-based)."""
+
+    median: np.ndarray
+    q25: np.ndarray
+    q75: np.ndarray
+    n: np.ndarray  # studies with a value at that trial count
+
+    @property
+    def trials(self) -> np.ndarray:
+        return np.arange(1, len(self.median) + 1)
+
+
+def band(curves: Sequence[np.ndarray]) -> Band:
+    """Across-seed median and quartiles; a study that ran fewer trials drops out beyond them."""
+    length = max((len(c) for c in curves), default=0)
+    table = np.full((len(curves), length), np.nan)
+    for i, curve in enumerate(curves):
+        table[i, : len(curve)] = curve
+    n = np.sum(~np.isnan(table), axis=0)
+    with np.errstate(all="ignore"):
+        if length and n.min() == 0:
+            # nanpercentile warns on all-NaN columns; those stay NaN either way.
+            out = np.full((3, length), np.nan)
+            ok = n > 0
+            out[:, ok] = np.nanpercentile(table[:, ok], [50, 25, 75], axis=0)
+        else:
+            out = np.nanpercentile(table, [50, 25, 75], axis=0) if length else np.empty((3, 0))
+    return Band(out[0], out[1], out[2], n)
+
+
+def final_bests(curves: Sequence[np.ndarray]) -> np.ndarray:
+    """Each study's best value at its end (NaN if it never completed a trial)."""
+    return np.array([c[-1] if len(c) else np.nan for c in curves], dtype=float)
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    *,
+    statistic: Callable[[np.ndarray], float] = np.median,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """Percentile bootstrap interval of `statistic` (default: the median); NaNs dropped."""
+    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if data.size == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    samples = data[rng.integers(0, data.size, size=(resamples, data.size))]
+    estimates = np.apply_along_axis(statistic, 1, samples)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(estimates, [alpha, 1 - alpha])
+    return Interval(float(statistic(data)), float(low), float(high))
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """Two-sided Mann-Whitney U test of a against b, oriented by the direction."""
+
+    u: float  # U statistic of `a`
+    p_value: float
+    p_better: float  # probability that a random study of a beats one of b (ties count half)
+
+
+def mann_whitney(a: Sequence[float], b: Sequence[float], direction: str) -> RankTest:
+    """Do the final bests of `a` and `b` differ? U counts pairs where a is *larger*."""
+    _better(direction)
+    x = np.asarray([v for v in a if not math.isnan(v)], dtype=float)
+    y = np.asarray([v for v in b if not math.isnan(v)], dtype=float)
+    if x.size == 0 or y.size == 0:
+        return RankTest(math.nan, math.nan, math.nan)
+    result = stats.mannwhitneyu(x, y, alternative="two-sided")
+    u = float(result.statistic)
+    share_larger = u / (x.size * y.size)
+    p_better = share_larger if direction == "maximize" else 1 - share_larger
+    return RankTest(u, float(result.pvalue), p_better)
+
+
+def reached(value: float, target: float, direction: str) -> bool:
+    """Is `value` at least as good as `target`? (Equal up to float rounding counts.)
+
+    The target is itself a median of curve values, computed by a different numpy routine
+    than the median curve; without the tolerance a last-bit difference could make the
+    baseline's own median curve "never" reach its own median.
+    """
+    if math.isnan(value):
+        return False
+    slack = 1e-9 * max(1.0, abs(target))
+    return value >= target - slack if direction == "maximize" else value <= target + slack
+
+
+def trials_to_target(curve: Sequence[float], target: float, direction: str) -> int | None:
+    """Finished trials until the curve first reaches the target; None if it never does."""
+    for i, value in enumerate(curve):
+        if reached(float(value), target, direction):
+            return i + 1
+    return None
+
+
+def cost_to_target(
+    curve: Sequence[float], costs: Sequence[float], target: float, direction: str
+) -> float | None:
+    """Summed cost (e.g. seconds) of the trials run until the curve reaches the target."""
+    n = trials_to_target(curve, target, direction)
+    return None if n is None else float(np.sum(np.asarray(costs[:n], dtype=float)))
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """How fast one sampler reaches the target, from its median best-so-far curve."""
+
+    trials: int | None  # trials until the median curve reaches the target
+    seconds: float | None  # median over seeds of the seconds those trials cost
+    hit: int  # studies whose own curve reaches the target
+    studies: int
+
+
+def to_target(
+    curves: Sequence[np.ndarray],
+    costs: Sequence[Sequence[float]],
+    target: float,
+    direction: str,
+) -> TargetResult:
+    """Trials- and seconds-to-target of a sampler.
+
+    Per-seed trials-to-target is censored (some seeds never get there), so the headline
+    uses the median curve: the trial count at which the typical study reaches the target.
+    Seconds are then the median, over seeds, of what that many trials cost each seed.
+    """
+    median = band(curves).median
+    n = trials_to_target(median, target, direction)
+    seconds = None
+    if n is not None:
+        spent = [float(np.sum(c[:n])) for c in costs if len(c) >= n]
+        seconds = float(np.median(spent)) if spent else None
+    hit = sum(trials_to_target(c, target, direction) is not None for c in curves)
+    return TargetResult(n, seconds, hit, len(curves))
+
+
+def speedup(baseline: float | None, other: float | None) -> float | None:
+    """How many times fewer trials (or seconds) `other` needs than the baseline."""
+    if baseline is None or other is None or other <= 0:
+        return None
+    return baseline / other
+
+
+# ---------------------------------------------------------------- layer diagnostics
+
+
+def spread(values: Sequence[float | None]) -> float | None:
+    """log10(max / min) of positive per-layer numbers: 0 = even, 3 = a factor of 1000.
+
+    Applied to activation std or gradient norms down the layers, a large spread is the
+    signature of vanishing or exploding signals.
+    """
+    positive = [v for v in values if v is not None and v > 0]
+    if len(positive) < 2:
+        return None
+    return math.log10(max(positive) / min(positive))
+
+
+def log_max(values: Sequence[float | None]) -> float | None:
+    """log10 of the largest positive per-layer number: the scale of the biggest signal.
+
+    Activation std of ~1 (0 here) is healthy; 3 means a layer's outputs are ~1000x too large
+    (what N(0, 1) init does without normalisation).
+    """
+    positive = [v for v in values if v is not None and v > 0]
+    return math.log10(max(positive)) if positive else None
+
+
+def grad_ratio(grad_norms: Sequence[float | None]) -> float | None:
+    """log10(first layer's gradient norm / last layer's): << 0 vanishing, >> 0 exploding."""
+    values = [v for v in grad_norms if v is not None]
+    if len(values) < 2 or values[0] <= 0 or values[-1] <= 0:
+        return None
+    return math.log10(values[0] / values[-1])
+
+
+def mean_or_none(values: Sequence[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None

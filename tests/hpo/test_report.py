@@ -1,0 +1,211 @@
+"""A tiny real comparison end to end: `hpo compare`, resume, `hpo report`, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo.comparison import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR, derive_arms, study_name
+from hpo.errors import HpoError
+from hpo.spec import load_spec
+from tests.conftest import TINY_STUDY
+
+pytestmark = pytest.mark.slow
+
+SAMPLERS = ("random", "tpe")
+SEEDS = 2
+TRIALS = 3
+
+
+@dataclass(frozen=True)
+class Tiny:
+    root: Path
+    url: str
+    file: Path
+    first: subprocess.CompletedProcess[str]
+
+
+def run_hpo(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
+    return subprocess.run(
+        [sys.executable, "-m", "hpo", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_tiny(root: Path, name: str = "tiny") -> Path:
+    path = root / f"{name}.toml"
+    text = TINY_STUDY.format(
+        name=name, trials=TRIALS, epochs=2, dataset="rings", sampler="tpe", pruner="none"
+    )
+    # TPE's own option: it must reach the TPE arm only (random does not accept it).
+    path.write_text(text.replace("seed = 0\n", "seed = 0\noptions = { n_startup_trials = 2 }\n", 1))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tiny]:
+    root = tmp_path_factory.mktemp("compare")
+    url = f"sqlite:///{root / 'hpo.db'}"
+    file = write_tiny(root)
+    first = run_hpo(
+        "--storage",
+        url,
+        "compare",
+        str(file),
+        "--samplers",
+        ",".join(SAMPLERS),
+        "--seeds",
+        str(SEEDS),
+        "--trials",
+        str(TRIALS),
+        cwd=root,
+    )
+    yield Tiny(root, url, file, first)
+
+
+def test_compare_runs_one_complete_study_per_sampler_and_seed(tiny: Tiny) -> None:
+    assert tiny.first.returncode == 0, tiny.first.stderr
+    names = {s.study_name: s for s in optuna.get_all_study_summaries(tiny.url)}
+    expected = {study_name("tiny", s, k) for s in SAMPLERS for k in range(SEEDS)}
+    assert set(names) == expected
+    for sampler in SAMPLERS:
+        for seed in range(SEEDS):
+            summary = names[study_name("tiny", sampler, seed)]
+            assert summary.user_attrs[GROUP_ATTR] == "tiny"
+            assert summary.user_attrs[SAMPLER_ATTR] == sampler
+            assert summary.user_attrs[SEED_ATTR] == seed
+            spec = summary.user_attrs["hpo_spec"]
+            assert spec["sampler"]["name"] == sampler
+            assert spec["sampler"]["seed"] == seed
+            assert spec["sampler"]["options"] == (
+                {"n_startup_trials": 2} if sampler == "tpe" else {}
+            )
+            study = optuna.load_study(study_name=summary.study_name, storage=tiny.url)
+            assert [t.state for t in study.trials] == [TrialState.COMPLETE] * TRIALS
+
+
+def test_progress_shows_per_sampler_trials_and_best(tiny: Tiny) -> None:
+    last = [line for line in tiny.first.stdout.splitlines() if "running" in line][-1]
+    assert f"random {SEEDS * TRIALS}/{SEEDS * TRIALS} best 0." in last
+    assert f"tpe {SEEDS * TRIALS}/{SEEDS * TRIALS} best 0." in last
+
+
+def test_every_trial_records_layer_diagnostics(tiny: Tiny) -> None:
+    study = optuna.load_study(study_name="tiny-random-s0", storage=tiny.url)
+    for trial in study.trials:
+        attrs = trial.user_attrs
+        for phase in ("init", "final"):
+            depth = trial.params["depth"]
+            assert len(attrs[f"diag_{phase}_act_std"]) == depth
+            assert len(attrs[f"diag_{phase}_dead_fraction"]) == depth
+            assert len(attrs[f"diag_{phase}_grad_norm"]) == depth + 1  # + the head
+            assert all(0 <= d <= 1 for d in attrs[f"diag_{phase}_dead_fraction"])
+
+
+def test_report_files_and_table(tiny: Tiny) -> None:
+    out = tiny.root / "reports" / "tiny"
+    for name in (
+        "report.html",
+        "plotly.min.js",
+        "summary.md",
+        "best_so_far.png",
+        "final_bests.png",
+        "importances.png",
+        "diagnostics.png",
+    ):
+        assert (out / name).is_file(), name
+        assert (out / name).stat().st_size > 1000, name
+    assert (out / "best_so_far.png").read_bytes()[:4] == b"\x89PNG"
+    html = (out / "report.html").read_text()
+    assert '<script src="plotly.min.js"></script>' in html
+    for div in (
+        "fig-best-so-far",
+        "fig-final-bests",
+        "fig-importances",
+        "fig-params",
+        "fig-diagnostics",
+    ):
+        assert div in html
+    md = (out / "summary.md").read_text()
+    assert "| random | 2 | 6 |" in md
+    assert "| tpe | 2 | 6 |" in md
+    assert "Mann-Whitney U" in md
+    assert "![best_so_far.png](best_so_far.png)" in md
+    assert "Comparison tiny" in tiny.first.stdout
+    assert "median final best" in tiny.first.stdout
+
+
+def test_compare_again_only_fills_in_what_is_missing(tiny: Tiny) -> None:
+    again = run_hpo(
+        "--storage",
+        tiny.url,
+        "compare",
+        str(tiny.file),
+        "--samplers",
+        "random",
+        "--seeds",
+        str(SEEDS + 1),
+        "--trials",
+        str(TRIALS),
+        "--no-report",
+        cwd=tiny.root,
+    )
+    assert again.returncode == 0, again.stderr
+    # Only the new seed ran: the progress lines name no study of the first run.
+    running = {
+        line.rsplit("running ", 1)[1].rstrip(")")
+        for line in again.stdout.splitlines()
+        if "running" in line
+    }
+    assert running == {"tiny-random-s2"}, running
+    for seed in range(SEEDS + 1):
+        study = optuna.load_study(study_name=f"tiny-random-s{seed}", storage=tiny.url)
+        assert len(study.trials) == TRIALS
+    rebuilt = run_hpo("--storage", tiny.url, "report", "tiny", "--out", "again", cwd=tiny.root)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    md = (tiny.root / "again" / "summary.md").read_text()
+    assert "| random | 3 | 9 |" in md
+    assert "| tpe | 2 | 6 |" in md
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "FILE", "--samplers", "random,bogus"], "unknown sampler 'bogus'"),
+        (["compare", "FILE", "--seeds", "0"], "--seeds must be >= 1"),
+        (["compare", "FILE", "--trials", "0"], "--trials must be >= 1"),
+        (["report", "nosuchgroup"], "no comparison named 'nosuchgroup'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    file = write_tiny(tmp_path)
+    args = [str(file) if a == "FILE" else a for a in args]
+    result = run_hpo("--storage", f"sqlite:///{tmp_path / 'hpo.db'}", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_derive_arms_changes_only_sampler_and_seed(tmp_path: Path) -> None:
+    spec = load_spec(write_tiny(tmp_path))
+    arms = derive_arms(spec, ["random", "tpe"], 3)
+    assert [(a.seed, a.sampler) for a in arms][:3] == [(0, "random"), (0, "tpe"), (1, "random")]
+    for arm in arms:
+        left, right = arm.spec.identity(), spec.identity()
+        left.pop("sampler"), right.pop("sampler")
+        assert left == right
+    with pytest.raises(HpoError, match="--seeds"):
+        derive_arms(spec, ["random"], 0)

@@ -1,0 +1,231 @@
+"""The worker: budget, failure handling, checkpoints, signals and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+
+from hpo.checkpoint import CheckpointStore
+from hpo.data import load_dataset
+from hpo.spec import StudySpec, load_spec
+from hpo.storage import default_artifacts_dir, open_storage
+from hpo.study import counted_trials, open_study
+from hpo.train import Checkpoint, TrainConfig, train
+from hpo.worker import run_worker
+from models import create_model
+
+PASSWORD = "pw-Zq8-secret"
+WAIT_SECONDS = 120  # bound on every wait: a broken worker fails the test, never hangs it
+
+
+def _with_password(url: str) -> str:
+    # The test server trusts local connections, so any password is accepted: enough to
+    # check that it never leaks.
+    return make_url(url).set(password=PASSWORD).render_as_string(hide_password=False)
+
+
+def _zero_cost(fail_first: BaseException | None = None) -> Callable[..., Callable]:
+    def factory(spec: StudySpec, stop: threading.Event) -> Callable[[optuna.Trial], float]:
+        def objective(trial: optuna.Trial) -> float:
+            if fail_first is not None and trial.number == 0:
+                raise fail_first
+            return trial.suggest_float("x", 0.0, 1.0)
+
+        return objective
+
+    return factory
+
+
+def _hpo(url: str, *args: str, artifacts: Path | None = None) -> list[str]:
+    return [sys.executable, "-m", "hpo", *args]
+
+
+def _env(url: str, artifacts: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ, HPO_STORAGE=url, HPO_HEARTBEAT="1", HPO_THREADS="1")
+    if artifacts is not None:
+        env["HPO_ARTIFACTS"] = str(artifacts)
+    return env
+
+
+def _wait_for(condition: Callable[[], object], what: str, timeout: float = WAIT_SECONDS) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_two_workers_finish_exactly_the_budget(sqlite_url: str, write_study) -> None:
+    storage = open_storage(sqlite_url, heartbeat_interval=1)
+    study = open_study(storage, load_spec(write_study(trials=12)))
+    reports = []
+    threads = [
+        threading.Thread(
+            target=lambda i=i: reports.append(
+                run_worker(
+                    storage, study.study_name, worker_index=i, objective_factory=_zero_cost()
+                )
+            )
+        )
+        for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_SECONDS)
+    trials = study.get_trials()
+    assert len(trials) == 12
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert sum(r.trials for r in reports) == 12
+    # Parallel workers have different sampler seeds: they do not propose the same point.
+    assert len({t.params["x"] for t in trials}) == 12
+    assert all(":" in t.user_attrs["worker"] for t in trials)
+
+
+def test_out_of_memory_fails_that_trial_and_the_worker_goes_on(
+    sqlite_url: str, write_study
+) -> None:
+    storage = open_storage(sqlite_url)
+    study = open_study(storage, load_spec(write_study(trials=3)))
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    report = run_worker(storage, study.study_name, objective_factory=_zero_cost(oom))
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {0: TrialState.FAIL, 1: TrialState.COMPLETE, 2: TrialState.COMPLETE}
+    reason = study.get_trials()[0].user_attrs["fail_reason"]
+    assert reason.startswith("CUDA out of memory: CUDA out of memory. Tried to allocate")
+    assert report.states == {"FAIL": 1, "COMPLETE": 2}
+
+
+def test_resuming_from_a_checkpoint_continues_the_same_run(tmp_path: Path) -> None:
+    data = load_dataset("rings", seed=0, val_fraction=0.2, max_train=200)
+    config = TrainConfig(epochs=4, batch_size=32, lr=0.01, seed=7)
+
+    def fresh() -> torch.nn.Module:
+        torch.manual_seed(3)
+        return create_model("mlp", in_shape=data.in_shape, num_outputs=1, depth=2, width=8)
+
+    unbroken = train(fresh(), data, config)
+    saved: list[Checkpoint] = []
+    store = CheckpointStore(tmp_path, "study/with odd name")
+    params = {"depth": 2, "width": 8}
+    train(fresh(), data, TrainConfig(**{**config.__dict__, "epochs": 2}), checkpoint=saved.append)
+    store.save(5, saved[-1], params)
+    assert store.path(5).parent.parent == tmp_path / "checkpoints"  # name cannot escape
+    loaded = store.load(5, params, "cpu")
+    assert loaded is not None and loaded.epoch == 2
+    resumed = train(fresh(), data, config, resume=loaded)
+    assert [r.epoch for r in resumed.history] == [1, 2, 3, 4]
+    assert resumed.final.val_loss == pytest.approx(unbroken.final.val_loss, rel=1e-5)
+    # A checkpoint made for other parameters is never resumed from.
+    assert store.load(5, {"depth": 1, "width": 8}, "cpu") is None
+    store.delete(5)
+    assert not store.path(5).exists()
+
+
+def test_default_artifacts_dir_is_beside_a_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert default_artifacts_dir(url) == tmp_path / "hpo-artifacts"
+
+
+@pytest.mark.postgres
+def test_worker_for_a_missing_study_is_one_line_and_exit_2(postgres_url: str) -> None:
+    url = _with_password(postgres_url)
+    open_storage(url)  # tables exist, study does not
+    run = subprocess.run(
+        _hpo(url, "worker", "--study", "missing"),
+        env=_env(url),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("error: no hpo study named 'missing'")
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert PASSWORD not in run.stderr + run.stdout
+    assert "***" in run.stderr
+
+
+def test_worker_with_unreachable_postgres_is_one_line_and_exit_2() -> None:
+    url = f"postgresql://hpo:{PASSWORD}@127.0.0.1:9/hpo"  # port 9: nothing listens
+    run = subprocess.run(
+        _hpo(url, "worker", "--study", "x"),
+        env=_env(url),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("error: cannot reach storage postgresql+psycopg://hpo:***@")
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert PASSWORD not in run.stderr + run.stdout
+
+
+@pytest.mark.postgres
+def test_sigterm_requeues_the_trial_and_its_retry_resumes_from_the_checkpoint(
+    postgres_url: str, write_study, tmp_path: Path
+) -> None:
+    url = _with_password(postgres_url)
+    artifacts = tmp_path / "artifacts"
+    study = open_study(open_storage(url), load_spec(write_study("sigterm", trials=1, epochs=40)))
+    store = CheckpointStore(artifacts, "sigterm")
+    worker = subprocess.Popen(
+        _hpo(url, "worker", "--study", "sigterm", "--gpus", "none"),
+        env=_env(url, artifacts),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: store.path(0).exists(), "the first epoch checkpoint")
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err
+    assert "SIGTERM received" in err
+    first, retry = study.get_trials()
+    assert first.state == TrialState.FAIL
+    assert first.user_attrs["fail_reason"].startswith("interrupted: stop requested")
+    assert retry.state == TrialState.WAITING
+    assert retry.params == first.params
+    stopped_at = torch.load(store.path(0), weights_only=True)["epoch"]
+    assert 1 <= stopped_at < 40
+
+    rerun = subprocess.run(
+        _hpo(url, "worker", "--study", "sigterm", "--gpus", "none"),
+        env=_env(url, artifacts),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    retry = study.get_trials()[1]
+    assert retry.state == TrialState.COMPLETE
+    assert retry.user_attrs["resumed_from_epoch"] == stopped_at
+    assert sorted(retry.intermediate_values) == list(range(1, 41))  # whole curve reported
+    assert [t.number for t in counted_trials(study.get_trials())] == [1]
+    assert list(store.folder.iterdir()) == []  # finished trials leave no checkpoint behind
+    # The password is in no output and no attribute of the study or its trials.
+    stored = json.dumps(
+        [study.user_attrs, study._storage.get_study_system_attrs(study._study_id)]
+        + [[t.user_attrs, t.system_attrs] for t in study.get_trials()],
+        default=str,
+    )
+    assert PASSWORD not in out + err + rerun.stdout + rerun.stderr + stored
