@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import torch
 from hpo.train import Checkpoint, EpochResult, StopRequested
 
 log = logging.getLogger("hpo.checkpoint")
+CHECKPOINT_EVERY = 30.0  # seconds of training between checkpoint writes of a trial
 
 
 def retried_numbers(trial: optuna.Trial) -> list[int]:
@@ -47,10 +49,17 @@ def original_number(trial: optuna.Trial) -> int:
 class CheckpointStore:
     """The checkpoint files of one study."""
 
-    def __init__(self, root: str | os.PathLike[str], study_name: str) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        study_name: str,
+        *,
+        every_seconds: float = CHECKPOINT_EVERY,
+    ) -> None:
         # Study names are free text; keep them from escaping the folder.
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).strip(".") or "study"
         self.folder = Path(root) / "checkpoints" / safe
+        self.every_seconds = every_seconds
 
     def path(self, number: int) -> Path:
         return self.folder / f"trial-{number}.pt"
@@ -64,6 +73,7 @@ class CheckpointStore:
             "optimizer": checkpoint.optimizer,
             "history": [dataclasses.asdict(r) for r in checkpoint.history],
             "params": params,
+            "rng": checkpoint.rng,  # dropout draws continue as in an unbroken run
         }
         handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".trial-{number}-")
         try:
@@ -90,7 +100,9 @@ class CheckpointStore:
             log.warning("ignoring checkpoint %s: it was saved for other parameters", path)
             return None
         history = [EpochResult(**r) for r in state["history"]]
-        return Checkpoint(state["epoch"], state["model"], state["optimizer"], history)
+        return Checkpoint(
+            state["epoch"], state["model"], state["optimizer"], history, state.get("rng")
+        )
 
     def delete(self, *numbers: int) -> None:
         for number in numbers:
@@ -112,12 +124,22 @@ class TrialCheckpoints:
         self.params = params
         self.earlier = retried_numbers(trial)
         self.resume: Checkpoint | None = None
+        self.last_saved = time.monotonic()  # the trial's start: nothing to lose before it
         for number in self.earlier:  # newest attempt first: it got furthest
             self.resume = store.load(number, params, device)
             if self.resume is not None:
                 break
 
     def save(self, checkpoint: Checkpoint) -> None:
+        """Write at most every `every_seconds` of training, and always on a stop request.
+
+        Short epochs would otherwise spend more time writing model and optimizer state
+        than a retry could ever save; a killed trial loses at most that much training.
+        """
+        now = time.monotonic()
+        if not checkpoint.final and now - self.last_saved < self.store.every_seconds:
+            return
+        self.last_saved = now
         self.store.save(self.number, checkpoint, self.params)
         # Ours is now at least as far along: the dead attempts' files are no longer needed.
         self.store.delete(*self.earlier)

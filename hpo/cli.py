@@ -16,6 +16,7 @@ from typing import Any
 import click
 import optuna
 
+from hpo.checkpoint import CHECKPOINT_EVERY
 from hpo.data import DataError
 from hpo.devices import parse_gpus, visible_gpus
 from hpo.errors import HpoError
@@ -37,6 +38,7 @@ class Settings:
     storage_url: str
     heartbeat_interval: int
     artifacts: str  # epoch checkpoints and report files; optuna-dashboard serves it
+    checkpoint_every: float  # seconds of training between a trial's checkpoint writes
 
     def open(self) -> optuna.storages.RDBStorage:
         return open_storage(self.storage_url, heartbeat_interval=self.heartbeat_interval)
@@ -74,13 +76,27 @@ pass_settings = click.make_pass_decorator(Settings)
     "files, served by the dashboard; every host must see the same folder (env HPO_ARTIFACTS) "
     "[default: hpo-artifacts beside a SQLite file, else in the current folder].",
 )
+@click.option(
+    "--checkpoint-every",
+    type=click.FloatRange(min=0),
+    default=CHECKPOINT_EVERY,
+    show_default=True,
+    help="Seconds of training between a trial's checkpoint writes: a killed trial loses at "
+    "most this much work; 0 writes every epoch (env HPO_CHECKPOINT_EVERY).",
+)
 @click.version_option(package_name="hpo")
 @click.pass_context
-def cli(ctx: click.Context, storage: str, heartbeat_interval: int, artifacts: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    storage: str,
+    heartbeat_interval: int,
+    artifacts: str | None,
+    checkpoint_every: float,
+) -> None:
     """Hyperparameter optimization of deep networks with Optuna and PyTorch."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = artifacts or str(default_artifacts_dir(storage))
-    ctx.obj = Settings(storage, heartbeat_interval, folder)
+    ctx.obj = Settings(storage, heartbeat_interval, folder, checkpoint_every)
 
 
 @cli.group()
@@ -226,6 +242,7 @@ def worker(
         data_dir=data_dir,
         stop=stop,
         artifacts=settings.artifacts,
+        checkpoint_every=settings.checkpoint_every,
     )
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(report.states.items())) or "none"
     logging.getLogger("hpo.worker").info(
@@ -263,8 +280,12 @@ def _worker_per_gpu(
 
 
 def _worker_settings_env(settings: Settings) -> dict[str, str]:
-    """What spawned workers inherit besides the storage: heartbeat and artifact folder."""
-    return {"HPO_HEARTBEAT": str(settings.heartbeat_interval), "HPO_ARTIFACTS": settings.artifacts}
+    """What spawned workers inherit besides the storage: heartbeat and checkpoint settings."""
+    return {
+        "HPO_HEARTBEAT": str(settings.heartbeat_interval),
+        "HPO_ARTIFACTS": settings.artifacts,
+        "HPO_CHECKPOINT_EVERY": str(settings.checkpoint_every),
+    }
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -76,12 +76,22 @@ def run_local_workers(
             while any(p.poll() is None for p in processes):
                 if on_progress is not None:
                     on_progress(budget_of(study), _best_value(study))
-                time.sleep(poll_seconds)
+                _wait_any(processes, poll_seconds)
         finally:
             _stop(processes)
     if on_progress is not None:
         on_progress(budget_of(study), _best_value(study))
     return [p.returncode for p in processes]
+
+
+def _wait_any(processes: list[subprocess.Popen[bytes]], seconds: float) -> None:
+    """Sleep up to `seconds`, but return as soon as the last running worker exits."""
+    running = [p for p in processes if p.poll() is None]
+    if len(running) == 1:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            running[0].wait(timeout=seconds)
+    else:
+        time.sleep(seconds)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 from collections.abc import Callable
 
 import optuna
@@ -54,11 +55,13 @@ class Objective:
         trial.set_user_attr("host", HOST)
         record_layer_stats(trial, "init", model, diagnostic_batch(self.data))
         config = TrainConfig(epochs=self.spec.train.epochs, seed=seed, **train_params)
+        started = time.perf_counter()
 
         def report(result: EpochResult) -> None:
             trial.report(self.metric_of(result), result.epoch)
             if trial.should_prune():
-                _record_progress(trial, result.epoch)
+                # Seconds-to-target comparisons count pruned trials' training too.
+                _record_progress(trial, result.epoch, time.perf_counter() - started)
                 record_layer_stats(trial, "final", model, diagnostic_batch(self.data))
                 raise optuna.TrialPruned(f"pruned after epoch {result.epoch}")
 
@@ -87,8 +90,9 @@ class Objective:
         return result.val_accuracy if self.spec.metric == "val_accuracy" else result.val_loss
 
 
-def _record_progress(trial: optuna.Trial, epochs: int) -> None:
+def _record_progress(trial: optuna.Trial, epochs: int, seconds: float) -> None:
     trial.set_user_attr("epochs", epochs)
+    trial.set_user_attr("train_seconds", round(seconds, 4))
 
 
 def _record_result(trial: optuna.Trial, result: TrainResult) -> None:

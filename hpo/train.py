@@ -7,6 +7,7 @@ is a shuffled index tensor and slicing: no per-batch host copies. Callers hook i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -50,6 +51,10 @@ class Checkpoint:
     model: dict[str, Any]
     optimizer: dict[str, Any]
     history: list[EpochResult] = field(default_factory=list)
+    # The device's global RNG state (dropout draws); None: not saved, and a resumed run
+    # with dropout then differs from an unbroken one from the resume point on.
+    rng: torch.Tensor | None = None
+    final: bool = False  # the run stops here (a stop request): save it whatever the throttle
 
 
 @dataclass(frozen=True)
@@ -78,15 +83,20 @@ def num_outputs(num_classes: int) -> int:
 
 def loss_and_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and number of correct predictions for one batch."""
-    logits = logits.float()
+    loss = _train_loss(logits, y)
     if logits.shape[1] == 1:
-        logit = logits[:, 0]
-        loss = F.binary_cross_entropy_with_logits(logit, y.float())
-        correct = ((logit > 0).long() == y).sum()
+        correct = ((logits[:, 0] > 0).long() == y).sum()
     else:
-        loss = F.cross_entropy(logits, y)
         correct = (logits.argmax(dim=1) == y).sum()
     return loss, correct
+
+
+def _train_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss of loss_and_correct without the accuracy count, which training discards:
+    argmax + compare + sum per batch cost as much as the loss itself on small models."""
+    if logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0].float(), y.float())
+    return F.cross_entropy(logits.float(), y)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -108,7 +118,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of: {OPTIMIZERS}")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, *, batch_size: int = 2048) -> tuple[float, float]:
     """(mean loss, accuracy) of the model on a split, in eval mode."""
     was_training = model.training
@@ -158,6 +168,8 @@ def train(
         optimizer.load_state_dict(resume.optimizer)
         history = list(resume.history)
         first_epoch = resume.epoch + 1
+        if resume.rng is not None:
+            _set_rng_state(device, resume.rng)
     step = torch.compile(model) if config.compile else model
 
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -168,38 +180,64 @@ def train(
     started = time.perf_counter()
     for epoch in range(first_epoch, config.epochs + 1):
         if should_stop is not None and should_stop():
+            if checkpoint is not None and history:
+                state = (model.state_dict(), optimizer.state_dict())
+                checkpoint(Checkpoint(epoch - 1, *state, list(history), _rng_state(device), True))
             raise StopRequested(f"stop requested before epoch {epoch}")
         model.train()
         order = torch.randperm(n, device=device, generator=generator)
         running = torch.zeros((), device=device)
-        for start in range(0, n, config.batch_size):
+        # A last batch of one sample is dropped: BatchNorm cannot normalize a single sample.
+        usable = n - 1 if n % config.batch_size == 1 and n > 1 else n
+        for start in range(0, usable, config.batch_size):
             index = order[start : start + config.batch_size]
             x, y = data.train.x[index], data.train.y[index]
             with _autocast(device):
                 logits = step(_layout(x))
-            loss, _ = loss_and_correct(logits, y)
+            loss = _train_loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += loss.detach() * len(y)
-        samples += n
-        train_loss = running.item() / n  # one device sync per epoch, not per batch
+            running.add_(loss.detach(), alpha=len(y))  # one op; no host sync per batch
+        samples += usable
+        train_loss = running.item() / usable  # one device sync per epoch, not per batch
         if not math.isfinite(train_loss):
             raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
         val_loss, val_accuracy = evaluate(model, data.val)
         result = EpochResult(epoch, train_loss, val_loss, val_accuracy)
         history.append(result)
         if checkpoint is not None:
-            checkpoint(Checkpoint(epoch, model.state_dict(), optimizer.state_dict(), history))
+            state = (model.state_dict(), optimizer.state_dict())
+            checkpoint(Checkpoint(epoch, *state, list(history), _rng_state(device)))
         if on_epoch is not None:
             on_epoch(result)
     seconds = time.perf_counter() - started
     return TrainResult(history, seconds, samples / seconds if seconds > 0 else 0.0)
 
 
+def _rng_state(device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    return torch.get_rng_state()
+
+
+def _set_rng_state(device: torch.device, state: torch.Tensor) -> None:
+    state = state.to("cpu", torch.uint8)  # a checkpoint loaded with map_location=cuda
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
 def _autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA (tensor cores, no loss scaling needed); off elsewhere."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """bf16 autocast on CUDA (tensor cores, no loss scaling needed); off elsewhere.
+
+    Off means no context at all: a disabled torch.autocast still costs its enter/exit
+    (state save and restore) on every batch.
+    """
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _layout(x: torch.Tensor) -> torch.Tensor:

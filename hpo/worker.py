@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import platform
-import random
 import threading
 import time
 import traceback
@@ -28,7 +27,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo.checkpoint import CheckpointStore
+from hpo.checkpoint import CHECKPOINT_EVERY, CheckpointStore
 from hpo.data import load_dataset
 from hpo.errors import StorageError
 from hpo.objective import Objective
@@ -62,13 +61,15 @@ def run_worker(
     data_dir: str | None = None,
     stop: threading.Event | None = None,
     artifacts: str | Path | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY,
     objective_factory: Callable[[StudySpec, threading.Event], Callable[[optuna.Trial], float]]
     | None = None,
 ) -> WorkerReport:
     """Run queued trials of `study_name` until none is left (or stop is set).
 
     `artifacts` is the folder for epoch checkpoints (None: none are written, and a retried
-    trial starts over). Storage errors that outlast the storage's retries propagate.
+    trial starts over), written at most every `checkpoint_every` seconds of a trial.
+    Storage errors that outlast the storage's retries propagate.
     """
     stop = stop or threading.Event()
     started = time.perf_counter()
@@ -86,14 +87,18 @@ def run_worker(
         ),
     )
     if objective_factory is None:
-        checkpoints = CheckpointStore(artifacts, study_name) if artifacts else None
+        checkpoints = (
+            CheckpointStore(artifacts, study_name, every_seconds=checkpoint_every)
+            if artifacts
+            else None
+        )
         objective = _training_objective(spec, device, data_dir, stop, checkpoints)
     else:
         objective = objective_factory(spec, stop)
     deadline = started + spec.timeout if spec.timeout else float("inf")
     report = WorkerReport()
     while not stop.is_set() and time.perf_counter() < deadline:
-        trial = claim_trial(study, storage)
+        trial = claim_trial(study, storage, offset=worker_index)
         if trial is None:
             if not _others_running(study):
                 break
@@ -126,7 +131,9 @@ def _training_objective(
     return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints)
 
 
-def claim_trial(study: optuna.Study, storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
+def claim_trial(
+    study: optuna.Study, storage: optuna.storages.RDBStorage, *, offset: int = 0
+) -> optuna.Trial | None:
     """Atomically move one queued trial to RUNNING; None if nothing is queued.
 
     Study.ask() would create a fresh trial when the queue is empty, overshooting the
@@ -137,11 +144,11 @@ def claim_trial(study: optuna.Study, storage: optuna.storages.RDBStorage) -> opt
     cached = study._storage
     study_id = cached.get_study_id_from_name(study.study_name)
     queue = list(cached.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)))
-    # Workers that all tried the oldest queued trial first would collide on every claim;
-    # a random order spreads them out. Order carries no meaning: every queued trial is
-    # sampled when it starts, so none is more urgent than another.
-    random.shuffle(queue)
-    for queued in queue:
+    # Workers that all tried the oldest queued trial first would collide on every claim, so
+    # each starts at its own place in the queue. A fixed (not random) place keeps a lone
+    # worker's trial numbers, and so its seeds, reproducible.
+    start = offset % len(queue) if queue else 0
+    for queued in queue[start:] + queue[:start]:
         trial_id = queued._trial_id
         try:
             # Beat before claiming too: Optuna never finds a RUNNING trial stale if it has no

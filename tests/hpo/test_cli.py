@@ -122,9 +122,9 @@ BAD_INPUT = {
         ["launch", "study", "{study}", "--trials", "0"],
         "--trials must be >= 1",
     ),
-    "non-positive workers": (
-        ["launch", "study", "{study}", "--workers", "0"],
-        "--workers must be >= 1",
+    "negative workers": (
+        ["launch", "study", "{study}", "--workers", "-1"],
+        "--workers must be >= 0",
     ),
     "unreachable postgres": (
         ["--storage", "postgresql://hpo:s3cret@127.0.0.1:1/hpo", "launch", "study", "{study}"],

@@ -57,6 +57,7 @@ def _env(url: str, artifacts: Path | None = None) -> dict[str, str]:
     env = dict(os.environ, HPO_STORAGE=url, HPO_HEARTBEAT="1", HPO_THREADS="1")
     if artifacts is not None:
         env["HPO_ARTIFACTS"] = str(artifacts)
+        env["HPO_CHECKPOINT_EVERY"] = "0"  # every epoch, so the tests see one at once
     return env
 
 

@@ -1,0 +1,84 @@
+"""Shared helpers of the benchmarks: the machine banner, load, medians, PostgreSQL DBs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# Run as `python3 benchmarks/NAME.py` from the repository root: make `benchmarks` and the
+# project importable without installing anything else.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages, as `uptime` prints them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def banner(title: str) -> str:
+    """One block naming the machine and the software: printed first by every benchmark."""
+    import optuna
+    import torch
+
+    gpu = "none"
+    if torch.cuda.is_available():
+        gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    lines = [
+        f"== {title} ==",
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, GPU: {gpu}",
+        f"python {platform.python_version()}, torch {torch.__version__} "
+        f"(threads {torch.get_num_threads()}), optuna {optuna.__version__}",
+        f"load average at start: {load()}",
+    ]
+    return "\n".join(lines)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@contextlib.contextmanager
+def fresh_postgres(admin_url: str = PG_ADMIN_URL) -> Iterator[str | None]:
+    """A new, empty PostgreSQL database for one benchmark, dropped afterwards.
+
+    Yields None (and the caller skips PostgreSQL) when the server is not reachable.
+    """
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    name = f"hpo_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sqlalchemy.exc.OperationalError as exc:
+        print(f"PostgreSQL not reachable ({str(exc).splitlines()[0]}): skipped")
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
