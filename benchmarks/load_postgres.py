@@ -21,6 +21,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from _machine import banner
 
 from hpo.spec import StudySpec, load_spec
 from hpo.storage import open_storage
@@ -66,6 +67,7 @@ def main() -> None:
         help="a database where a scratch database may be created and dropped",
     )
     args = parser.parse_args()
+    print(banner(f"PostgreSQL load: {args.workers} workers, {args.trials} zero-cost trials"))
     admin = sqlalchemy.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
     name = f"hpo_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as connection:

@@ -44,11 +44,20 @@ HERE = Path(__file__).resolve().parent
 STUDY_FILE = _machine.ROOT / "studies" / "digits-cnn.toml"
 
 
-def reduced_study_file(folder: Path, *, epochs: int, trials: int) -> Path:
-    """digits-cnn.toml with fewer epochs and trials; everything else unchanged."""
+def reduced_study_file(folder: Path, *, epochs: int, trials: int, same_configs: bool) -> Path:
+    """digits-cnn.toml with fewer epochs and trials.
+
+    same_configs: random search with one seed and no pruner, so that both sides train the
+    very same networks for the same epochs. With TPE and pruning each side's path depends on
+    its own results (its own init seeds and split), so the two sides would train different
+    architectures and trials/min would compare architectures, not service overhead.
+    """
     text = STUDY_FILE.read_text()
     text = re.sub(r"(?m)^epochs = \d+", f"epochs = {epochs}", text)
     text = re.sub(r"(?m)^trials = \d+", f"trials = {trials}", text)
+    if same_configs:
+        text = re.sub(r"\[sampler\][^\[]*", '[sampler]\nname = "random"\nseed = 0\n\n', text)
+        text = re.sub(r"\[pruner\][^\[]*", '[pruner]\nname = "none"\n\n', text)
     path = folder / "digits-cnn-bench.toml"
     path.write_text(text)
     return path
@@ -65,6 +74,7 @@ class Side:
     gaps: list[float]  # previous trial end -> next trial start
     tail: float  # last trial end -> process exit
     train: float  # total training seconds
+    configs: list[tuple[tuple[str, object], ...]]  # sampled params, in trial order
 
     @property
     def per_min(self) -> float:
@@ -120,6 +130,7 @@ def run_side(name: str, file: Path, folder: Path, index: int, trials: int) -> Si
         gaps=gaps,
         tail=(ended - finished[-1].datetime_complete).total_seconds(),
         train=sum(v for v in train.values() if v is not None),
+        configs=[tuple(sorted(t.params.items())) for t in sorted(finished, key=lambda t: t.number)],
     )
 
 
@@ -161,6 +172,9 @@ def print_ab(sides: dict[str, list[Side]]) -> None:
         f"ratio hpo/plain trials/min: {median(hpo) / median(plain):.3f} (medians); "
         f"per A/B pair {', '.join(f'{r:.3f}' for r in pairs)}"
     )
+    runs = sides["hpo"] + sides["plain"]
+    same = all(run.configs == runs[0].configs for run in runs)
+    print(f"every run trained the same configurations: {'yes' if same else 'NO'}")
 
 
 # ------------------------------------------------------------------ instrumented run
@@ -278,15 +292,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4, help="A/B pairs")
     parser.add_argument("--skip-ab", action="store_true", help="only the instrumented run")
     parser.add_argument("--skip-instrumented", action="store_true", help="only the A/B runs")
+    parser.add_argument(
+        "--as-file",
+        action="store_true",
+        help="keep the file's TPE sampler and median pruner (the two sides then train "
+        "different networks); default: random search, same seed, no pruner on both sides",
+    )
     args = parser.parse_args()
     print(banner("service overhead: hpo launch vs a plain Optuna script"))
     print(
         f"study {STUDY_FILE.name} with epochs={args.epochs}, trials={args.trials}; "
-        f"1 worker process each; SQLite; {args.repeats} A/B pairs (ABBA order)"
+        f"1 worker process each; SQLite; {args.repeats} A/B pairs (ABBA order); "
+        + ("the file's sampler and pruner" if args.as_file else "same configs: random, no pruner")
     )
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as tmp:
         folder = Path(tmp)
-        file = reduced_study_file(folder, epochs=args.epochs, trials=args.trials)
+        file = reduced_study_file(
+            folder, epochs=args.epochs, trials=args.trials, same_configs=not args.as_file
+        )
         if not args.skip_ab:
             print_ab(ab(file, folder, args.trials, args.repeats))
         if not args.skip_instrumented:

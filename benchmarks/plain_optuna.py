@@ -127,7 +127,11 @@ def main() -> None:
         )
     else:
         sampler = optuna.samplers.RandomSampler(seed=spec.sampler.seed)
-    pruner = optuna.pruners.MedianPruner(**{"n_warmup_steps": 1, **spec.pruner.options})
+    pruner: optuna.pruners.BasePruner = (
+        optuna.pruners.NopPruner()
+        if spec.pruner.name == "none"
+        else optuna.pruners.MedianPruner(**{"n_warmup_steps": 1, **spec.pruner.options})
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=spec.name,

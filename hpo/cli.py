@@ -99,6 +99,20 @@ def cli(
     ctx.obj = Settings(storage, heartbeat_interval, folder, checkpoint_every)
 
 
+# Options shared by the commands that start local workers.
+_gpus_option = click.option(
+    "--gpus",
+    default="none",
+    show_default=True,
+    help="GPUs for local workers: all, none, or indices like 0,1 (one worker per GPU).",
+)
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the data files (mnist, fashion-mnist, cifar10).",
+)
+
+
 @cli.group()
 def launch() -> None:
     """Start things: `hpo launch study FILE`."""
@@ -117,18 +131,9 @@ def launch() -> None:
     help="Local CPU worker processes (with --gpus: one per GPU instead); 0 only creates the "
     "study, for workers elsewhere (`hpo worker`).",
 )
-@click.option(
-    "--gpus",
-    default="none",
-    show_default=True,
-    help="GPUs for local workers: all, none, or indices like 0,1.",
-)
+@_gpus_option
 @click.option("--name", help="Study name [default: study.name of the file].")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the data files (mnist, fashion-mnist, cifar10).",
-)
+@_data_dir_option
 @pass_settings
 def launch_study(
     settings: Settings,
@@ -383,17 +388,8 @@ def _out_option(function: Any) -> Any:
     show_default=True,
     help="Local CPU worker processes per study (with --gpus: one per GPU).",
 )
-@click.option(
-    "--gpus",
-    default="none",
-    show_default=True,
-    help="GPUs for local workers: all, none, or indices like 0,1.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the data files (mnist, fashion-mnist, cifar10).",
-)
+@_gpus_option
+@_data_dir_option
 @_out_option
 @click.option(
     "--no-report",

@@ -86,7 +86,10 @@ def sqlite_url(tmp_path: Path) -> str:
 def _admin_engine() -> sqlalchemy.Engine | None:
     for url in PG_ADMIN_URLS:
         engine = sqlalchemy.create_engine(
-            url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+            url,
+            isolation_level="AUTOCOMMIT",
+            pool_pre_ping=True,  # survives a server restart made by a test
+            connect_args={"connect_timeout": 3},
         )
         try:
             with engine.connect():

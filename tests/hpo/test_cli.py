@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from hpo.cli import main
+from tests.helpers import run_hpo
 
 TRIAL_ATTRS = {
     "n_params",
@@ -22,18 +21,6 @@ TRIAL_ATTRS = {
     "samples_per_s",
     "test_accuracy",
 }
-
-
-def run_hpo(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
-    return subprocess.run(
-        [sys.executable, "-m", "hpo", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def call_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:

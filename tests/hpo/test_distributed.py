@@ -155,6 +155,52 @@ def test_database_outage_mid_study_loses_nothing(
     assert {t.number: t.value for t in trials if t.number in before} == before
 
 
+def _cluster() -> list[str] | None:
+    """`pg_ctlcluster VERSION main` for the local server, if this process may restart it."""
+    if os.geteuid() != 0 or not Path("/etc/postgresql").is_dir():
+        return None
+    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
+    if not versions or subprocess.run(["which", "pg_ctlcluster"], capture_output=True).returncode:
+        return None
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
+
+
+@pytest.mark.skipif(_cluster() is None, reason="needs root and the local PostgreSQL cluster")
+def test_real_server_restart_mid_study_loses_nothing(
+    postgres_url: str, pg_admin: sqlalchemy.Engine, write_study, tmp_path: Path
+) -> None:
+    """The PostgreSQL server itself restarts while two workers run a study."""
+
+    def server_started() -> object:
+        with pg_admin.connect() as connection:
+            return connection.exec_driver_sql("SELECT pg_postmaster_start_time()").scalar()
+
+    first_start = server_started()
+    budget = 6
+    study = open_study(
+        open_storage(postgres_url), load_spec(write_study("restart", trials=budget, epochs=25))
+    )
+    workers = [_worker(postgres_url, "restart", tmp_path) for _ in range(2)]
+    try:
+        _wait_for(
+            lambda: (
+                study.get_trials(states=(TrialState.COMPLETE,))
+                and study.get_trials(states=(TrialState.RUNNING,))
+            ),
+            "a completed trial while others run",
+        )
+        before = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
+        subprocess.run([*_cluster(), "restart"], check=True, timeout=120, capture_output=True)
+    finally:
+        # Whatever happened, leave the server up for the tests after this one.
+        subprocess.run([*_cluster(), "start"], timeout=120, capture_output=True)
+        results = _finish(workers)
+    assert server_started() != first_start  # the server really restarted
+    assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
+    trials = _assert_accounted(study, budget)
+    assert {t.number: t.value for t in trials if t.number in before} == before
+
+
 def _outage(admin: sqlalchemy.Engine, database: str, *, seconds: float) -> None:
     with admin.connect() as connection:
         connection.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')

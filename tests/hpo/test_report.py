@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from hpo.comparison import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR, derive_arms, stu
 from hpo.errors import HpoError
 from hpo.spec import load_spec
 from tests.conftest import TINY_STUDY
+from tests.helpers import run_hpo
 
 pytestmark = pytest.mark.slow
 
@@ -31,18 +30,6 @@ class Tiny:
     url: str
     file: Path
     first: subprocess.CompletedProcess[str]
-
-
-def run_hpo(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
-    return subprocess.run(
-        [sys.executable, "-m", "hpo", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def write_tiny(root: Path, name: str = "tiny") -> Path:
