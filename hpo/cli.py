@@ -146,7 +146,7 @@ def launch_study(
 ) -> None:
     """Create (or resume) the study of FILE and run local workers until its budget is done."""
     from hpo.console import ProgressPrinter, print_summary
-    from hpo.launch import plan_workers, run_local_workers
+    from hpo.launch import WorkerPlan, plan_workers, run_local_workers, run_worker_here
     from hpo.spec import load_spec
     from hpo.study import open_study
     from hpo.summary import summarize
@@ -174,14 +174,25 @@ def launch_study(
         f"study {spec.name} in {settings.shown}: {len(plans)} worker(s), "
         f"sampler {spec.sampler.name}, pruner {spec.pruner.name}"
     )
-    codes = run_local_workers(
-        study,
-        settings.storage_url,
-        plans,
-        data_dir=data_dir,
-        on_progress=ProgressPrinter(spec.name),
-        extra_env=_worker_settings_env(settings),
-    )
+    if plans == [WorkerPlan(0, None)]:  # one CPU worker: run it here, saving a process start
+        run_worker_here(
+            study,
+            storage,
+            data_dir=data_dir,
+            artifacts=settings.artifacts,
+            checkpoint_every=settings.checkpoint_every,
+            on_progress=ProgressPrinter(spec.name),
+        )
+        codes = [0]
+    else:
+        codes = run_local_workers(
+            study,
+            settings.storage_url,
+            plans,
+            data_dir=data_dir,
+            on_progress=ProgressPrinter(spec.name),
+            extra_env=_worker_settings_env(settings),
+        )
     print_summary(summarize(study), time.perf_counter() - started)
     if any(codes):
         raise HpoError(f"{sum(1 for c in codes if c)} worker(s) exited with errors: {codes}")

@@ -94,6 +94,59 @@ def _wait_any(processes: list[subprocess.Popen[bytes]], seconds: float) -> None:
         time.sleep(seconds)
 
 
+def run_worker_here(
+    study: optuna.Study,
+    storage: optuna.storages.RDBStorage,
+    *,
+    data_dir: str | None = None,
+    artifacts: str | None = None,
+    checkpoint_every: float | None = None,
+    on_progress: Callable[[Budget, float | None], None] | None = None,
+) -> None:
+    """Run the one local CPU worker in this process: no second interpreter to start.
+
+    Progress is reported after each trial, not polled: a polling thread would compete with
+    training for the interpreter and the cores.
+
+    The first Ctrl-C / SIGTERM stops it at the next epoch boundary with the trial
+    re-queued, as a worker process would, then raises KeyboardInterrupt; a second one
+    raises at once (the trial is then failed and retried after the heartbeat grace period).
+    """
+    import threading
+
+    from hpo.checkpoint import CHECKPOINT_EVERY
+    from hpo.worker import run_worker
+
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    def progress() -> None:
+        if on_progress is not None:
+            on_progress(budget_of(study), _best_value(study))
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress()
+    try:
+        run_worker(
+            storage,
+            study.study_name,
+            data_dir=data_dir,
+            stop=stop,
+            artifacts=artifacts,
+            checkpoint_every=CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every,
+            on_trial_end=progress,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop.is_set():
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""

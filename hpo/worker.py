@@ -62,6 +62,7 @@ def run_worker(
     stop: threading.Event | None = None,
     artifacts: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY,
+    on_trial_end: Callable[[], None] | None = None,
     objective_factory: Callable[[StudySpec, threading.Event], Callable[[optuna.Trial], float]]
     | None = None,
 ) -> WorkerReport:
@@ -109,6 +110,8 @@ def run_worker(
             continue
         state = run_trial(study, storage, trial, objective)
         report.states[state.name] += 1
+        if on_trial_end is not None:
+            on_trial_end()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -142,3 +142,44 @@ def test_ctrl_c_stops_every_worker_and_requeues_their_trials(
     assert all(t.user_attrs["fail_reason"].startswith("interrupted") for t in interrupted)
     # Re-queued: the budget still holds 4 trials to run when the study is launched again.
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 4
+
+
+@pytest.mark.postgres
+def test_ctrl_c_on_a_single_in_process_worker_requeues_its_trial(
+    postgres_url: str, write_study, tmp_path: Path
+) -> None:
+    """One CPU worker runs inside the launcher; Ctrl-C must still stop it cleanly."""
+    url = _with_password(postgres_url)
+    path = write_study("ctrlc1", trials=3, epochs=200)
+    env = dict(os.environ, HPO_STORAGE=url, HPO_ARTIFACTS=str(tmp_path / "artifacts"))
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "hpo", "launch", "study", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    storage = open_storage(postgres_url)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        running: list[optuna.trial.FrozenTrial] = []
+        while not running and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if optuna.get_all_study_summaries(storage):
+                study = optuna.load_study(study_name="ctrlc1", storage=storage)
+                running = study.get_trials(states=(TrialState.RUNNING,))
+        assert running, "the worker should be inside a trial"
+        assert _children(launch.pid) == []  # no second process: the worker runs here
+        launch.send_signal(signal.SIGINT)
+        out, err = launch.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+            launch.wait()
+    assert launch.returncode == 130, err
+    assert "Traceback" not in err and PASSWORD not in out + err
+    trials = study.get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    [interrupted] = [t for t in trials if t.state == TrialState.FAIL]
+    assert interrupted.user_attrs["fail_reason"].startswith("interrupted")
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 3  # re-queued
