@@ -97,31 +97,39 @@ def test_concurrent_launches_create_one_study(postgres_url: str, write_study) ->
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 7  # queued once, not 4x
 
 
-@pytest.mark.postgres
-def test_ctrl_c_stops_every_worker_and_requeues_their_trials(
-    postgres_url: str, write_study, tmp_path: Path
-) -> None:
-    url = _with_password(postgres_url)
-    path = write_study("ctrlc", trials=4, epochs=200)
+def _launch(url: str, path: Path, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """`hpo launch study PATH` in the background, the storage passed in the environment."""
     env = dict(os.environ, HPO_STORAGE=url, HPO_ARTIFACTS=str(tmp_path / "artifacts"))
-    command = [sys.executable, "-m", "hpo", "--heartbeat", "1", "launch", "study", str(path)]
-    launch = subprocess.Popen(
-        [*command, "--workers", "2"],
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpo", "--heartbeat", "1", "launch", "study", str(path), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _wait_running(postgres_url: str, name: str, count: int) -> optuna.Study:
+    """The study once `count` of its trials are running (bounded wait)."""
     storage = open_storage(postgres_url)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if optuna.get_all_study_summaries(storage):
+            study = optuna.load_study(study_name=name, storage=storage)
+            if len(study.get_trials(states=(TrialState.RUNNING,))) >= count:
+                return study
+    raise AssertionError(f"{count} trial(s) of {name} should be running by now")
+
+
+@pytest.mark.postgres
+def test_ctrl_c_stops_every_worker_and_requeues_their_trials(
+    postgres_url: str, write_study, tmp_path: Path
+) -> None:
+    path = write_study("ctrlc", trials=4, epochs=200)
+    launch = _launch(_with_password(postgres_url), path, tmp_path, "--workers", "2")
     try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        running: list[optuna.trial.FrozenTrial] = []
-        while len(running) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            if optuna.get_all_study_summaries(storage):
-                study = optuna.load_study(study_name="ctrlc", storage=storage)
-                running = study.get_trials(states=(TrialState.RUNNING,))
-        assert len(running) == 2, "both workers should be inside a trial"
+        study = _wait_running(postgres_url, "ctrlc", 2)
         workers = _children(launch.pid)
         assert len(workers) == 2
         for pid in workers:  # the password travels in the environment, never in argv
@@ -149,26 +157,10 @@ def test_ctrl_c_on_a_single_in_process_worker_requeues_its_trial(
     postgres_url: str, write_study, tmp_path: Path
 ) -> None:
     """One CPU worker runs inside the launcher; Ctrl-C must still stop it cleanly."""
-    url = _with_password(postgres_url)
     path = write_study("ctrlc1", trials=3, epochs=200)
-    env = dict(os.environ, HPO_STORAGE=url, HPO_ARTIFACTS=str(tmp_path / "artifacts"))
-    launch = subprocess.Popen(
-        [sys.executable, "-m", "hpo", "launch", "study", str(path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    storage = open_storage(postgres_url)
+    launch = _launch(_with_password(postgres_url), path, tmp_path)
     try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        running: list[optuna.trial.FrozenTrial] = []
-        while not running and time.monotonic() < deadline:
-            time.sleep(0.2)
-            if optuna.get_all_study_summaries(storage):
-                study = optuna.load_study(study_name="ctrlc1", storage=storage)
-                running = study.get_trials(states=(TrialState.RUNNING,))
-        assert running, "the worker should be inside a trial"
+        study = _wait_running(postgres_url, "ctrlc1", 1)
         assert _children(launch.pid) == []  # no second process: the worker runs here
         launch.send_signal(signal.SIGINT)
         out, err = launch.communicate(timeout=WAIT_SECONDS)
