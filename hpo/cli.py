@@ -358,15 +358,9 @@ def _load_study(
 
 def _check_data(spec: Any, data_dir: str | None) -> None:
     """Fail before touching the storage when the data set cannot be loaded here."""
-    from hpo.data import load_dataset
+    from hpo.worker import load_study_data
 
-    load_dataset(
-        spec.data.name,
-        data_dir=data_dir or spec.data.dir,
-        seed=spec.data.seed,
-        val_fraction=spec.data.val_fraction,
-        max_train=spec.data.max_train,
-    )
+    load_study_data(spec, data_dir)
 
 
 # ---------------------------------------------------------------- comparisons (issue 4)

@@ -28,7 +28,7 @@ import torch
 from optuna.trial import TrialState
 
 from hpo.checkpoint import CHECKPOINT_EVERY, CheckpointStore
-from hpo.data import load_dataset
+from hpo.data import Dataset, load_dataset
 from hpo.errors import StorageError
 from hpo.objective import Objective
 from hpo.samplers import build_pruner, build_sampler, worker_seed
@@ -124,14 +124,19 @@ def _training_objective(
     checkpoints: CheckpointStore | None,
 ) -> Objective:
     # Loaded once per worker and kept on the device for every trial.
-    data = load_dataset(
+    data = load_study_data(spec, data_dir).to(device)
+    return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints)
+
+
+def load_study_data(spec: StudySpec, data_dir: str | None = None) -> Dataset:
+    """The data set of a study, split as its spec says; `data_dir` overrides the spec's."""
+    return load_dataset(
         spec.data.name,
         data_dir=data_dir or spec.data.dir,
         seed=spec.data.seed,
         val_fraction=spec.data.val_fraction,
         max_train=spec.data.max_train,
-    ).to(device)
-    return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints)
+    )
 
 
 def claim_trial(
