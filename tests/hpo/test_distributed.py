@@ -131,12 +131,23 @@ def test_database_outage_mid_study_loses_nothing(
     This is a restart as the workers see it, confined to this test's database so that
     tests running beside it on the shared server are unaffected.
     """
-    budget = 6
     database = make_url(postgres_url).database
-    study = open_study(
-        open_storage(postgres_url), load_spec(write_study("outage", trials=budget, epochs=25))
+    path = write_study("outage", trials=6, epochs=25)
+    results = _study_through(
+        postgres_url, path, tmp_path, lambda: _outage(pg_admin, database, seconds=4)
     )
-    workers = [_worker(postgres_url, "outage", tmp_path) for _ in range(2)]
+    assert any("storage unreachable" in err for _, err in results)  # they did see it
+
+
+def _study_through(
+    postgres_url: str, path: Path, tmp_path: Path, disrupt: Callable[[], None]
+) -> list[tuple[int, str]]:
+    """Two workers run the study of `path`; `disrupt()` strikes while a trial is running
+    and another has completed. Asserts both exit 0, the budget completes and no value
+    reported before the disruption changed; returns the workers' (exit code, stderr)."""
+    spec = load_spec(path)
+    study = open_study(open_storage(postgres_url), spec)
+    workers = [_worker(postgres_url, spec.name, tmp_path) for _ in range(2)]
     try:
         _wait_for(
             lambda: (
@@ -146,13 +157,13 @@ def test_database_outage_mid_study_loses_nothing(
             "a completed trial while others run",
         )
         before = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
-        _outage(pg_admin, database, seconds=4)
+        disrupt()
     finally:
         results = _finish(workers)
     assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
-    assert any("storage unreachable" in err for _, err in results)  # they did see it
-    trials = _assert_accounted(study, budget)
+    trials = _assert_accounted(study, spec.trials)
     assert {t.number: t.value for t in trials if t.number in before} == before
+    return results
 
 
 def _cluster() -> list[str] | None:
@@ -175,30 +186,16 @@ def test_real_server_restart_mid_study_loses_nothing(
         with pg_admin.connect() as connection:
             return connection.exec_driver_sql("SELECT pg_postmaster_start_time()").scalar()
 
+    def restart() -> None:
+        try:
+            subprocess.run([*_cluster(), "restart"], check=True, timeout=120, capture_output=True)
+        finally:
+            # Whatever happened, leave the server up for the tests after this one.
+            subprocess.run([*_cluster(), "start"], timeout=120, capture_output=True)
+
     first_start = server_started()
-    budget = 6
-    study = open_study(
-        open_storage(postgres_url), load_spec(write_study("restart", trials=budget, epochs=25))
-    )
-    workers = [_worker(postgres_url, "restart", tmp_path) for _ in range(2)]
-    try:
-        _wait_for(
-            lambda: (
-                study.get_trials(states=(TrialState.COMPLETE,))
-                and study.get_trials(states=(TrialState.RUNNING,))
-            ),
-            "a completed trial while others run",
-        )
-        before = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
-        subprocess.run([*_cluster(), "restart"], check=True, timeout=120, capture_output=True)
-    finally:
-        # Whatever happened, leave the server up for the tests after this one.
-        subprocess.run([*_cluster(), "start"], timeout=120, capture_output=True)
-        results = _finish(workers)
+    _study_through(postgres_url, write_study("restart", trials=6, epochs=25), tmp_path, restart)
     assert server_started() != first_start  # the server really restarted
-    assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
-    trials = _assert_accounted(study, budget)
-    assert {t.number: t.value for t in trials if t.number in before} == before
 
 
 def _outage(admin: sqlalchemy.Engine, database: str, *, seconds: float) -> None:
