@@ -15,6 +15,7 @@ import optuna
 
 from hpo.devices import threads_per_worker
 from hpo.study import Budget, budget_of
+from hpo.summary import best_trial
 
 STOP_GRACE_SECONDS = 60  # after Ctrl-C, how long workers get to finish their epoch
 
@@ -209,7 +210,5 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _best_value(study: optuna.Study) -> float | None:
-    try:
-        return study.best_value
-    except ValueError:  # no completed trial yet
-        return None
+    best = best_trial(study)
+    return best.value if best is not None else None
