@@ -22,6 +22,7 @@ from models import ACTIVATIONS, INITS, SKIPS, list_models
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+MAX_NAME_LENGTH = 128  # characters of a study name
 
 
 # ---------------------------------------------------------------- search-space entries
@@ -62,15 +63,17 @@ Param = IntParam | FloatParam | CategoricalParam | FixedParam
 @dataclass(frozen=True)
 class DataSpec:
     name: str = "digits"  # one of hpo.data.DATASETS
-    dir: str | None = None  # folder with the files of mnist / fashion-mnist / cifar10
+    dir: str | None = None  # folder of mnist / fashion-mnist / cifar10; None: HPO_DATA, system
     seed: int = 0  # fixes the train / validation / test split
     val_fraction: float = 0.2  # share of the training data held out for validation
     max_train: int | None = None  # cap on training samples, for quick runs
+    max_val: int | None = None  # cap on validation samples: evaluated every epoch of a trial
 
 
 @dataclass(frozen=True)
 class TrainSpec:
     epochs: int = 10  # epochs per trial; also the pruner's step budget
+    max_memory_mb: float | None = None  # a trial estimated above fails; None: device share
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,8 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space"}),
     "study": frozenset({"name", "metric", "direction", "trials", "timeout"}),
     "model": frozenset({"name"}),
-    "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train"}),
-    "train": frozenset({"epochs"}),
+    "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}),
+    "train": frozenset({"epochs", "max_memory_mb"}),
     "sampler": frozenset({"name", "seed", "options"}),
     "pruner": frozenset({"name", "options"}),
 }
@@ -188,6 +191,11 @@ def spec_from_dict(snapshot: Mapping[str, Any], *, source: str = "stored spec") 
     return parse_spec({"study": study, "model": model, **raw}, source=source)
 
 
+def renamed(spec: StudySpec, name: str) -> StudySpec:
+    """The spec under another name (`--name`), checked like a name in a study file."""
+    return spec_from_dict({**spec.to_dict(), "name": name}, source="--name")
+
+
 def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     """Validate a study file's parsed TOML; raises SpecError naming source and key."""
     err = _Reporter(source)
@@ -201,6 +209,8 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     name = study.get("name")
     if not isinstance(name, str) or not name.strip():
         raise err("study.name", "is required: a non-empty string naming the study")
+    if len(name.strip()) > MAX_NAME_LENGTH:  # names become paths, locks and table cells
+        raise err("study.name", f"is {len(name.strip())} characters; at most {MAX_NAME_LENGTH}")
     metric = study.get("metric", "val_accuracy")
     if metric not in METRICS:
         raise err("study.metric", f"unknown metric {metric!r}; choose one of: {_list(METRICS)}")
@@ -277,8 +287,10 @@ def _parse_data(table: Mapping[str, Any], err: _Reporter) -> DataSpec:
         raise err("data.seed", f"{spec.seed!r} must be an integer")
     if not (_is_number(spec.val_fraction) and 0 < spec.val_fraction < 0.5):
         raise err("data.val_fraction", f"{spec.val_fraction!r} must be in (0, 0.5)")
-    if spec.max_train is not None and not (_is_int(spec.max_train) and spec.max_train >= 10):
-        raise err("data.max_train", f"{spec.max_train!r} must be an integer >= 10")
+    for key in ("max_train", "max_val"):
+        cap = getattr(spec, key)
+        if cap is not None and not (_is_int(cap) and cap >= 10):
+            raise err(f"data.{key}", f"{cap!r} must be an integer >= 10")
     return spec
 
 
@@ -287,6 +299,9 @@ def _parse_train(table: Mapping[str, Any], err: _Reporter) -> TrainSpec:
     spec = TrainSpec(**table)
     if not _is_int(spec.epochs) or spec.epochs < 1:
         raise err("train.epochs", f"{spec.epochs!r} must be an integer >= 1")
+    limit = spec.max_memory_mb
+    if limit is not None and not (_is_number(limit) and limit > 0):
+        raise err("train.max_memory_mb", f"{limit!r} must be a number of megabytes > 0")
     return spec
 
 

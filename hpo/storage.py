@@ -3,10 +3,11 @@
 SQLite (the embedded default) is set up so that several local worker processes can share
 one file without "database is locked": WAL journal, a long busy timeout, and every
 transaction started with BEGIN IMMEDIATE so that no read-then-write transaction can be
-refused mid-way. PostgreSQL (for distributed workers) gets a pre-pinged pool so that
-connections broken by a database restart are replaced instead of failing a trial, and
-every storage call is retried with backoff while the database is away (ResilientRDBStorage),
-so a restart delays a study instead of failing its trials.
+refused mid-way. PostgreSQL (for distributed workers) gets a small pre-pinged pool (at most two
+connections a process) so that connections broken by a database restart are replaced
+instead of failing a trial, and every storage call is retried with backoff while the
+database is away (ResilientRDBStorage), so a restart delays a study instead of failing its
+trials; a server that is full or starting up is waited for at the first connection too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import fcntl
 import functools
 import logging
 import os
+import re
 import sqlite3
 import time
 import warnings
@@ -26,15 +28,25 @@ from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
+from hpo._optuna import RDB_PRIVATE_METHODS
 from hpo.errors import StorageError
+from hpo.settings import ARTIFACTS_FOLDER, HEARTBEAT_INTERVAL
 
-DEFAULT_STORAGE = "sqlite:///hpo.db"
-ARTIFACTS_FOLDER = "hpo-artifacts"  # default artifact folder name, beside a SQLite file
-HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 MAX_RETRY = 3  # how often a trial whose worker died is re-queued before it stays failed
+POOL_SIZE = 2  # connections a process may hold: the main thread and the heartbeat thread
+# What a server says when it is there but cannot take a connection now (connection limit
+# reached, starting up, shutting down): worth waiting for, even at the first connection.
+BUSY_SERVER = (
+    "too many connections",
+    "remaining connection slots are reserved",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+)
 CREATE_ATTEMPTS = 5  # tries at connecting while other processes create the tables
 # How long a storage call keeps retrying while the database is unreachable (a restart, a
 # failover) before the worker gives up with one line; env HPO_DB_RETRY_SECONDS overrides.
@@ -50,22 +62,33 @@ def default_artifacts_dir(storage_url: str) -> Path:
 
     The artifact folder holds epoch checkpoints and report files; optuna-dashboard serves it.
     """
-    with contextlib.suppress(sqlalchemy.exc.ArgumentError):
-        url = make_url(storage_url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            return Path(url.database).expanduser().resolve().parent / ARTIFACTS_FOLDER
+    url = _parse_url(storage_url)
+    local = url is not None and url.get_backend_name() == "sqlite"
+    if local and url.database not in (None, "", ":memory:"):
+        return Path(url.database).expanduser().resolve().parent / ARTIFACTS_FOLDER
     return Path(ARTIFACTS_FOLDER).resolve()
+
+
+def _parse_url(url: str) -> URL | None:
+    """The parsed URL, or None when it is malformed.
+
+    SQLAlchemy raises ArgumentError for most malformed URLs but a plain ValueError for
+    some (a port that is not a number), so both mean "malformed" here.
+    """
+    try:
+        return make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None
 
 
 def normalize_url(url: str) -> str:
     """Parse a storage URL; a bare postgresql:// uses the psycopg 3 driver hpo ships with."""
-    try:
-        parsed = make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    parsed = _parse_url(url)
+    if parsed is None:
         raise StorageError(
             f"malformed storage URL {mask_url(url)!r}; expected e.g. sqlite:///hpo.db "
-            "or postgresql://user@host/dbname"
-        ) from None
+            "or postgresql://user@host:5432/dbname"
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
@@ -78,20 +101,24 @@ def normalize_url(url: str) -> str:
 
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ***, safe for output, logs and errors."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        # Unparseable: hide everything between '://' and '@', where a password would be.
-        scheme, sep, rest = url.partition("://")
-        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+    parsed = _parse_url(url)
+    if parsed is not None:
+        return parsed.render_as_string(hide_password=True)
+    # Unparseable: hide everything between '://' and '@', where a password would be.
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
 
 
 def scrub(message: str, url: str) -> str:
     """Remove the URL's password from a (driver) message."""
-    with contextlib.suppress(sqlalchemy.exc.ArgumentError):
-        password = make_url(url).password
-        if password:
-            message = message.replace(str(password), "***")
+    parsed = _parse_url(url)
+    if parsed is not None:
+        password = parsed.password
+    else:  # unparseable: whatever stands where a password would, between ':' and '@'
+        match = re.search(r"://[^:/@]*:([^@]*)@", url)
+        password = match.group(1) if match else None
+    if password:
+        message = message.replace(str(password), "***")
     return message
 
 
@@ -114,11 +141,19 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _delays(seconds: float) -> Iterator[float]:
+    """Backoff delays between retries (0.25 s, doubling up to 8 s) for `seconds` in all."""
+    deadline = time.monotonic() + seconds
+    delay = 0.25
+    while time.monotonic() + delay <= deadline:
+        yield delay
+        delay = min(delay * 2, 8.0)
+
+
 def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
     @functools.wraps(method)
     def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> _T:
-        delay = 0.25
-        deadline = time.monotonic() + self.retry_seconds
+        delays = _delays(self.retry_seconds)
         attempt = 0
         while True:
             try:
@@ -130,7 +165,8 @@ def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
             except Exception as exc:
                 if not _is_transient(exc):
                     raise
-                if time.monotonic() + delay > deadline:
+                delay = next(delays, None)
+                if delay is None:
                     raise StorageError(
                         _unreachable(self.url, exc) + f" (gave up after {self.retry_seconds:g} s)"
                     ) from None
@@ -141,7 +177,6 @@ def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
                     delay,
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 8.0)
             attempt += 1
 
     return call
@@ -200,11 +235,7 @@ for _name in (
     "get_best_trial",
     "record_heartbeat",
     # Optuna's per-process cache (_CachedStorage) calls these private ones directly.
-    "_create_new_trial",
-    "_set_trial_param",
-    "_get_trials",
-    "_get_best_trial_id",
-    "_get_stale_trial_ids",
+    *RDB_PRIVATE_METHODS,
 ):
     setattr(
         ResilientRDBStorage,
@@ -223,6 +254,21 @@ def _retry_seconds() -> float:
         raise StorageError(f"HPO_DB_RETRY_SECONDS={text!r}: expected a number of seconds") from None
 
 
+def _pool_size() -> int:
+    text = os.environ.get("HPO_DB_POOL_SIZE")
+    if not text:
+        return POOL_SIZE
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < POOL_SIZE:
+        # Fewer would deadlock: the study lock holds one connection while the calls it
+        # guards need another.
+        raise StorageError(f"HPO_DB_POOL_SIZE={text!r}: expected a whole number >= {POOL_SIZE}")
+    return size
+
+
 def open_storage(
     url: str,
     *,
@@ -232,8 +278,10 @@ def open_storage(
     """Connect (creating tables if needed); StorageError with one line if that fails.
 
     A trial whose worker stops sending heartbeats for `grace_period` seconds (default:
-    twice the interval) is failed by the next worker that looks, and re-queued. Once
-    connected, calls retry for HPO_DB_RETRY_SECONDS while the database is away.
+    twice the interval) is failed by the next worker that looks, and re-queued. A server
+    that answers "too many connections" (or "starting up") is waited for, like every later
+    call, for HPO_DB_RETRY_SECONDS; any other failure to connect is reported at once. A
+    process holds at most HPO_DB_POOL_SIZE connections to PostgreSQL (default 2).
     """
     url = normalize_url(url)
     parsed = make_url(url)
@@ -244,38 +292,110 @@ def open_storage(
     else:
         engine_kwargs = {
             "pool_pre_ping": True,  # replace connections a database restart broke
-            "pool_size": 2,
-            "max_overflow": 4,
+            # One connection stays open; the heartbeat thread's (or the study lock's) second
+            # one is opened when both are busy and closed after, sparing a full server.
+            "pool_size": 1,
+            "max_overflow": _pool_size() - 1,
             "connect_args": {"connect_timeout": 10},
         }
     retry_seconds = _retry_seconds()
-    for attempt in range(CREATE_ATTEMPTS):
+    delays = _delays(retry_seconds)
+    races = waited = 0
+    while True:
         try:
-            with warnings.catch_warnings(), _schema_lock(url, backend):
-                # heartbeat and the retry callback are marked experimental; we rely on them.
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = ResilientRDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=(
-                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-                    ),
-                )
+            storage = _connect(url, backend, engine_kwargs, heartbeat_interval, grace_period)
             break
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
             # Processes starting together on an empty database race to create the
             # tables; the losers see "already exists" / a unique violation. Try again:
             # by then the tables are there.
-            if attempt + 1 < CREATE_ATTEMPTS and _lost_table_creation_race(exc):
-                time.sleep(0.2 * (attempt + 1))
+            if races + 1 < CREATE_ATTEMPTS and _lost_table_creation_race(exc):
+                races += 1
+                time.sleep(0.2 * races)
                 continue
-            raise StorageError(_unreachable(url, exc)) from None
+            delay = next(delays, None) if _server_busy(exc) else None
+            if delay is None:
+                gave_up = f" (gave up after {retry_seconds:g} s)" if waited else ""
+                raise StorageError(_unreachable(url, exc) + gave_up) from None
+            log.warning(
+                "storage %s cannot take a connection now (%s); retrying in %.1f s",
+                mask_url(url),
+                scrub(_reason(exc), url),
+                delay,
+            )
+            time.sleep(delay)
+            waited += 1
     storage.retry_seconds = retry_seconds
     if backend == "sqlite":
         _begin_immediate(storage.engine)
     return storage
+
+
+def _connect(
+    url: str,
+    backend: str,
+    engine_kwargs: dict[str, Any],
+    heartbeat_interval: int,
+    grace_period: int | None,
+) -> ResilientRDBStorage:
+    with warnings.catch_warnings(), _schema_lock(url, backend):
+        # heartbeat and the retry callback are marked experimental; we rely on them.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return ResilientRDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=StaleTrialRetry(max_retry=MAX_RETRY),
+        )
+
+
+def _server_busy(exc: BaseException) -> bool:
+    """True when the server answered but cannot take a connection now (full, starting up).
+
+    Only these are waited for at the first connection: a refused connection, a wrong
+    password, host or port, or a missing database or role are reported at once, since
+    retrying would only delay the one-line error. psycopg gives no SQLSTATE for a failed
+    connection, hence the server's wording.
+    """
+    text = _reason(exc).lower()
+    return any(phrase in text for phrase in BUSY_SERVER)
+
+
+class StaleTrialRetry:
+    """Re-queue the trial of a dead worker (no heartbeat), at most `max_retry` times.
+
+    Optuna's RetryHeartbeatStaleTrialCallback does the re-queueing; past the cap it leaves
+    the last attempt failed without a word, and a finished trial takes no more attrs. So
+    here a failed record of the same params supersedes that attempt (it lists it in its
+    `retry_history`, so the budget counts the record instead) and says why in fail_reason.
+    """
+
+    def __init__(self, *, max_retry: int) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        attempts = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(attempts) <= self.max_retry:
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)(study, trial)
+            return
+        reason = (
+            f"worker died; these params ran {len(attempts)} times without finishing "
+            f"(trials {', '.join(map(str, attempts))}): not retried again"
+        )
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.FAIL,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={**trial.user_attrs, "fail_reason": reason},
+                system_attrs={
+                    "failed_trial": attempts[0],
+                    **trial.system_attrs,
+                    "retry_history": attempts,
+                },
+            )
+        )
 
 
 def _lost_table_creation_race(exc: BaseException) -> bool:
@@ -285,11 +405,13 @@ def _lost_table_creation_race(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def _schema_lock(url: str, backend: str) -> Iterator[None]:
-    """PostgreSQL: hold an advisory lock while Optuna creates its tables.
+    """PostgreSQL without Optuna's tables yet: hold an advisory lock while they are created.
 
     Optuna's create_all checks, then creates: two processes starting on an empty database
     at once both try to create the tables, and one fails with "already exists" or a unique
     violation on pg_type. Serialising the first connection of every process avoids that.
+    Once the tables exist there is nothing to serialise, and no lock is taken: it would
+    be a third connection beside the two that Optuna's start-up holds.
     """
     if backend != "postgresql":
         yield
@@ -299,17 +421,22 @@ def _schema_lock(url: str, backend: str) -> Iterator[None]:
     )
     try:
         with engine.connect() as connection:
-            connection.execute(
-                sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY}
-            )
-            connection.commit()
-            try:
-                yield
-            finally:
+            # Optuna writes alembic_version last: once it is there, the schema is complete.
+            created = sqlalchemy.inspect(connection).has_table("alembic_version")
+            if not created:
                 connection.execute(
-                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY}
+                    sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY}
                 )
                 connection.commit()
+                try:
+                    yield
+                finally:
+                    connection.execute(
+                        sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY}
+                    )
+                    connection.commit()
+        if created:
+            yield
     finally:
         engine.dispose()
 

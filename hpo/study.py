@@ -10,61 +10,16 @@ dead attempt is then "superseded" and no longer counts.
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
+from hpo import _optuna
 from hpo.errors import HpoError, SpecError, StudyConflictError
+from hpo.records import BUDGET_ATTR, SPEC_ATTR, counted_trials
 from hpo.spec import StudySpec, spec_from_dict
 from hpo.storage import mask_url, study_lock
-
-SPEC_ATTR = "hpo_spec"  # study user attr: the validated spec, as JSON-able dict
-BUDGET_ATTR = "hpo_trials"  # study user attr: the study-wide trial budget
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Where a study stands against its trial budget (superseded attempts left out)."""
-
-    target: int
-    states: Counter[TrialState]
-
-    @property
-    def finished(self) -> int:
-        return sum(self.states[s] for s in FINISHED)
-
-    @property
-    def pending(self) -> int:
-        return self.states[TrialState.WAITING] + self.states[TrialState.RUNNING]
-
-    @property
-    def done(self) -> bool:
-        return self.pending == 0
-
-
-def superseded_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
-    """Numbers of failed attempts that were re-queued (their retry counts instead)."""
-    numbers: set[int] = set()
-    for trial in trials:
-        numbers.update(trial.system_attrs.get("retry_history", []))
-    return numbers
-
-
-def counted_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials that count against the budget: all but superseded attempts."""
-    superseded = superseded_numbers(trials)
-    return [t for t in trials if t.number not in superseded]
-
-
-def budget_of(study: optuna.Study) -> Budget:
-    trials = study.get_trials(deepcopy=False)
-    target = int(study.user_attrs.get(BUDGET_ATTR, 0))
-    return Budget(target, Counter(t.state for t in counted_trials(trials)))
 
 
 def open_study(
@@ -90,6 +45,10 @@ def open_study(
         )
         if existing is None:
             study.set_user_attr(SPEC_ATTR, spec.to_dict())
+        if study.metric_names != [spec.metric]:  # the dashboard's label instead of Objective 0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([spec.metric])
         if int(study.user_attrs.get(BUDGET_ATTR, 0)) != target:
             study.set_user_attr(BUDGET_ATTR, target)
         queued = target - len(counted_trials(study.get_trials(deepcopy=False)))
@@ -102,30 +61,71 @@ def load_spec_from_storage(storage: optuna.storages.RDBStorage, study_name: str)
     """The spec stored with a study; HpoError naming what exists if there is none."""
     snapshot = _stored_snapshot(storage, study_name)
     if snapshot is None:
-        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+        names = _optuna.study_names(storage)
         known = ", ".join(names[:10]) or "none yet"
         raise HpoError(
             f"no hpo study named {study_name!r} in {mask_url(storage.url)} "
             f"(studies there: {known}); start one with `hpo launch study FILE`"
         )
-    try:
-        return spec_from_dict(snapshot, source=f"spec stored with study {study_name!r}")
-    except SpecError as exc:
-        raise HpoError(f"{exc} (stored by another hpo version?)") from None
+    return _spec_of(snapshot, study_name)
 
 
 def _stored_snapshot(storage: optuna.storages.RDBStorage, study_name: str) -> dict[str, Any] | None:
+    """The spec snapshot stored with a study; None if there is no such study or it has none.
+
+    A study that has one which is not a spec-shaped object (edited by hand, written by
+    something else) is an HpoError naming it, never a traceback or "no such study".
+    """
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
         return None
-    return storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    try:
+        attrs = storage.get_study_user_attrs(study_id)
+    except ValueError as exc:  # Optuna parses each stored value as JSON
+        raise _corrupt(study_name, f"its stored attributes are not valid JSON: {exc}") from None
+    if SPEC_ATTR not in attrs:
+        return None  # not created by hpo
+    snapshot = attrs[SPEC_ATTR]
+    if not isinstance(snapshot, dict) or not snapshot:
+        raise _corrupt(study_name, f"{_kind(snapshot)} where a table of settings belongs")
+    return snapshot
+
+
+def _spec_of(snapshot: dict[str, Any], study_name: str) -> StudySpec:
+    """Validate a stored snapshot as a study file is validated."""
+    try:
+        return spec_from_dict(snapshot, source=f"spec stored with study {study_name!r}")
+    except SpecError as exc:
+        raise HpoError(f"{exc} (stored by another hpo version?)") from None
+    except KeyError as exc:
+        raise _corrupt(study_name, f"it has no {exc.args[0]!r} entry") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # not even shaped like a spec
+        raise _corrupt(study_name, f"{type(exc).__name__}: {exc}") from None
+
+
+def _corrupt(study_name: str, what: str) -> HpoError:
+    return HpoError(
+        f"study {study_name!r} has a corrupt hpo spec ({what}); launch the study file under "
+        f"a new name (--name NEW_NAME), or delete this study (`optuna delete-study "
+        f"--study-name {study_name!r}`)"
+    )
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in words: null, a string, a list, an empty table, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an empty table"
+    kinds = {str: "a string", list: "a list", bool: "a boolean", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _check_same_experiment(
     snapshot: dict[str, Any], spec: StudySpec, storage: optuna.storages.RDBStorage
 ) -> None:
-    stored = spec_from_dict(snapshot, source="stored spec")
+    stored = _spec_of(snapshot, spec.name)
     differing = _differing_keys(stored.identity(), spec.identity())
     if differing:
         raise StudyConflictError(

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import threading
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
+from hpo import _optuna
 from hpo.errors import HpoError, StudyConflictError
+from hpo.records import BUDGET_ATTR, SPEC_ATTR, budget_of, counted_trials
 from hpo.spec import load_spec
 from hpo.storage import open_storage
-from hpo.study import (
-    BUDGET_ATTR,
-    SPEC_ATTR,
-    budget_of,
-    counted_trials,
-    load_spec_from_storage,
-    open_study,
-)
+from hpo.study import load_spec_from_storage, open_study
+from tests.helpers import run_hpo
 
 
 @pytest.fixture
@@ -106,3 +104,85 @@ def test_concurrent_opens_make_one_study_and_one_budget(sqlite_url, spec) -> Non
     storage = open_storage(sqlite_url)
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["s"]
     assert len(optuna.load_study(study_name="s", storage=storage).get_trials()) == 5
+
+
+# ---------------------------------------------------------------- corrupt stored specs
+
+NOT_JSON = "not JSON"  # stands for a stored value whose text is not JSON at all
+CORRUPT_SPECS = {
+    "invalid JSON text": NOT_JSON,
+    "a string": "digits-cnn",
+    "a list": [{"model": "mlp"}],
+    "an empty object": {},
+    "null": None,
+    "an object without a model": {"name": "p8", "trials": 3},
+}
+
+
+def _add_corrupt_study(storage: optuna.storages.RDBStorage, name: str, value: object) -> None:
+    study = optuna.create_study(study_name=name, storage=storage)
+    if value is NOT_JSON:  # Optuna can only store JSON: break the stored text itself
+        study.set_user_attr(SPEC_ATTR, "to be broken")
+        with storage.engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text(
+                    "UPDATE study_user_attributes SET value_json = '{\"model\": mlp' "
+                    "WHERE study_id = :s AND key = :k"
+                ),
+                {"s": _optuna.study_id(study), "k": SPEC_ATTR},
+            )
+    else:
+        study.set_user_attr(SPEC_ATTR, value)
+
+
+def _one_line_error(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    return run.stderr
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT_SPECS))
+def test_a_corrupt_stored_spec_is_one_line_for_worker_and_launch(
+    sqlite_url, spec, write_study, tmp_path, case: str
+) -> None:
+    storage = open_storage(sqlite_url)
+    open_study(storage, spec)
+    _add_corrupt_study(storage, "p8", CORRUPT_SPECS[case])
+    expected = "error: study 'p8' has a corrupt hpo spec ("
+
+    worker = run_hpo("--storage", sqlite_url, "worker", "--study", "p8", cwd=tmp_path)
+    assert _one_line_error(worker).startswith(expected)  # was: a traceback, or "no study"
+    launch = run_hpo(
+        "--storage",
+        sqlite_url,
+        "launch",
+        "study",
+        str(write_study("x")),
+        "--name",
+        "p8",
+        "--workers",
+        "0",
+        cwd=tmp_path,
+    )
+    assert _one_line_error(launch).startswith(expected)
+    with pytest.raises(HpoError, match=r"^study 'p8' has a corrupt hpo spec \("):
+        load_spec_from_storage(storage, "p8")
+    assert [t.number for t in optuna.load_study(study_name="p8", storage=storage).trials] == []
+
+
+def test_studies_lists_every_study_beside_corrupt_ones(sqlite_url, spec, tmp_path) -> None:
+    storage = open_storage(sqlite_url)
+    open_study(storage, spec)
+    for number, value in enumerate(CORRUPT_SPECS.values()):
+        _add_corrupt_study(storage, f"p{number}", value)
+
+    run = run_hpo("--storage", sqlite_url, "studies", cwd=tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    rows = {line.split()[1]: line for line in run.stdout.splitlines() if line.startswith("│")}
+    assert sorted(rows) == ["p0", "p1", "p2", "p3", "p4", "p5", "s"]
+    assert "mlp" in rows["s"]
+    assert all("corrupt spec" in rows[f"p{n}"] for n in range(len(CORRUPT_SPECS)))
+    with pytest.raises(HpoError, match=r"no hpo study named 'x' .*studies there: p0, p1"):
+        load_spec_from_storage(storage, "x")  # listing the studies survives them too

@@ -1,0 +1,297 @@
+"""Checkpoints: one folder per study, files that name their writer, contents checked.
+
+A retry resumes only from its own study's and earlier attempt's file, and only if what
+the file holds is consistent; any other file makes it start over and complete.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from hpo import _optuna
+from hpo.checkpoint import BadCheckpoint, CheckpointStore, Expected, check_state
+from hpo.spec import StudySpec, load_spec
+from hpo.storage import open_storage
+from hpo.study import open_study
+from hpo.train import Checkpoint, TrainConfig, num_outputs, train
+from hpo.worker import claim_trial, load_study_data, run_worker
+from models import create_model
+
+EPOCHS = 4
+STUDY = """
+[study]
+name = "{name}"
+trials = 1
+
+[model]
+name = "mlp"
+
+[data]
+name = "rings"
+max_train = 200
+
+[train]
+epochs = {epochs}
+
+[sampler]
+name = "random"
+
+[pruner]
+name = "none"
+
+[space]
+depth = 1
+width = 8
+lr = 0.01
+batch_size = 64
+"""
+# Every entry is fixed, so every trial (and every study) has exactly these params.
+PARAMS = {"depth": 1, "width": 8, "lr": 0.01, "batch_size": 64}
+
+
+def _spec(tmp_path: Path, name: str) -> StudySpec:
+    path = tmp_path / f"{len(list(tmp_path.glob('*.toml')))}.toml"
+    path.write_text(STUDY.format(name=name, epochs=EPOCHS), encoding="utf-8")
+    return load_spec(path)
+
+
+def _genuine(spec: StudySpec, epochs: int = 2) -> Checkpoint:
+    """The checkpoint a real attempt of the study's trial writes after `epochs` epochs."""
+    data = load_study_data(spec)
+    model = create_model(
+        "mlp", in_shape=data.in_shape, num_outputs=num_outputs(data.num_classes), depth=1, width=8
+    )
+    saved: list[Checkpoint] = []
+    config = TrainConfig(epochs=epochs, lr=0.01, batch_size=64)
+    train(model, data, config, checkpoint=lambda c: saved.append(copy.deepcopy(c)))
+    return saved[-1]
+
+
+def _died_after(study: optuna.Study, storage: Any, checkpoint: Checkpoint) -> int:
+    """Run the queued trial as a worker that reported `checkpoint`'s epochs, then died.
+
+    Returns the dead attempt's number; its retry is queued, as after a missed heartbeat.
+    """
+    trial = claim_trial(study, storage)
+    assert trial is not None
+    for result in checkpoint.history:
+        trial.report(result.val_accuracy, result.epoch)
+    study.tell(trial, state=TrialState.FAIL)
+    dead = _optuna.study_storage(study).get_trial(_optuna.trial_id(trial))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, dead)
+    return trial.number
+
+
+def _retry(study: optuna.Study, dead: int) -> optuna.trial.FrozenTrial:
+    return next(t for t in study.get_trials() if dead in t.system_attrs.get("retry_history", []))
+
+
+def test_similar_names_get_folders_of_their_own(tmp_path: Path) -> None:
+    names = ["a/b", "a b", "a_b", "a:b", "数据", "模型", "..", "x" * 300]
+    folders = [CheckpointStore(tmp_path, name).folder for name in names]
+    assert len(set(folders)) == len(names)
+    for folder in folders:
+        assert folder.parent == tmp_path / "checkpoints"  # one component: cannot escape
+        assert len(folder.name) <= 64
+    assert CheckpointStore(tmp_path, "a b").folder.name.startswith("a_b")  # still readable
+
+
+def test_a_300_character_study_name_saves_and_loads(tmp_path: Path) -> None:
+    name = "long " * 60
+    spec = _spec(tmp_path, "short")  # only the data and params matter here
+    checkpoint = _genuine(spec, epochs=1)
+    store = CheckpointStore(tmp_path, name)
+    store.save(3, checkpoint, PARAMS, study_id=7)  # was: OSError "File name too long"
+    loaded = store.load(3, PARAMS, "cpu", study_id=7)
+    assert loaded is not None and loaded.epoch == 1
+
+
+def test_a_retry_never_resumes_from_or_deletes_a_similar_named_studys_file(
+    tmp_path: Path,
+) -> None:
+    """Seen: study `col_x`'s retry resumed from `col x`'s checkpoint, then deleted it."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'hpo.db'}")
+    artifacts = tmp_path / "artifacts"
+    other = open_study(storage, _spec(tmp_path, "col x"))
+    ours = open_study(storage, _spec(tmp_path, "col_x"))
+    checkpoint = _genuine(_spec(tmp_path, "col x"))
+    other_dead = _died_after(other, storage, checkpoint)
+    other_store = CheckpointStore(artifacts, "col x")
+    other_store.save(other_dead, checkpoint, PARAMS, study_id=_optuna.study_id(other))
+    dead = _died_after(ours, storage, checkpoint)
+    assert dead == other_dead  # same trial number, same params: only the study differs
+
+    run_worker(storage, "col_x", artifacts=artifacts, checkpoint_every=0)
+
+    retry = _retry(ours, dead)
+    assert retry.state == TrialState.COMPLETE
+    assert "resumed_from_epoch" not in retry.user_attrs
+    assert other_store.path(other_dead).is_file()  # the other study's retry still has it
+
+
+# ------------------------------------------------------------ malformed and edited files
+
+
+def _set(key: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+    def edit(state: dict[str, Any]) -> dict[str, Any]:
+        state[key] = value
+        return state
+
+    return edit
+
+
+def _drop(key: str) -> Callable[[dict[str, Any]], Any]:
+    def edit(state: dict[str, Any]) -> dict[str, Any]:
+        del state[key]
+        return state
+
+    return edit
+
+
+def _edit_history(edit_one: Callable[[list[dict[str, Any]]], None]) -> Callable[..., Any]:
+    def edit(state: dict[str, Any]) -> dict[str, Any]:
+        edit_one(state["history"])
+        return state
+
+    return edit
+
+
+def _wrong_model_shape(state: dict[str, Any]) -> dict[str, Any]:
+    key = next(iter(state["model"]))
+    state["model"][key] = torch.zeros(5, 5)
+    return state
+
+
+def _wrong_optimizer_shape(state: dict[str, Any]) -> dict[str, Any]:
+    state["optimizer"]["state"][0]["exp_avg"] = torch.zeros(7)
+    return state
+
+
+def _better_first_epoch(history: list[dict[str, Any]]) -> None:
+    history[0]["val_accuracy"] = (history[0]["val_accuracy"] + 0.5) % 1.0
+
+
+def _finished_run(state: dict[str, Any]) -> dict[str, Any]:
+    """Claims all the study's epochs: resuming would finish the trial without training."""
+    last = state["history"][-1]
+    state["history"] += [{**last, "epoch": e} for e in range(3, EPOCHS + 1)]
+    state["epoch"] = EPOCHS
+    return state
+
+
+def _gap(history: list[dict[str, Any]]) -> None:
+    history[1]["epoch"] = 3
+
+
+MALFORMED: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "a list": lambda state: [state],
+    "no history": _drop("history"),
+    "model tensor of another shape": _wrong_model_shape,
+    "optimizer tensor of another shape": _wrong_optimizer_shape,
+    "edited history value": _edit_history(_better_first_epoch),
+    "claims a finished run": _finished_run,
+    "epoch is not the history's length": _set("epoch", 1),
+    "epochs not consecutive": _edit_history(_gap),
+    "another study's name": _set("study", "col x"),
+    "another study's id": lambda state: _set("study_id", state["study_id"] + 1)(state),
+    "another trial": _set("trial", 99),
+    "another hpo version": _drop("format"),
+    "no rng of this device": _set("rng", torch.zeros(3, dtype=torch.uint8)),
+}
+
+
+@dataclass
+class DeadTrial:
+    """A study whose only trial died after epoch 2, its genuine checkpoint on disk."""
+
+    spec: StudySpec
+    study: optuna.Study
+    storage: Any
+    store: CheckpointStore
+    dead: int  # the dead attempt's number
+
+    def expected(self) -> Expected:
+        """What the retry expects of the dead attempt's file."""
+        data = load_study_data(self.spec)
+        outputs = num_outputs(data.num_classes)
+        model = create_model("mlp", in_shape=data.in_shape, num_outputs=outputs, depth=1, width=8)
+        storage = _optuna.study_storage(self.study)
+        study_id = _optuna.study_id(self.study)
+        attempt = storage.get_trial_id_from_study_id_trial_number(study_id, self.dead)
+        reported = storage.get_trial(attempt).intermediate_values
+        return Expected("ckpt", self.dead, PARAMS, study_id, EPOCHS, reported, model, "cpu")
+
+
+@pytest.fixture
+def dead_trial(tmp_path: Path) -> DeadTrial:
+    storage = open_storage(f"sqlite:///{tmp_path / 'hpo.db'}")
+    spec = _spec(tmp_path, "ckpt")
+    study = open_study(storage, spec)
+    checkpoint = _genuine(spec)
+    dead = _died_after(study, storage, checkpoint)
+    store = CheckpointStore(tmp_path / "artifacts", "ckpt", every_seconds=0)
+    store.save(dead, checkpoint, PARAMS, study_id=_optuna.study_id(study))
+    return DeadTrial(spec, study, storage, store, dead)
+
+
+def test_a_genuine_checkpoint_is_resumed_from(dead_trial: DeadTrial, tmp_path: Path) -> None:
+    study, storage, dead = dead_trial.study, dead_trial.storage, dead_trial.dead
+    run_worker(storage, "ckpt", artifacts=tmp_path / "artifacts", checkpoint_every=0)
+    retry = _retry(study, dead)
+    assert retry.state == TrialState.COMPLETE
+    assert retry.user_attrs["resumed_from_epoch"] == 2
+    assert sorted(retry.intermediate_values) == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "a list",
+        "no history",
+        "model tensor of another shape",
+        "edited history value",
+        "claims a finished run",
+        "another study's id",
+    ],
+)
+def test_a_malformed_or_edited_checkpoint_makes_the_retry_start_over(
+    dead_trial: DeadTrial, tmp_path: Path, case: str
+) -> None:
+    study, storage, store, dead = (
+        dead_trial.study,
+        dead_trial.storage,
+        dead_trial.store,
+        dead_trial.dead,
+    )
+    state = torch.load(store.path(dead), weights_only=True)
+    torch.save(MALFORMED[case](state), store.path(dead))
+
+    report = run_worker(storage, "ckpt", artifacts=tmp_path / "artifacts", checkpoint_every=0)
+
+    assert report.states == {"COMPLETE": 1}
+    retry = _retry(study, dead)
+    assert retry.state == TrialState.COMPLETE
+    assert "resumed_from_epoch" not in retry.user_attrs
+    assert sorted(retry.intermediate_values) == list(range(1, EPOCHS + 1))  # all trained
+    assert not store.path(dead).exists()  # the finished trial cleaned up
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_check_state_refuses_each_malformed_checkpoint(dead_trial: DeadTrial, case: str) -> None:
+    state = torch.load(dead_trial.store.path(dead_trial.dead), weights_only=True)
+    expected = dead_trial.expected()
+    assert check_state(copy.deepcopy(state), expected).epoch == 2  # the untouched file is fine
+    with pytest.raises(BadCheckpoint):
+        check_state(MALFORMED[case](state), expected)
