@@ -4,8 +4,8 @@ Five datasets, all classification:
 
 - ``digits``: scikit-learn's bundled 8x8 digits (1797 images, no download).
 - ``rings``: synthetic 2-D concentric rings, generated here.
-- ``mnist`` / ``fashion-mnist``: the four IDX files in ``data_dir``.
-- ``cifar10``: the python pickle batches in ``data_dir``.
+- ``mnist`` / ``fashion-mnist``: the four IDX files (found by hpo.datafiles).
+- ``cifar10``: the python pickle batches, found the same way.
 
 Splits are stratified and depend on ``seed`` only, so every trial of a study
 (and every worker) sees exactly the same train/val/test data. ``digits`` and
@@ -15,27 +15,27 @@ training file into train/val and use their official test file as test.
 
 Pixels are scaled to [0, 1] and then standardized per channel (per feature for
 ``rings``) with the mean and std of the train split only, so nothing about the
-val/test data leaks into training.
+val/test data leaks into training. Images are kept as their raw uint8 pixels (a quarter
+of the memory of float32, on the device too) and standardized batch by batch as they are
+sliced (``Split.inputs`` / ``Split.batch``), as airbench does; ``rings`` is standardized
+once, as float32.
+
+Where the files are found and how they are read: hpo.datafiles.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import io
 import math
-import pickle
-import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
 
-from hpo.errors import HpoError
+from hpo.datafiles import read_files
+from hpo.errors import DataError
 
 DATASETS: tuple[str, ...] = ("digits", "rings", "mnist", "fashion-mnist", "cifar10")
 
@@ -44,34 +44,54 @@ RINGS_RADII = (1.0, 2.0)  # ring radii; label = index of the ring
 RINGS_NOISE = 0.3  # std of the radius noise: rings overlap a little, best accuracy ~95%
 RINGS_DATA_SEED = 20240  # the rings data are fixed; only the split follows `seed`
 
-# IDX stem names; each file may also be gzipped (`.gz`).
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
-CIFAR_SUBDIR = "cifar-10-batches-py"  # the folder the official archive unpacks to
 
-# IDX type byte -> big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/).
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+@dataclass(frozen=True)
+class Normalization:
+    """How raw pixels become model inputs: ``(raw / scale - mean) / std`` per channel."""
 
+    scale: float  # the raw value of full intensity (255; 16 for digits): raw / scale is in [0, 1]
+    mean: torch.Tensor  # per-channel mean of the train split in [0, 1] units, shape (1, C, 1, 1)
+    std: torch.Tensor  # per-channel std likewise; 1 for a constant channel
 
-class DataError(HpoError):
-    """One clear line: what is missing/wrong and how to fix it (the CLI prints it as is)."""
+    def __call__(self, raw: torch.Tensor) -> torch.Tensor:
+        # The float32 ops, in the order, of standardizing a whole split at load time, so the
+        # values are the same; in place on the fresh float copy, so one batch-sized buffer.
+        return raw.to(torch.float32).div_(self.scale).sub_(self.mean).div_(self.std)
+
+    def to(self, device: torch.device | str) -> Normalization:
+        return dataclasses.replace(self, mean=self.mean.to(device), std=self.std.to(device))
 
 
 @dataclass(frozen=True)
 class Split:
-    x: torch.Tensor  # float32; images (N, C, H, W), vectors (N, D)
+    """One split; slice it with ``inputs`` / ``batch``, which return model-ready inputs."""
+
+    x: torch.Tensor  # stored samples: raw uint8 images (N, C, H, W) or float32 inputs (N, D)
     y: torch.Tensor  # int64 class labels, shape (N,)
+    norm: Normalization | None = None  # turns the stored images into inputs; None: x already is
 
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def inputs(self, index: slice | torch.Tensor = slice(None)) -> torch.Tensor:
+        """Float32 model inputs of the samples at ``index`` (a slice or an index tensor).
+
+        Float data come back as stored (a view for a slice): do not modify them in place.
+        """
+        x = self.x[index]
+        return x if self.norm is None else self.norm(x)
+
+    def batch(self, index: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of the samples at ``index``."""
+        return self.inputs(index), self.y[index]
+
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.x.to(device), self.y.to(device))
+        norm = None if self.norm is None else self.norm.to(device)
+        return Split(self.x.to(device), self.y.to(device), norm)
 
 
 @dataclass(frozen=True)
@@ -97,18 +117,22 @@ def load_dataset(
     seed: int = 0,
     val_fraction: float = 0.2,
     max_train: int | None = None,
+    max_val: int | None = None,
 ) -> Dataset:
-    """Load a dataset as standardized CPU tensors.
+    """Load a dataset as CPU tensors (images raw uint8, standardized when sliced).
 
     Args:
         name: One of ``DATASETS``.
         data_dir: Folder with the files of ``mnist``, ``fashion-mnist`` or ``cifar10``;
-            ignored by ``digits`` and ``rings``.
+            None: search ``HPO_DATA`` and the system folder (see the module docstring).
+            Ignored by ``digits`` and ``rings``.
         seed: The only input of the split: same seed, same split.
         val_fraction: Fraction held out for validation (and, for ``digits``/``rings``,
             the same fraction again for test). Must be in (0, 0.5).
         max_train: Optional cap on the train split (a seeded, stratified subset) for fast
             runs; val and test do not change with it.
+        max_val: Optional cap on the validation split, likewise: evaluating it every epoch
+            dominates small trials. Train (and so the statistics) and test do not change.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -116,34 +140,45 @@ def load_dataset(
         raise DataError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
-    if max_train is not None and (not isinstance(max_train, int) or max_train < 1):
-        raise DataError(f"max_train must be a positive integer or None, got {max_train}")
+    for key, cap in (("max_train", max_train), ("max_val", max_val)):
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise DataError(f"{key} must be a positive integer or None, got {cap}")
 
     if name in ("digits", "rings"):
-        x, y, scale = _digits() if name == "digits" else (*make_rings(), 1.0)
+        x, y, scale = _digits() if name == "digits" else (*make_rings(), None)
         n_held = _count(len(y), val_fraction, name)
         val_idx, test_idx, train_idx = stratified_split(y, [n_held, n_held], seed=seed)
         x_test, y_test = x[test_idx], y[test_idx]
         num_classes = 10 if name == "digits" else len(RINGS_RADII)
     else:
-        (x, y), (x_test, y_test) = _read_files(name, data_dir)
+        (x, y), (x_test, y_test) = read_files(name, data_dir)
         scale, num_classes = 255.0, 10
         _check_labels(name, y, num_classes)
         _check_labels(name, y_test, num_classes)
         val_idx, train_idx = stratified_split(y, [_count(len(y), val_fraction, name)], seed=seed)
 
+    # Each cap draws from its own stream, so neither is a by-product of the split's draws
+    # and capping one split never changes the samples of another.
     if max_train is not None and max_train < len(train_idx):
-        # Own stream (seed, 1) so the subset is not a by-product of the split's draws.
         subset, _ = stratified_split(y[train_idx], [max_train], seed=(seed, 1))
         train_idx = train_idx[subset]
+    if max_val is not None and max_val < len(val_idx):
+        subset, _ = stratified_split(y[val_idx], [max_val], seed=(seed, 2))
+        val_idx = val_idx[subset]
 
-    xs = [to_unit(a, scale) for a in (x[train_idx], x[val_idx], x_test)]
-    mean, std = channel_stats(xs[0])
-    for a in xs:
-        standardize_(a, mean, std)
-    ys = [y[train_idx], y[val_idx], y_test]
-    train, val, test = (Split(a, torch.from_numpy(b)) for a, b in zip(xs, ys, strict=True))
-    return Dataset(name, train, val, test, tuple(int(d) for d in xs[0].shape[1:]), num_classes)
+    raw = [x[train_idx], x[val_idx], x_test]
+    ys = [torch.from_numpy(a) for a in (y[train_idx], y[val_idx], y_test)]
+    if scale is None:  # float vectors: standardized once, here; they are small
+        xs = [to_unit(a, 1.0) for a in raw]
+        mean, std = channel_stats(xs[0])
+        for a in xs:
+            standardize_(a, mean, std)
+        splits = [Split(a, b) for a, b in zip(xs, ys, strict=True)]
+    else:  # images: kept raw; the statistics come from a float copy of train, then dropped
+        norm = Normalization(scale, *channel_stats(to_unit(raw[0], scale)))
+        splits = [Split(torch.from_numpy(a), b, norm) for a, b in zip(raw, ys, strict=True)]
+    in_shape = tuple(int(d) for d in raw[0].shape[1:])
+    return Dataset(name, *splits, in_shape, num_classes)
 
 
 # --- splitting -----------------------------------------------------------------------------
@@ -245,176 +280,9 @@ def make_rings(
     return x.astype(np.float32), y
 
 
-# --- file data sets ------------------------------------------------------------------------
-
-# What a file data set needs, for the error messages.
-_WANTS = {
-    "mnist": "with " + ", ".join(f"{f}[.gz]" for f in IDX_FILES),
-    "fashion-mnist": "with " + ", ".join(f"{f}[.gz]" for f in IDX_FILES),
-    "cifar10": f"with {', '.join(CIFAR_FILES)} (or its {CIFAR_SUBDIR}/ parent)",
-}
-
-
-def _read_files(
-    name: str, data_dir: str | Path | None
-) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """((train images, labels), (test images, labels)) as uint8 (N, C, H, W) and int64."""
-    if data_dir is None:
-        raise DataError(
-            f"{name} needs --data-dir (or data.dir in the study file) "
-            f"pointing at a folder {_WANTS[name]}"
-        )
-    folder = Path(data_dir).expanduser()
-    if not folder.is_dir():
-        raise DataError(
-            f"{name}: data dir {folder} does not exist; point --data-dir "
-            f"(or data.dir in the study file) at a folder {_WANTS[name]}"
-        )
-    return _cifar10(folder) if name == "cifar10" else _mnist(name, folder)
-
-
-def _mnist(name: str, folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    found = {stem: _find_idx(folder, stem) for stem in IDX_FILES}
-    missing = [f"{stem}[.gz]" for stem, path in found.items() if path is None]
-    if missing:
-        raise DataError(f"{name}: missing {', '.join(missing)} in {folder}")
-    paths = [found[stem] for stem in IDX_FILES]
-    train = _idx_pair(paths[0], paths[1])
-    test = _idx_pair(paths[2], paths[3])
-    if train[0].shape[1:] != test[0].shape[1:]:
-        raise DataError(
-            f"{name}: train images are {train[0].shape[2:]} but test images {test[0].shape[2:]}"
-        )
-    return train, test
-
-
-def _find_idx(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 1, H, W) uint8 and labels (N,) int64 from two IDX files."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise DataError(
-            f"{images_path}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}"
-        )
-    if labels.ndim != 1:
-        raise DataError(f"{labels_path}: expected 1-D labels, got shape {labels.shape}")
-    if len(images) != len(labels):
-        raise DataError(
-            f"{images_path.name} has {len(images)} images but {labels_path.name} has "
-            f"{len(labels)} labels; the two files must come from the same release"
-        )
-    return images[:, None], labels.astype(np.int64)
-
-
-def _cifar10(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    if (folder / CIFAR_SUBDIR).is_dir():
-        folder = folder / CIFAR_SUBDIR
-    missing = [f for f in CIFAR_FILES if not (folder / f).is_file()]
-    if missing:
-        raise DataError(f"cifar10: missing {', '.join(missing)} in {folder}")
-    batches = [read_cifar_batch(folder / f) for f in CIFAR_FILES[:-1]]
-    x = np.concatenate([b[0] for b in batches])
-    y = np.concatenate([b[1] for b in batches])
-    return (x, y), read_cifar_batch(folder / CIFAR_FILES[-1])
-
-
 def _check_labels(name: str, y: np.ndarray, num_classes: int) -> None:
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(
             f"{name}: labels must be in 0..{num_classes - 1}, found {y.min()}..{y.max()}; "
             "are these the right files?"
         )
-
-
-# --- readers -------------------------------------------------------------------------------
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzipped if the name ends in ``.gz``) into a native-endian array.
-
-    Layout: two zero bytes, a type byte, the number of dimensions, one big-endian
-    uint32 per dimension, then the values, big-endian, row-major.
-    """
-    path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(
-            f"{path}: not an IDX file (magic number {raw[:4].hex() or 'missing'}, expected "
-            "0000 then a type byte 08/09/0b/0c/0d/0e); is it the right file, or still an archive?"
-        )
-    ndim = raw[3]
-    offset = 4 + 4 * ndim
-    if len(raw) < offset:
-        raise DataError(f"{path}: IDX header truncated ({len(raw)} bytes); download the file again")
-    dims = struct.unpack(f">{ndim}I", raw[4:offset])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = offset + math.prod(dims) * dtype.itemsize
-    if len(raw) != expected:
-        raise DataError(
-            f"{path}: IDX size mismatch: header says shape {dims} ({expected} bytes) but the "
-            f"file holds {len(raw)} bytes; it is truncated or corrupt, download it again"
-        )
-    array = np.frombuffer(raw, dtype=dtype, offset=offset).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: cannot read ({err}); download the file again") from None
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles only plain containers and numpy arrays.
-
-    A pickle can run any code on load; the CIFAR batches need nothing beyond numpy's
-    array reconstruction, so anything else is refused rather than executed.
-    """
-
-    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),  # pickles written by numpy < 2
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"),  # protocol 5
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),  # how protocol 2 stores bytes
-    }
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
-
-
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python batch -> images (N, 3, 32, 32) uint8, labels (N,) int64."""
-    path = Path(path)
-    raw = _read_bytes(path)
-    try:
-        batch = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except Exception as err:  # any unpickling failure means: not a usable batch file
-        raise DataError(f"{path}: not a CIFAR-10 python batch ({err})") from None
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise DataError(f"{path}: not a CIFAR-10 python batch (no b'data'/b'labels' entries)")
-    data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(
-            f"{path}: expected uint8 data of shape (N, 3072), got {data.dtype} {data.shape}"
-        )
-    if labels.shape != (len(data),):
-        raise DataError(f"{path}: {len(data)} images but {labels.size} labels")
-    return data.reshape(-1, 3, 32, 32), labels

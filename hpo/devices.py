@@ -1,15 +1,30 @@
-"""Where workers run: GPU selection and CPU thread shares (pure functions)."""
+"""Where workers run: GPU selection, GPU memory shares and CPU thread shares.
+
+The launcher decides (pure functions) and tells each worker process through its
+environment; the worker applies the limits once, before it loads any data.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-
-import torch
 
 from hpo.errors import HpoError
 
+THREADS_ENV = "HPO_THREADS"  # torch threads of a CPU worker
+GPU_MEMORY_FRACTION_ENV = "HPO_GPU_MEMORY_FRACTION"  # share of its GPU a worker may allocate
+WORKERS_ON_DEVICE_ENV = "HPO_WORKERS_ON_DEVICE"  # workers sharing this worker's device
+LAUNCHER_PID_ENV = "HPO_LAUNCHER_PID"  # a spawned worker stops when this process is gone
+# Kept free of every worker's share: the CUDA context and cuDNN workspaces of K processes
+# live outside the caching allocator that the fraction caps.
+GPU_MEMORY_RESERVE = 0.05
+
+log = logging.getLogger("hpo.devices")
+
 
 def visible_gpus() -> int:
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -37,3 +52,25 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """Torch threads per CPU worker so that N workers share the cores without oversubscribing."""
     cores = cores or os.cpu_count() or 1
     return max(1, cores // max(1, workers))
+
+
+def gpu_memory_fraction(workers_on_gpu: int) -> float:
+    """The share of a GPU's memory each of `workers_on_gpu` workers may allocate."""
+    return (1.0 - GPU_MEMORY_RESERVE) / max(1, workers_on_gpu)
+
+
+def apply_worker_limits(device: str) -> None:
+    """Apply the limits the launcher set in this worker's environment.
+
+    CPU: the torch thread count. CUDA: the memory share, so that one large trial fails
+    alone with an out-of-memory reason instead of starving the workers beside it.
+    """
+    import torch
+
+    threads = os.environ.get(THREADS_ENV)
+    if threads and threads.isdigit():
+        torch.set_num_threads(int(threads))
+    fraction = os.environ.get(GPU_MEMORY_FRACTION_ENV)
+    if fraction and device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(float(fraction), torch.device(device))
+        log.info("GPU memory share of this worker: %s", fraction)

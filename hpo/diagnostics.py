@@ -1,44 +1,49 @@
 """Per-trial layer diagnostics: why a configuration trained, stalled or blew up.
 
 `record_layer_stats` runs `models.layer_stats` on one fixed training batch (one forward and
-one backward pass, so it costs far less than a single epoch) and stores the result as
-compact user attrs, e.g. ``diag_init_act_std`` = [1.02, 0.97, 0.91]. The objective calls it
-right after the model is built ("init") and when training ends or is pruned ("final").
+one backward pass, so it costs far less than a single epoch) and adds the result to a
+trial's pending user attrs as compact lists, e.g. ``diag_init_act_std`` = [1.02, 0.97, 0.91].
+The objective calls it right after the model is built ("init") and when training ends or is
+pruned ("final"), and writes all of a trial's attrs together when the trial ends.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import optuna
 import torch
 from torch import nn
 
 from hpo.data import Dataset
+from hpo.records import diag_attr
 from hpo.train import loss_and_correct
 from models import layer_stats
 
 DIAG_BATCH = 256  # samples in the diagnostic batch: enough for stable std, still one batch
 DIAG_DIGITS = 4  # significant digits kept: the attrs stay short in storage and dashboard
-PREFIX = "diag_"
 PHASES = ("init", "final")
 STATS = ("act_std", "grad_norm", "dead_fraction")
 
 
 def diagnostic_batch(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first samples of the training split: the same batch for every trial."""
-    return data.train.x[:DIAG_BATCH], data.train.y[:DIAG_BATCH]
+    """The first samples of the training split, as model inputs: the same for every trial."""
+    return data.train.batch(slice(0, DIAG_BATCH))
 
 
 def record_layer_stats(
-    trial: optuna.Trial, phase: str, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+    attrs: dict[str, Any],
+    phase: str,
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
 ) -> None:
-    """Measure `model` on `batch` and store ``diag_{phase}_{stat}`` user attrs."""
+    """Measure `model` on `batch` into `attrs` (a trial's pending user attrs), as
+    ``diag_{phase}_{stat}`` entries."""
     x, y = batch
     model.to(x.device)
     stats = layer_stats(model, x, y, lambda logits, target: loss_and_correct(logits, target)[0])
     for name in STATS:
-        trial.set_user_attr(f"{PREFIX}{phase}_{name}", [_compact(v) for v in stats[name]])
+        attrs[diag_attr(phase, name)] = [_compact(v) for v in stats[name]]
 
 
 def _compact(value: float) -> float | None:

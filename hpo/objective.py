@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 import optuna
 import torch
@@ -12,16 +13,22 @@ import torch
 from hpo.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.data import Dataset
 from hpo.diagnostics import diagnostic_batch, record_layer_stats
+from hpo.memory import check_fits
 from hpo.space import split_params, suggest_params
 from hpo.spec import StudySpec
-from hpo.train import EpochResult, TrainConfig, TrainResult, evaluate, num_outputs, train
+from hpo.train import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
 from models import create_model
 
 HOST = platform.node()
+MB = 2**20  # peak_gpu_mb is in MiB, as nvidia-smi and torch.cuda.memory_summary count
 
 
 class Objective:
-    """Callable objective for one worker: data is loaded once and reused by every trial."""
+    """Callable objective for one worker: data is loaded once and reused by every trial.
+
+    A trial's user attrs are collected in a dict and written when it ends, however it ends
+    (completed, pruned, failed), rather than one write at a time through the run.
+    """
 
     def __init__(
         self,
@@ -35,40 +42,57 @@ class Objective:
         self.data = data
         self.should_stop = should_stop
         self.checkpoints = checkpoints  # None: no epoch checkpoints, a retry starts over
-        self.device = data.train.x.device
+        self.device = data.train.device
 
     def __call__(self, trial: optuna.Trial) -> float:
+        attrs: dict[str, Any] = {}
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            return self._run(trial, attrs)
+        finally:
+            if self.device.type == "cuda":  # the data set included: what a trial occupies
+                attrs["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / MB, 1)
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+
+    def _run(self, trial: optuna.Trial, attrs: dict[str, Any]) -> float:
         params = suggest_params(trial, self.spec.space)
         model_params, train_params = split_params(params)
         # Seeds tie a trial's weight init and batch order to its number: reruns reproduce.
         # A retry keeps its first attempt's number, so resuming continues the same shuffles.
         seed = self.spec.data.seed * 1_000_003 + original_number(trial)
         torch.manual_seed(seed)
+        outputs = num_outputs(self.data.num_classes)
+        check_fits(self.spec, params, self.data.in_shape, outputs, self.device)  # TrialTooLarge
         model = create_model(
             self.spec.model,
             in_shape=self.data.in_shape,
-            num_outputs=num_outputs(self.data.num_classes),
+            num_outputs=outputs,
             **model_params,
         )
-        trial.set_user_attr("n_params", sum(p.numel() for p in model.parameters()))
-        trial.set_user_attr("device", _device_name(self.device))
-        trial.set_user_attr("host", HOST)
-        record_layer_stats(trial, "init", model, diagnostic_batch(self.data))
+        attrs["n_params"] = sum(p.numel() for p in model.parameters())
+        attrs["device"] = _device_name(self.device)
+        attrs["host"] = HOST
+        record_layer_stats(attrs, "init", model, diagnostic_batch(self.data))
         config = TrainConfig(epochs=self.spec.train.epochs, seed=seed, **train_params)
+        timer = DeviceTimer(self.device)
         started = time.perf_counter()
 
         def report(result: EpochResult) -> None:
             trial.report(self.metric_of(result), result.epoch)
             if trial.should_prune():
                 # Seconds-to-target comparisons count pruned trials' training too.
-                _record_progress(trial, result.epoch, time.perf_counter() - started)
-                record_layer_stats(trial, "final", model, diagnostic_batch(self.data))
+                attrs.update(_progress(result.epoch, time.perf_counter() - started, timer))
+                record_layer_stats(attrs, "final", model, diagnostic_batch(self.data))
                 raise optuna.TrialPruned(f"pruned after epoch {result.epoch}")
 
-        with trial_checkpoints(self.checkpoints, trial, params, self.device) as saved:
+        with trial_checkpoints(
+            self.checkpoints, trial, params, self.device, model=model, epochs=config.epochs
+        ) as saved:
             resume = saved.resume if saved else None
             if resume is not None:
-                trial.set_user_attr("resumed_from_epoch", resume.epoch)
+                attrs["resumed_from_epoch"] = resume.epoch
                 for earlier in resume.history:  # the pruner compares whole learning curves
                     trial.report(self.metric_of(earlier), earlier.epoch)
             result = train(
@@ -79,26 +103,25 @@ class Objective:
                 should_stop=self.should_stop,
                 checkpoint=saved.save if saved else None,
                 resume=resume,
+                timer=timer,
             )
-        _record_result(trial, result)
-        record_layer_stats(trial, "final", model, diagnostic_batch(self.data))
-        _, test_accuracy = evaluate(model, self.data.test)
-        trial.set_user_attr("test_accuracy", test_accuracy)
+        attrs.update(_progress(result.final.epoch, result.seconds, timer))
+        attrs["samples_per_s"] = round(result.samples_per_second, 1)
+        record_layer_stats(attrs, "final", model, diagnostic_batch(self.data))
+        _, attrs["test_accuracy"] = evaluate(model, self.data.test)
         return self.metric_of(result.final)
 
     def metric_of(self, result: EpochResult) -> float:
         return result.val_accuracy if self.spec.metric == "val_accuracy" else result.val_loss
 
 
-def _record_progress(trial: optuna.Trial, epochs: int, seconds: float) -> None:
-    trial.set_user_attr("epochs", epochs)
-    trial.set_user_attr("train_seconds", round(seconds, 4))
-
-
-def _record_result(trial: optuna.Trial, result: TrainResult) -> None:
-    trial.set_user_attr("epochs", result.final.epoch)
-    trial.set_user_attr("train_seconds", round(result.seconds, 4))
-    trial.set_user_attr("samples_per_s", round(result.samples_per_second, 1))
+def _progress(epochs: int, seconds: float, timer: DeviceTimer) -> dict[str, Any]:
+    """How far a trial got and what it cost: wall seconds, and device seconds of training."""
+    return {
+        "epochs": epochs,
+        "train_seconds": round(seconds, 4),
+        "train_device_seconds": round(timer.seconds, 4),
+    }
 
 
 def _device_name(device: torch.device) -> str:

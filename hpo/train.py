@@ -1,7 +1,8 @@
 """The training loop: data already on the device, no DataLoader, no Optuna.
 
 The whole data set lives as tensors on the training device (as in airbench), so an epoch
-is a shuffled index tensor and slicing: no per-batch host copies. Callers hook in through
+is a shuffled index tensor and slicing: no per-batch host copies. Images stay uint8 there and
+become standardized float32 batch by batch (`Split.batch`). Callers hook in through
 `on_epoch` (report / prune, by raising) and `checkpoint` (save state to resume from).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,11 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     seed: int = 0  # shuffling order and weight init draws
     compile: bool = False  # torch.compile the model; each trial is a new graph, so rarely repaid
+    # CUDA tricks, kept only where benchmarks/train_speed.py --ablate shows they pay (on an
+    # H100, fashion-mnist CNN, BENCHMARKS.md): channels_last +6%; bf16 autocast -10%, its
+    # casts cost more than tensor cores save on layers this small. Nothing changes on a CPU.
+    bf16: bool = False  # bf16 autocast: for large models; no loss scaling needed (unlike fp16)
+    channels_last: bool = True  # NHWC layout for image models: what cuDNN's fast kernels want
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,52 @@ class Checkpoint:
 @dataclass(frozen=True)
 class TrainResult:
     history: list[EpochResult]
-    seconds: float  # wall time of the epochs this call ran
-    samples_per_second: float  # training samples processed per second
+    seconds: float  # wall time of the epochs this call ran, evaluation and callbacks included
+    samples_per_second: float  # training samples processed per wall second (`seconds`)
+    device_seconds: float  # time of the training steps alone (see DeviceTimer)
 
     @property
     def final(self) -> EpochResult:
         return self.history[-1]
+
+
+class DeviceTimer:
+    """Adds up the time of timed sections: CUDA events on a GPU, the host clock elsewhere.
+
+    On a GPU the host runs ahead of the device, so host time says little; CUDA events time
+    the device's own work and need no sync per section: the loop's one sync per epoch has
+    finished them by the time `seconds` reads them (airbench times the same way).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._device = device
+        self._cuda = device.type == "cuda"
+        self._pending: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self._seconds = 0.0
+
+    @contextlib.contextmanager
+    def section(self) -> Iterator[None]:
+        """Time the body; a body that raises is not counted."""
+        if not self._cuda:
+            started = time.perf_counter()
+            yield
+            self._seconds += time.perf_counter() - started
+            return
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        stream = torch.cuda.current_stream(self._device)
+        start.record(stream)
+        yield
+        end.record(stream)
+        self._pending.append((start, end))
+
+    @property
+    def seconds(self) -> float:
+        """Total seconds of the finished sections (waits for the last one on a GPU)."""
+        if self._pending:
+            self._pending[-1][1].synchronize()
+            self._seconds += sum(s.elapsed_time(e) for s, e in self._pending) / 1000
+            self._pending.clear()
+        return self._seconds
 
 
 class DivergedError(RuntimeError):
@@ -119,16 +165,26 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, *, batch_size: int = 2048) -> tuple[float, float]:
-    """(mean loss, accuracy) of the model on a split, in eval mode."""
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    *,
+    batch_size: int = 2048,
+    bf16: bool = False,
+    channels_last: bool = True,
+) -> tuple[float, float]:
+    """(mean loss, accuracy) of the model on a split, in eval mode.
+
+    `batch_size` is large because no gradients are kept: few launches, small peak memory.
+    """
     was_training = model.training
     model.eval()
-    total_loss = torch.zeros((), device=split.x.device)
-    total_correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    total_loss = torch.zeros((), device=split.device)
+    total_correct = torch.zeros((), device=split.device, dtype=torch.long)
     for start in range(0, len(split.y), batch_size):
-        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
-        with _autocast(x.device):
-            logits = model(_layout(x))
+        x, y = split.batch(slice(start, start + batch_size))
+        with _autocast(x.device, bf16):
+            logits = model(_layout(x, channels_last))
         loss, correct = loss_and_correct(logits, y)
         total_loss += loss * len(y)
         total_correct += correct
@@ -146,19 +202,24 @@ def train(
     checkpoint: Callable[[Checkpoint], None] | None = None,
     resume: Checkpoint | None = None,
     should_stop: Callable[[], bool] | None = None,
+    timer: DeviceTimer | None = None,
 ) -> TrainResult:
     """Train `model` on `data` (tensors already on the target device).
 
     `on_epoch` sees each epoch's validation result and may raise to end the run (pruning);
     `checkpoint` receives the state after each epoch; `resume` continues from one.
-    Raises DivergedError on a NaN/inf loss and StopRequested when `should_stop()` turns
-    true, both at an epoch boundary or within the epoch that failed.
+    `timer` times the training steps of each epoch (not evaluation, not the callbacks); pass
+    one to read it after a run that raised. Raises DivergedError on a NaN/inf loss and
+    StopRequested when `should_stop()` turns true, both at an epoch boundary or within the
+    epoch that failed.
     """
-    device = data.train.x.device
+    device = data.train.device
+    timer = DeviceTimer(device) if timer is None else timer
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device)
-    if data.train.x.dim() == 4 and device.type == "cuda":
+    channels_last = config.channels_last and len(data.in_shape) == 3
+    if channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     history: list[EpochResult] = []
@@ -185,25 +246,27 @@ def train(
                 checkpoint(Checkpoint(epoch - 1, *state, list(history), _rng_state(device), True))
             raise StopRequested(f"stop requested before epoch {epoch}")
         model.train()
-        order = torch.randperm(n, device=device, generator=generator)
-        running = torch.zeros((), device=device)
         # A last batch of one sample is dropped: BatchNorm cannot normalize a single sample.
         usable = n - 1 if n % config.batch_size == 1 and n > 1 else n
-        for start in range(0, usable, config.batch_size):
-            index = order[start : start + config.batch_size]
-            x, y = data.train.x[index], data.train.y[index]
-            with _autocast(device):
-                logits = step(_layout(x))
-            loss = _train_loss(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running.add_(loss.detach(), alpha=len(y))  # one op; no host sync per batch
+        with timer.section():
+            order = torch.randperm(n, device=device, generator=generator)
+            running = torch.zeros((), device=device)
+            for start in range(0, usable, config.batch_size):
+                x, y = data.train.batch(order[start : start + config.batch_size])
+                with _autocast(device, config.bf16):
+                    logits = step(_layout(x, channels_last))
+                loss = _train_loss(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                running.add_(loss.detach(), alpha=len(y))  # one op; no host sync per batch
         samples += usable
         train_loss = running.item() / usable  # one device sync per epoch, not per batch
         if not math.isfinite(train_loss):
             raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
-        val_loss, val_accuracy = evaluate(model, data.val)
+        val_loss, val_accuracy = evaluate(
+            model, data.val, bf16=config.bf16, channels_last=channels_last
+        )
         result = EpochResult(epoch, train_loss, val_loss, val_accuracy)
         history.append(result)
         if checkpoint is not None:
@@ -212,7 +275,8 @@ def train(
         if on_epoch is not None:
             on_epoch(result)
     seconds = time.perf_counter() - started
-    return TrainResult(history, seconds, samples / seconds if seconds > 0 else 0.0)
+    rate = samples / seconds if seconds > 0 else 0.0
+    return TrainResult(history, seconds, rate, timer.seconds)
 
 
 def _rng_state(device: torch.device) -> torch.Tensor:
@@ -229,18 +293,18 @@ def _set_rng_state(device: torch.device, state: torch.Tensor) -> None:
         torch.set_rng_state(state)
 
 
-def _autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA (tensor cores, no loss scaling needed); off elsewhere.
+def _autocast(device: torch.device, bf16: bool = False) -> Any:
+    """bf16 autocast on CUDA when `bf16`; off elsewhere.
 
     Off means no context at all: a disabled torch.autocast still costs its enter/exit
     (state save and restore) on every batch.
     """
-    if device.type != "cuda":
+    if device.type != "cuda" or not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _layout(x: torch.Tensor) -> torch.Tensor:
-    if x.dim() == 4 and x.is_cuda:
+def _layout(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    if channels_last and x.dim() == 4 and x.is_cuda:
         return x.contiguous(memory_format=torch.channels_last)
     return x

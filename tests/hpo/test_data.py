@@ -1,10 +1,12 @@
-"""hpo.data: readers on files written here, splits, standardization, errors."""
+"""hpo.data and hpo.datafiles: readers on files written here and on the real Fashion-MNIST,
+splits, standardization, where the files are found, errors."""
 
 from __future__ import annotations
 
 import gzip
 import pickle
 import struct
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +14,34 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+import hpo.datafiles
 from hpo.data import (
-    CIFAR_FILES,
-    CIFAR_SUBDIR,
     DATASETS,
-    IDX_FILES,
-    DataError,
     Dataset,
     Split,
+    channel_stats,
     load_dataset,
     make_rings,
+    standardize_,
+    stratified_split,
+    to_unit,
+)
+from hpo.datafiles import (
+    CIFAR_FILES,
+    CIFAR_SUBDIR,
+    DATA_PATH_ENV,
+    IDX_FILES,
+    SYSTEM_DATA_ROOT,
+    candidate_dirs,
+    find_data_dir,
     read_cifar_batch,
     read_idx,
-    stratified_split,
 )
+from hpo.errors import DataError, SpecError
+from hpo.spec import parse_spec
+from tests.helpers import run_hpo
+
+FASHION = SYSTEM_DATA_ROOT / "fashion-mnist"  # installed by dataset-fashion-mnist (.ci/run)
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -84,7 +100,8 @@ def write_cifar(root: Path, per_batch: int = 20, n_test: int = 10) -> Path:
 
 def assert_train_standardized(ds: Dataset) -> None:
     """Train split: mean 0 and std 1 per channel (axis 1)."""
-    x = ds.train.x.double().transpose(0, 1).reshape(ds.train.x.shape[1], -1)
+    inputs = ds.train.inputs()
+    x = inputs.double().transpose(0, 1).reshape(inputs.shape[1], -1)
     assert torch.allclose(x.mean(1), torch.zeros(len(x), dtype=torch.float64), atol=1e-4)
     assert torch.allclose(
         x.std(1, correction=0), torch.ones(len(x), dtype=torch.float64), atol=1e-3
@@ -94,9 +111,13 @@ def assert_train_standardized(ds: Dataset) -> None:
 def assert_well_formed(ds: Dataset, in_shape: tuple[int, ...], num_classes: int) -> None:
     assert ds.in_shape == in_shape
     assert ds.num_classes == num_classes
+    images = len(in_shape) == 3  # kept as raw 8-bit pixels; vectors as float32 inputs
     for split in (ds.train, ds.val, ds.test):
-        assert split.x.dtype == torch.float32 and split.y.dtype == torch.int64
+        assert split.x.dtype == (torch.uint8 if images else torch.float32)
+        assert split.y.dtype == torch.int64
         assert split.x.shape == (len(split.y), *in_shape)
+        assert split.inputs().dtype == torch.float32
+        assert split.inputs().shape == split.x.shape
         assert int(split.y.min()) >= 0 and int(split.y.max()) < num_classes
 
 
@@ -118,7 +139,7 @@ def fit_affine(z: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def concat(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     parts = (ds.train, ds.val, ds.test)
-    return torch.cat([p.x for p in parts]).numpy(), torch.cat([p.y for p in parts]).numpy()
+    return torch.cat([p.inputs() for p in parts]).numpy(), torch.cat([p.y for p in parts]).numpy()
 
 
 def sorted_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -222,7 +243,7 @@ def test_load_cifar10(tmp_path: Path, nested: bool) -> None:
     assert_train_standardized(ds)
     # Test images are brighter than all train images: standardized with the train
     # statistics they sit far above 0; with their own statistics they would sit at 0.
-    assert ds.test.x.mean() > 1.0
+    assert ds.test.inputs().mean() > 1.0
 
 
 def test_load_cifar10_missing_files(tmp_path: Path) -> None:
@@ -251,19 +272,90 @@ def test_load_mnist_test_set_is_t10k(tmp_path: Path) -> None:
     ds = load_dataset("mnist", data_dir=folder)
     # Same images in the same order, up to the one affine map of the standardization.
     raw = test_images.reshape(len(test_images), -1).astype(np.float64)
-    z = ds.test.x.reshape(len(ds.test), -1).double().numpy()
+    z = ds.test.inputs().reshape(len(ds.test), -1).double().numpy()
     slope, intercept = np.polyfit(raw.ravel(), z.ravel(), 1)
     np.testing.assert_allclose(raw * slope + intercept, z, atol=1e-4)
 
 
+@pytest.fixture
+def no_system_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No HPO_DATA and an empty system folder: nothing to be found unless a test adds it."""
+    root = tmp_path / "system"
+    root.mkdir()
+    monkeypatch.setattr(hpo.datafiles, "SYSTEM_DATA_ROOT", root)
+    monkeypatch.delenv(DATA_PATH_ENV, raising=False)
+    return root
+
+
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
-def test_mnist_needs_data_dir(name: str) -> None:
+def test_missing_data_is_one_line_naming_where_and_the_fix(name: str, no_system_data) -> None:
     with pytest.raises(DataError) as err:
         load_dataset(name)
     message = str(err.value)
-    assert message.startswith(f"{name} needs --data-dir (or data.dir in the study file)")
+    assert message.startswith(
+        f"{name} needs --data-dir (or data.dir in the study file, or {DATA_PATH_ENV}): "
+        f"its files are not in {no_system_data / name}"
+    )
+    assert f"{DATA_PATH_ENV} is not set" in message
     assert all(f"{stem}[.gz]" in message for stem in IDX_FILES)
     assert "\n" not in message
+    # Only Fashion-MNIST has a Debian package to point at.
+    assert ("apt-get install dataset-fashion-mnist" in message) == (name == "fashion-mnist")
+
+
+def test_missing_data_names_the_hpo_data_folders(
+    tmp_path: Path, no_system_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DATA_PATH_ENV, f"{tmp_path / 'a'}:{tmp_path / 'b'}")
+    with pytest.raises(DataError) as err:
+        load_dataset("cifar10")
+    message = str(err.value)
+    for folder in (tmp_path / "a" / "cifar10", tmp_path / "a", tmp_path / "b"):
+        assert f"{folder}," in message
+    assert "is not set" not in message and "apt-get" not in message
+
+
+def test_candidate_dirs_order() -> None:
+    system = Path("/sys-data")
+    assert candidate_dirs("mnist", None, {}, system_root=system) == [system / "mnist"]
+    env = {DATA_PATH_ENV: "/a::~/b"}  # an empty entry is skipped, ~ expanded
+    home = Path("~").expanduser()
+    assert candidate_dirs("mnist", None, env, system_root=system) == [
+        Path("/a/mnist"),
+        Path("/a"),
+        home / "b" / "mnist",
+        home / "b",
+        system / "mnist",
+    ]
+    # An explicit folder is the only candidate: a wrong --data-dir is an error, not a search.
+    assert candidate_dirs("mnist", "/x", env, system_root=system) == [Path("/x")]
+
+
+def test_found_through_hpo_data_directly_or_in_a_subfolder(
+    tmp_path: Path, no_system_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    direct = write_mnist(tmp_path / "direct")
+    nested = write_mnist(tmp_path / "shared" / "mnist", n_train=30)
+    monkeypatch.setenv(DATA_PATH_ENV, f"{tmp_path / 'empty'}:{tmp_path / 'shared'}:{direct}")
+    assert find_data_dir("mnist", None) == nested  # the first folder that holds them
+    assert len(load_dataset("mnist").train) == 24  # 30 - 6 val: the nested copy was read
+    monkeypatch.setenv(DATA_PATH_ENV, str(direct))
+    assert find_data_dir("mnist", None) == direct
+    # A folder holding only some of the files is passed over.
+    (nested / "t10k-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv(DATA_PATH_ENV, f"{tmp_path / 'shared'}:{direct}")
+    assert find_data_dir("mnist", None) == direct
+
+
+def test_system_folder_is_the_last_resort(
+    tmp_path: Path, no_system_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = write_mnist(no_system_data / "fashion-mnist")
+    assert find_data_dir("fashion-mnist", None) == system
+    preferred = write_mnist(tmp_path / "mine" / "fashion-mnist")
+    monkeypatch.setenv(DATA_PATH_ENV, str(tmp_path / "mine"))
+    assert find_data_dir("fashion-mnist", None) == preferred
+    assert find_data_dir("fashion-mnist", system) == system  # an explicit folder wins
 
 
 def test_mnist_data_dir_does_not_exist(tmp_path: Path) -> None:
@@ -350,8 +442,8 @@ def test_split_is_determined_by_seed(name: str) -> None:
     a, b, c = (load_dataset(name, seed=s) for s in (7, 7, 8))
     for split in ("train", "val", "test"):
         sa, sb, sc = (getattr(d, split) for d in (a, b, c))
-        assert torch.equal(sa.x, sb.x) and torch.equal(sa.y, sb.y)
-        assert not torch.equal(sa.x, sc.x)
+        assert torch.equal(sa.inputs(), sb.inputs()) and torch.equal(sa.y, sb.y)
+        assert not torch.equal(sa.inputs(), sc.inputs())
 
 
 @pytest.mark.parametrize("name", ["digits", "rings"])
@@ -440,3 +532,173 @@ def test_to_device(device: str | torch.device) -> None:
         s = getattr(moved, split)
         assert isinstance(s, Split) and s.x.device.type == "cpu" and s.y.device.type == "cpu"
         assert torch.equal(s.x, getattr(ds, split).x)
+
+
+# --- raw pixels, standardized when sliced --------------------------------------------------
+
+
+def standardized_at_load(ds: Dataset, scale: float) -> list[torch.Tensor]:
+    """What hpo did before images stayed 8-bit: every split converted to float32 once and
+    standardized in place with the train statistics."""
+    xs = [to_unit(s.x.numpy(), scale) for s in (ds.train, ds.val, ds.test)]
+    mean, std = channel_stats(xs[0])
+    return [standardize_(x, mean, std) for x in xs]
+
+
+@pytest.mark.parametrize("source", ["digits", "idx"])
+def test_sliced_inputs_equal_standardizing_at_load(tmp_path: Path, source: str) -> None:
+    if source == "digits":
+        ds, scale = load_dataset("digits", seed=1), 16.0
+    else:
+        ds, scale = load_dataset("mnist", data_dir=write_mnist(tmp_path), seed=1), 255.0
+    expected = standardized_at_load(ds, scale)
+    for split, old in zip((ds.train, ds.val, ds.test), expected, strict=True):
+        assert split.x.dtype == torch.uint8
+        assert torch.equal(split.inputs(), old)  # bit for bit, not just close
+        index = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:7]
+        inputs, labels = split.batch(index)
+        assert torch.equal(inputs, old[index]) and torch.equal(labels, split.y[index])
+        assert torch.equal(split.batch(slice(2, 5))[0], old[2:5])
+    assert ds.train.norm is not None and ds.train.norm.scale == scale
+    assert ds.train.norm is ds.val.norm is ds.test.norm  # one set of train statistics
+
+
+def test_slicing_leaves_the_stored_pixels_alone() -> None:
+    ds = load_dataset("digits")
+    before = ds.train.x.clone()
+    ds.train.inputs().add_(1.0)  # a caller that scribbles on its batch
+    ds.train.batch(slice(0, 10))[0].zero_()
+    assert torch.equal(ds.train.x, before)
+
+
+def test_rings_stay_float_inputs() -> None:
+    ds = load_dataset("rings")
+    assert ds.train.norm is None and ds.train.x.dtype == torch.float32
+    assert torch.equal(ds.train.inputs(), ds.train.x)
+
+
+# --- max_val -------------------------------------------------------------------------------
+
+
+def test_max_val_caps_val_only() -> None:
+    full = load_dataset("digits", seed=4)
+    capped = load_dataset("digits", seed=4, max_val=100)
+    assert len(capped.val) == 100
+    counts = torch.bincount(capped.val.y, minlength=10)
+    assert int(counts.min()) >= 9 and int(counts.max()) <= 11  # stratified subset
+    for split in ("train", "test"):  # same samples, so the same train statistics too
+        assert torch.equal(getattr(full, split).x, getattr(capped, split).x)
+        assert torch.equal(getattr(full, split).inputs(), getattr(capped, split).inputs())
+    # A subset of the full val split, drawn the same way every time.
+    full_rows = {tuple(r) for r in full.val.x.reshape(len(full.val), -1).tolist()}
+    assert all(tuple(r) in full_rows for r in capped.val.x.reshape(100, -1).tolist())
+    assert torch.equal(load_dataset("digits", seed=4, max_val=100).val.x, capped.val.x)
+    assert not torch.equal(load_dataset("digits", seed=5, max_val=100).val.y, capped.val.y)
+    assert len(load_dataset("digits", seed=4, max_val=10_000).val) == len(full.val)
+
+
+def test_max_val_and_max_train_are_independent() -> None:
+    both = load_dataset("rings", seed=2, max_train=300, max_val=50)
+    train_only = load_dataset("rings", seed=2, max_train=300)
+    assert (len(both.train), len(both.val)) == (300, 50)
+    assert torch.equal(both.train.x, train_only.train.x)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True])
+def test_bad_max_val(value: object) -> None:
+    with pytest.raises(DataError, match="max_val must be a positive integer"):
+        load_dataset("rings", max_val=value)
+
+
+STUDY_HEAD = '[study]\nname = "s"\n[model]\nname = "cnn"\n[data]\nname = "fashion-mnist"\n'
+
+
+def test_max_val_in_the_study_file() -> None:
+    spec = parse_spec(tomllib.loads(STUDY_HEAD + "max_train = 500\nmax_val = 200\n"), source="f")
+    assert (spec.data.max_train, spec.data.max_val) == (500, 200)
+    assert parse_spec(tomllib.loads(STUDY_HEAD), source="f").data.max_val is None
+
+
+@pytest.mark.parametrize("value", ["5", "2000.0", '"many"', "true"])
+def test_bad_max_val_in_the_study_file(value: str) -> None:
+    with pytest.raises(SpecError, match=r"f: data\.max_val: .* must be an integer >= 10"):
+        parse_spec(tomllib.loads(STUDY_HEAD + f"max_val = {value}\n"), source="f")
+
+
+# --- the real Fashion-MNIST (Debian's dataset-fashion-mnist) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def fashion() -> Dataset:
+    return load_dataset("fashion-mnist", data_dir=FASHION, seed=0)
+
+
+def test_real_fashion_mnist_files() -> None:
+    train_images = read_idx(FASHION / "train-images-idx3-ubyte.gz")
+    test_labels = read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")
+    assert train_images.shape == (60000, 28, 28) and train_images.dtype == np.uint8
+    assert test_labels.shape == (10000,)
+    assert np.bincount(test_labels).tolist() == [1000] * 10  # labels 0..9, balanced
+
+
+def test_real_fashion_mnist_split_and_memory(fashion: Dataset) -> None:
+    assert_well_formed(fashion, (1, 28, 28), 10)
+    assert (len(fashion.train), len(fashion.val), len(fashion.test)) == (48000, 12000, 10000)
+    assert torch.bincount(fashion.val.y).tolist() == [1200] * 10
+    # 70,000 images at one byte a pixel: ~55 MB wherever they live, not 4x that.
+    pixels = sum(s.x.numel() * s.x.element_size() for s in (fashion.train, fashion.val))
+    pixels += fashion.test.x.numel() * fashion.test.x.element_size()
+    assert pixels == 70000 * 28 * 28
+    mean, std = fashion.train.norm.mean.item(), fashion.train.norm.std.item()
+    assert 0.25 < mean < 0.35 and 0.3 < std < 0.4  # the well-known 0.286 / 0.353
+
+
+def test_real_fashion_mnist_found_without_a_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DATA_PATH_ENV, raising=False)
+    assert find_data_dir("fashion-mnist", None) == FASHION
+
+
+REAL_STUDY = """
+[study]
+name = "fm"
+trials = 2
+
+[model]
+name = "mlp"
+
+[data]
+name = "fashion-mnist"
+max_train = 1000
+max_val = 500
+
+[train]
+epochs = 2
+
+[sampler]
+name = "random"
+
+[pruner]
+name = "none"
+
+[space]
+depth = 1
+width = { low = 16, high = 32 }
+lr = { low = 1e-3, high = 1e-2, log = true }
+batch_size = 100
+"""
+
+
+def test_short_real_study_runs_out_of_the_box(tmp_path: Path) -> None:
+    import optuna
+
+    study_file = tmp_path / "fm.toml"
+    study_file.write_text(REAL_STUDY)
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    result = run_hpo("--storage", url, "launch", "study", str(study_file), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name="fm", storage=url).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial in trials:
+        assert trial.value > 0.5  # chance is 0.1; a small MLP gets ~0.75 here
+        assert trial.user_attrs["train_device_seconds"] > 0
+        assert "peak_gpu_mb" not in trial.user_attrs  # a CPU run

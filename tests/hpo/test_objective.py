@@ -1,10 +1,18 @@
-"""The objective bridge inside a real worker: a diverging or broken trial never kills it."""
+"""The objective bridge: a diverging or broken trial never kills the worker, and each trial's
+measurements are recorded, every user attr written once."""
 
 from __future__ import annotations
 
-import optuna
-from optuna.trial import TrialState
+from collections import Counter
+from typing import Any
 
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.data import load_dataset
+from hpo.diagnostics import PHASES, STATS
+from hpo.objective import Objective
+from hpo.records import diag_attr
 from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
@@ -45,3 +53,51 @@ def test_diverging_trials_fail_with_their_reason_and_the_worker_goes_on(
     for trial in healthy:
         assert trial.state == TrialState.COMPLETE
         assert trial.value is not None and trial.value > 0.5
+
+
+class CountingStorage(optuna.storages.InMemoryStorage):
+    """Counts user-attr writes per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: Counter[str] = Counter()
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self.writes[key] += 1
+        super().set_trial_user_attr(trial_id, key, value)
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        return True
+
+
+MEASURED = {"epochs", "train_seconds", "train_device_seconds"}
+
+
+def run_one(write_study, pruner: optuna.pruners.BasePruner) -> tuple[FrozenTrial, Counter[str]]:
+    spec = load_spec(write_study("one", trials=1, epochs=2))
+    storage = CountingStorage()
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    study.optimize(Objective(spec, load_dataset("rings", max_train=300)), n_trials=1)
+    return study.trials[0], storage.writes
+
+
+def test_completed_trial_writes_each_attr_once(write_study) -> None:
+    trial, writes = run_one(write_study, optuna.pruners.NopPruner())
+    assert trial.state == TrialState.COMPLETE
+    attrs = trial.user_attrs
+    assert attrs.keys() >= MEASURED | {"samples_per_s", "test_accuracy", "n_params", "device"}
+    assert attrs["epochs"] == 2 and 0 < attrs["train_device_seconds"] <= attrs["train_seconds"]
+    assert "peak_gpu_mb" not in attrs  # a CPU trial
+    assert {diag_attr(p, s) for p in PHASES for s in STATS} <= attrs.keys()
+    assert set(writes) == set(attrs) and set(writes.values()) == {1}
+
+
+def test_pruned_trial_records_what_it_cost(write_study) -> None:
+    trial, writes = run_one(write_study, AlwaysPrune())
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["epochs"] == 1 and trial.user_attrs["train_device_seconds"] > 0
+    assert "test_accuracy" not in trial.user_attrs
+    assert diag_attr("final", "act_std") in trial.user_attrs
+    assert set(writes.values()) == {1}

@@ -13,6 +13,7 @@ from torch import nn
 from hpo.data import Dataset, Split, load_dataset
 from hpo.train import (
     Checkpoint,
+    DeviceTimer,
     DivergedError,
     EpochResult,
     StopRequested,
@@ -51,6 +52,8 @@ def test_learns_digits_well_above_chance(digits: Dataset) -> None:
     assert result.history[-1].train_loss < result.history[0].train_loss
     assert result.samples_per_second > 0
     assert result.seconds > 0
+    # The training steps alone: part of the wall time, which adds evaluation.
+    assert 0 < result.device_seconds < result.seconds
 
 
 def test_multiclass_and_binary_heads() -> None:
@@ -100,7 +103,7 @@ def test_resume_from_checkpoint_equals_unbroken_run(digits: Dataset) -> None:
 
 
 def test_nan_loss_raises_diverged(digits: Dataset) -> None:
-    x = digits.train.x.clone()
+    x = digits.train.inputs().clone()  # float inputs: a uint8 pixel cannot be NaN
     x[0] = float("nan")
     broken = dataclasses.replace(digits, train=Split(x, digits.train.y))
     with pytest.raises(DivergedError, match="epoch 1"):
@@ -151,3 +154,53 @@ def test_evaluate_keeps_training_mode_and_counts_all(digits: Dataset) -> None:
 def test_unknown_optimizer_is_refused(digits: Dataset) -> None:
     with pytest.raises(ValueError, match="unknown optimizer"):
         train(cnn(digits), digits, TrainConfig(epochs=1, optimizer="lbfgs"))
+
+
+SPLITS = ("train", "val", "test")
+
+
+def test_uint8_images_train_as_their_float_inputs_would(digits: Dataset) -> None:
+    """Slicing raw pixels and standardizing per batch is the float path, step for step."""
+    assert digits.train.x.dtype == torch.uint8
+    as_float = dataclasses.replace(
+        digits, **{s: Split(getattr(digits, s).inputs(), getattr(digits, s).y) for s in SPLITS}
+    )
+    assert as_float.train.x.dtype == torch.float32 and as_float.train.norm is None
+    config = TrainConfig(epochs=2, lr=3e-3, seed=3)
+    assert (
+        train(cnn(digits), digits, config).history == train(cnn(as_float), as_float, config).history
+    )
+    model = cnn(digits)
+    assert evaluate(model, digits.val, batch_size=50) == evaluate(model, as_float.val)
+
+
+def test_cuda_tricks_change_nothing_on_cpu(digits: Dataset) -> None:
+    base = TrainConfig(epochs=1, lr=3e-3, seed=2)
+    plain = dataclasses.replace(base, bf16=False, channels_last=False)
+    assert train(cnn(digits), digits, base).history == train(cnn(digits), digits, plain).history
+
+
+def test_device_timer_adds_up_sections_and_skips_failed_ones() -> None:
+    timer = DeviceTimer(torch.device("cpu"))
+    assert timer.seconds == 0.0
+    with timer.section():
+        sum(range(10_000))
+    first = timer.seconds
+    assert first > 0
+    with pytest.raises(RuntimeError, match="boom"), timer.section():
+        raise RuntimeError("boom")
+    assert timer.seconds == first  # a section that raised is not counted
+    with timer.section():
+        sum(range(10_000))
+    assert timer.seconds > first
+
+
+def test_timer_passed_in_keeps_the_time_of_a_run_that_raised(digits: Dataset) -> None:
+    timer = DeviceTimer(torch.device("cpu"))
+
+    def stop_after_one(result: EpochResult) -> None:
+        raise RuntimeError("pruned")
+
+    with pytest.raises(RuntimeError, match="pruned"):
+        train(cnn(digits), digits, TrainConfig(epochs=3), on_epoch=stop_after_one, timer=timer)
+    assert timer.seconds > 0  # epoch 1's training steps

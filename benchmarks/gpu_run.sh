@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything measured on a lent GPU machine, in one call (see BENCHMARKS.md, section GPU).
+# The machine has no network: the wheels of what its python lacks travel in .whl/ and
+# the Fashion-MNIST files in .data/ (both git-ignored; see BENCHMARKS.md for how to fill
+# them). Results go to $OUT (or ./gpu-results).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-results}
+mkdir -p "$out"
+python3 -m pip install -q --no-index --find-links .whl optuna sqlalchemy optuna-dashboard \
+    >"$out/pip.txt" 2>&1 || { tail "$out/pip.txt"; exit 1; }
+export PYTHONPATH=$PWD HPO_DATA=$PWD/.data
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+step() {  # step NAME COMMAND...: run, keep the output, show its tail
+    local name=$1; shift
+    echo "== $name: $*"
+    timeout "${STEP_SECONDS:-540}" "$@" >"$out/$name.txt" 2>&1
+    echo "   exit $?"; tail -n "${TAIL:-25}" "$out/$name.txt"
+}
+for s in ${STEPS:-tests speed packing}; do
+    case $s in
+        tests) step tests python3 -m pytest -q -p no:cacheprovider -m gpu tests ;;
+        speed) step speed python3 benchmarks/train_speed.py --device cuda ${SPEED_ARGS:-} ;;
+        packing) step packing python3 benchmarks/gpu_packing.py ${PACKING_ARGS:-} ;;
+    esac
+done
