@@ -23,9 +23,10 @@ import optuna
 import sqlalchemy
 from _machine import banner
 
+from hpo.records import budget_of
 from hpo.spec import StudySpec, load_spec
 from hpo.storage import open_storage
-from hpo.study import budget_of, open_study
+from hpo.study import open_study
 
 STUDY = """
 [study]

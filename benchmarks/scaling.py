@@ -93,9 +93,10 @@ def run_config(
 ) -> Row:
     from optuna.trial import TrialState
 
+    from hpo.records import counted_trials
     from hpo.spec import load_spec
     from hpo.storage import open_storage
-    from hpo.study import counted_trials, open_study
+    from hpo.study import open_study
 
     spec = load_spec(_machine.ROOT / "studies" / "digits-cnn.toml")
     spec = dataclasses.replace(

@@ -1,116 +1,165 @@
-"""The `hpo` command: parse, call, print. Every HpoError becomes one line and exit 2."""
+"""The `hpo` command: options, one call into the service, print.
+
+Thin on purpose: every command imports what it needs when it runs, so `hpo --help`,
+`hpo --version` and the commands that do not train start without torch. Every HpoError
+becomes one line and exit 2 (see `main`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import os
-import signal
+import functools
 import sys
-import threading
-import time
-import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import click
-import optuna
+from click.core import ParameterSource
 
-from hpo.checkpoint import CHECKPOINT_EVERY
-from hpo.data import DataError
-from hpo.devices import parse_gpus, visible_gpus
 from hpo.errors import HpoError
-from hpo.storage import (
-    DEFAULT_STORAGE,
-    HEARTBEAT_INTERVAL,
-    default_artifacts_dir,
-    mask_url,
-    open_storage,
-)
+from hpo.settings import CHECKPOINT_EVERY, DEFAULT_STORAGE, HEARTBEAT_INTERVAL, Settings
 
 EXIT_USAGE = 2
+# A value given on the command line beats one from the environment, which beats a default;
+# between equals, the one given closer to the command (after it) wins.
+_RANK = {ParameterSource.COMMANDLINE: 2, ParameterSource.ENVIRONMENT: 1}
+
+# ---------------------------------------------------------------- shared options
 
 
-@dataclass
-class Settings:
-    """What the root group hands every command."""
+class AtLeast(click.IntRange):
+    """An integer with a lower bound, whose error reads '--name must be >= N, got V'."""
 
-    storage_url: str
-    heartbeat_interval: int
-    artifacts: str  # epoch checkpoints and report files; optuna-dashboard serves it
-    checkpoint_every: float  # seconds of training between a trial's checkpoint writes
+    def __init__(self, minimum: int) -> None:
+        super().__init__(min=minimum)
 
-    def open(self) -> optuna.storages.RDBStorage:
-        return open_storage(self.storage_url, heartbeat_interval=self.heartbeat_interval)
-
-    @property
-    def shown(self) -> str:
-        return mask_url(self.storage_url)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        number = click.INT.convert(value, param, ctx)
+        if self.min is not None and number < self.min:
+            self.fail(f"must be >= {self.min}, got {number}", param, ctx)
+        return number
 
 
-pass_settings = click.make_pass_decorator(Settings)
-
-
-@click.group(context_settings={"auto_envvar_prefix": "HPO", "help_option_names": ["-h", "--help"]})
-@click.option(
-    "--storage",
-    default=DEFAULT_STORAGE,
-    show_default=True,
-    help="Optuna storage URL (env HPO_STORAGE). SQLite file locally, "
-    "postgresql://user@host/db for distributed workers; put passwords in HPO_STORAGE, "
-    "not on the command line.",
+_SETTINGS_OPTIONS = (
+    click.option(
+        "--storage",
+        envvar="HPO_STORAGE",
+        default=DEFAULT_STORAGE,
+        show_default=True,
+        help="Optuna storage URL (env HPO_STORAGE): a SQLite file locally, "
+        "postgresql://user@host/db for distributed workers. Put passwords in HPO_STORAGE, "
+        "not on the command line.",
+    ),
+    click.option(
+        "--artifacts",
+        envvar="HPO_ARTIFACTS",
+        type=click.Path(file_okay=False),
+        help="Artifact folder: epoch checkpoints (retried trials resume from them) and report "
+        "files, served by the dashboard; every host must see the same folder (env "
+        "HPO_ARTIFACTS) [default: hpo-artifacts beside a SQLite file, else in the current "
+        "folder].",
+    ),
+    click.option(
+        "--heartbeat",
+        "heartbeat_interval",
+        envvar="HPO_HEARTBEAT",
+        type=AtLeast(1),
+        default=HEARTBEAT_INTERVAL,
+        show_default=True,
+        help="Seconds between heartbeats of a running trial; a trial silent for twice this "
+        "long is failed and re-queued (env HPO_HEARTBEAT).",
+    ),
+    click.option(
+        "--checkpoint-every",
+        envvar="HPO_CHECKPOINT_EVERY",
+        type=click.FloatRange(min=0),
+        default=CHECKPOINT_EVERY,
+        show_default=True,
+        help="Seconds of training between a trial's checkpoint writes: a killed trial loses "
+        "at most this much work; 0 writes every epoch (env HPO_CHECKPOINT_EVERY).",
+    ),
 )
-@click.option(
-    "--heartbeat",
-    "heartbeat_interval",
-    type=click.IntRange(min=1),
-    default=HEARTBEAT_INTERVAL,
-    show_default=True,
-    help="Seconds between heartbeats of a running trial; a trial silent for twice this "
-    "long is failed and re-queued (env HPO_HEARTBEAT).",
-)
-@click.option(
-    "--artifacts",
-    type=click.Path(file_okay=False),
-    help="Artifact folder: epoch checkpoints (retried trials resume from them) and report "
-    "files, served by the dashboard; every host must see the same folder (env HPO_ARTIFACTS) "
-    "[default: hpo-artifacts beside a SQLite file, else in the current folder].",
-)
-@click.option(
-    "--checkpoint-every",
-    type=click.FloatRange(min=0),
-    default=CHECKPOINT_EVERY,
-    show_default=True,
-    help="Seconds of training between a trial's checkpoint writes: a killed trial loses at "
-    "most this much work; 0 writes every epoch (env HPO_CHECKPOINT_EVERY).",
-)
-@click.version_option(package_name="hpo")
-@click.pass_context
-def cli(
-    ctx: click.Context,
-    storage: str,
-    heartbeat_interval: int,
-    artifacts: str | None,
-    checkpoint_every: float,
-) -> None:
-    """Hyperparameter optimization of deep networks with Optuna and PyTorch."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    folder = artifacts or str(default_artifacts_dir(storage))
-    ctx.obj = Settings(storage, heartbeat_interval, folder, checkpoint_every)
 
 
-# Options shared by the commands that start local workers.
+_SETTINGS_NAMES = ("storage", "artifacts", "heartbeat_interval", "checkpoint_every")
+
+
+def settings_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The shared options, accepted before the subcommand or after it."""
+    for option in reversed(_SETTINGS_OPTIONS):
+        function = option(function)
+    return function
+
+
+def _settings(ctx: click.Context) -> Settings:
+    """Each shared option's value from the context that holds the strongest one."""
+    chosen: dict[str, tuple[Any, int]] = {}
+    levels: list[click.Context] = []
+    level: click.Context | None = ctx
+    while level is not None:
+        levels.insert(0, level)  # root first: later (closer to the command) wins ties
+        level = level.parent
+    for level in levels:
+        for name in _SETTINGS_NAMES:
+            if name in level.params:
+                rank = _RANK.get(level.get_parameter_source(name), 0)  # type: ignore[arg-type]
+                if name not in chosen or rank >= chosen[name][1]:
+                    chosen[name] = (level.params[name], rank)
+    given = {name: value for name, (value, _) in chosen.items()}
+    artifacts = given["artifacts"]
+    if not artifacts:
+        from hpo.storage import default_artifacts_dir
+
+        artifacts = str(default_artifacts_dir(given["storage"]))
+    return Settings(
+        storage_url=given["storage"],
+        heartbeat_interval=given["heartbeat_interval"],
+        artifacts=artifacts,
+        checkpoint_every=given["checkpoint_every"],
+    )
+
+
+def pass_settings(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give the command its Settings as first argument; add the shared options to it."""
+
+    @functools.wraps(command)
+    def with_settings(*args: Any, **kwargs: Any) -> Any:
+        for name in _SETTINGS_NAMES:  # read from the contexts instead, see _settings
+            kwargs.pop(name)
+        return command(_settings(click.get_current_context()), *args, **kwargs)
+
+    return settings_options(with_settings)
+
+
 _gpus_option = click.option(
     "--gpus",
     default="none",
     show_default=True,
-    help="GPUs for local workers: all, none, or indices like 0,1 (one worker per GPU).",
+    help="GPUs for local workers: all, none, or indices like 0,1.",
+)
+_workers_per_gpu_option = click.option(
+    "--workers-per-gpu",
+    type=AtLeast(1),
+    default=1,
+    show_default=True,
+    help="Worker processes on each selected GPU, each capped to its share of the GPU's memory "
+    "(small trials leave most of a GPU idle; see README on CUDA MPS).",
 )
 _data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
-    help="Folder with the data files (mnist, fashion-mnist, cifar10).",
+    help="Folder with the data files (mnist, fashion-mnist, cifar10) [default: data.dir of "
+    "the study, then HPO_DATA, then /usr/share/datasets].",
 )
+
+
+# ---------------------------------------------------------------- commands
+
+
+@click.group(context_settings={"auto_envvar_prefix": "HPO", "help_option_names": ["-h", "--help"]})
+@settings_options
+@click.version_option(package_name="hpo")
+def cli(**_settings_given: Any) -> None:
+    """Hyperparameter optimization of deep networks with Optuna and PyTorch."""
 
 
 @cli.group()
@@ -121,17 +170,20 @@ def launch() -> None:
 @launch.command("study")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @click.option(
-    "--trials", type=int, help="Study-wide budget of finished trials [default: study file]."
+    "--trials",
+    type=AtLeast(1),
+    help="Study-wide budget of finished trials [default: study file].",
 )
 @click.option(
     "--workers",
-    type=int,
+    type=AtLeast(0),
     default=1,
     show_default=True,
-    help="Local CPU worker processes (with --gpus: one per GPU instead); 0 only creates the "
-    "study, for workers elsewhere (`hpo worker`).",
+    help="Local CPU worker processes (with --gpus: --workers-per-gpu on each GPU instead); "
+    "0 only creates the study, for workers elsewhere (`hpo worker`).",
 )
 @_gpus_option
+@_workers_per_gpu_option
 @click.option("--name", help="Study name [default: study.name of the file].")
 @_data_dir_option
 @pass_settings
@@ -141,61 +193,36 @@ def launch_study(
     trials: int | None,
     workers: int,
     gpus: str,
+    workers_per_gpu: int,
     name: str | None,
     data_dir: str | None,
 ) -> None:
     """Create (or resume) the study of FILE and run local workers until its budget is done."""
-    from hpo.console import ProgressPrinter, print_summary
-    from hpo.launch import WorkerPlan, plan_workers, run_local_workers, run_worker_here
-    from hpo.spec import load_spec
-    from hpo.study import open_study
-    from hpo.summary import summarize
+    from hpo.console import LaunchProgress, print_summary
+    from hpo.service import launch_study as launch
 
-    spec = load_spec(file)
-    if name:
-        spec = dataclasses.replace(spec, name=name)
-    if trials is not None and trials < 1:
-        raise HpoError(f"--trials must be >= 1, got {trials}")
-    if workers < 0:
-        raise HpoError(f"--workers must be >= 0, got {workers}")
-    plans = plan_workers(workers, parse_gpus(gpus, visible_gpus())) if workers else []
-    if workers:
-        _check_data(spec, data_dir)  # a create-only launch (docker compose) needs no data
-    storage = settings.open()
-    started = time.perf_counter()
-    study = open_study(storage, spec, trials=trials)
-    if not plans:
+    with LaunchProgress(settings.shown) as progress:
+        outcome = launch(
+            settings,
+            file,
+            trials=trials,
+            workers=workers,
+            gpus=gpus,
+            workers_per_gpu=workers_per_gpu,
+            name=name,
+            data_dir=data_dir,
+            on_start=progress.start,
+            on_progress=progress,
+            on_warning=lambda text: click.echo(f"warning: {text}", err=True),
+        )
+    if outcome.summary is None:
         click.echo(
-            f"study {spec.name} ready in {settings.shown}; "
-            f"join with `hpo worker --study {spec.name}`"
+            f"study {outcome.name} ready in {settings.shown}; "
+            f"join with `hpo worker --study {outcome.name}`"
         )
         return
-    click.echo(
-        f"study {spec.name} in {settings.shown}: {len(plans)} worker(s), "
-        f"sampler {spec.sampler.name}, pruner {spec.pruner.name}"
-    )
-    if plans == [WorkerPlan(0, None)]:  # one CPU worker: run it here, saving a process start
-        run_worker_here(
-            study,
-            storage,
-            data_dir=data_dir,
-            artifacts=settings.artifacts,
-            checkpoint_every=settings.checkpoint_every,
-            on_progress=ProgressPrinter(spec.name),
-        )
-        codes = [0]
-    else:
-        codes = run_local_workers(
-            study,
-            settings.storage_url,
-            plans,
-            data_dir=data_dir,
-            on_progress=ProgressPrinter(spec.name),
-            extra_env=_worker_settings_env(settings),
-        )
-    print_summary(summarize(study), time.perf_counter() - started)
-    if any(codes):
-        raise HpoError(f"{sum(1 for c in codes if c)} worker(s) exited with errors: {codes}")
+    print_summary(outcome.summary, outcome.seconds)
+    outcome.raise_for_failures()
 
 
 @cli.command()
@@ -206,115 +233,39 @@ def launch_study(
     "--gpus",
     default="all",
     show_default=True,
-    help="all, none, or indices like 0,1 (one worker process per GPU).",
+    help="all, none, or indices like 0,1 (with several GPUs, one worker process each).",
 )
+@_workers_per_gpu_option
 @click.option(
     "--worker-index",
-    type=click.IntRange(min=0),
+    type=AtLeast(0),
     help="Seed offset of this worker's sampler [default: from host and pid].",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Folder with the data files on this machine.",
-)
+@_data_dir_option
 @click.option("--quiet", is_flag=True, help="Log only warnings.")
 @pass_settings
 def worker(
     settings: Settings,
     study_name: str,
     gpus: str,
+    workers_per_gpu: int,
     worker_index: int | None,
     data_dir: str | None,
     quiet: bool,
 ) -> None:
     """Join a study from any machine that reaches its storage; run queued trials until done."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    selected = parse_gpus(gpus, visible_gpus())
-    if worker_index is None:
-        worker_index = 1 + zlib.crc32(f"{os.uname().nodename}:{os.getpid()}".encode()) % 100_000
-    storage = settings.open()
-    if len(selected) > 1:
-        _worker_per_gpu(settings, storage, study_name, selected, worker_index, data_dir)
-        return
-    if "HPO_THREADS" in os.environ:
-        import torch
+    from hpo.console import setup_logging
+    from hpo.service import join_study
 
-        torch.set_num_threads(int(os.environ["HPO_THREADS"]))
-    device = f"cuda:{selected[0]}" if selected else "cpu"
-    from hpo.worker import run_worker
-
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    report = run_worker(
-        storage,
+    setup_logging(quiet=quiet)
+    join_study(
+        settings,
         study_name,
+        gpus=gpus,
+        workers_per_gpu=workers_per_gpu,
         worker_index=worker_index,
-        device=device,
         data_dir=data_dir,
-        stop=stop,
-        artifacts=settings.artifacts,
-        checkpoint_every=settings.checkpoint_every,
     )
-    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(report.states.items())) or "none"
-    logging.getLogger("hpo.worker").info(
-        "worker %d done: %d trial(s) (%s) in %.1f s",
-        worker_index,
-        report.trials,
-        states,
-        report.seconds,
-    )
-
-
-def _worker_per_gpu(
-    settings: Settings,
-    storage: optuna.storages.RDBStorage,
-    study_name: str,
-    gpus: list[int],
-    first_index: int,
-    data_dir: str | None,
-) -> None:
-    from hpo.launch import WorkerPlan, run_local_workers
-    from hpo.study import load_spec_from_storage
-
-    load_spec_from_storage(storage, study_name)  # fail fast, with the study list, if absent
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    plans = [WorkerPlan(first_index + i, gpu) for i, gpu in enumerate(gpus)]
-    codes = run_local_workers(
-        study,
-        settings.storage_url,
-        plans,
-        data_dir=data_dir,
-        extra_env=_worker_settings_env(settings),
-    )
-    if any(codes):
-        raise HpoError(f"worker(s) exited with errors: {codes}")
-
-
-def _worker_settings_env(settings: Settings) -> dict[str, str]:
-    """What spawned workers inherit besides the storage: heartbeat and checkpoint settings."""
-    return {
-        "HPO_HEARTBEAT": str(settings.heartbeat_interval),
-        "HPO_ARTIFACTS": settings.artifacts,
-        "HPO_CHECKPOINT_EVERY": str(settings.checkpoint_every),
-    }
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM / Ctrl-C: finish the current epoch, re-queue the trial, exit 0."""
-
-    def request_stop(signum: int, _frame: Any) -> None:
-        logging.getLogger("hpo.worker").warning(
-            "%s received: stopping at the next epoch boundary", signal.Signals(signum).name
-        )
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
 
 
 @cli.command()
@@ -329,38 +280,16 @@ def studies(settings: Settings) -> None:
 
 @cli.command()
 @click.argument("study_name")
+@click.option("--all", "show_all", is_flag=True, help="Show every user attr (diagnostics too).")
 @pass_settings
-def best(settings: Settings, study_name: str) -> None:
-    """Show the best trial of a study: value, params, test accuracy, user attrs."""
+def best(settings: Settings, study_name: str, show_all: bool) -> None:
+    """Show the best trial of a study: value, params, test accuracy, main user attrs."""
     from hpo.console import print_trial
-    from hpo.summary import best_trial
+    from hpo.service import best_of
 
-    storage = settings.open()
-    study = _load_study(storage, study_name, settings)
-    trial = best_trial(study)
-    if trial is None:
-        raise HpoError(f"study {study_name!r} has no completed trial yet")
-    print_trial(trial, title=f"Best trial of {study_name} ({study.direction.name.lower()})")
-
-
-def _load_study(
-    storage: optuna.storages.RDBStorage, study_name: str, settings: Settings
-) -> optuna.Study:
-    try:
-        return optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
-        raise HpoError(
-            f"no study named {study_name!r} in {settings.shown} "
-            f"(studies there: {', '.join(names) or 'none'})"
-        ) from None
-
-
-def _check_data(spec: Any, data_dir: str | None) -> None:
-    """Fail before touching the storage when the data set cannot be loaded here."""
-    from hpo.worker import load_study_data
-
-    load_study_data(spec, data_dir)
+    study, trial = best_of(settings, study_name)
+    title = f"Best trial of {study_name} ({study.direction.name.lower()})"
+    print_trial(trial, title=title, show_all=show_all)
 
 
 # ---------------------------------------------------------------- comparisons (issue 4)
@@ -370,7 +299,8 @@ def _out_option(function: Any) -> Any:
     return click.option(
         "--out",
         type=click.Path(file_okay=False),
-        help="Folder for the report files [default: reports/GROUP].",
+        help="Folder for the report files [default: reports/NAME-HASH, NAME the group name "
+        "with only safe characters kept, HASH from the full name].",
     )(function)
 
 
@@ -383,12 +313,12 @@ def _out_option(function: Any) -> Any:
     help="Comma-separated samplers to compare (random, tpe, qmc, gp).",
 )
 @click.option(
-    "--seeds", type=int, default=10, show_default=True, help="Studies (seeds) per sampler."
+    "--seeds", type=AtLeast(1), default=10, show_default=True, help="Studies (seeds) per sampler."
 )
-@click.option("--trials", type=int, help="Trial budget of each study [default: study file].")
+@click.option("--trials", type=AtLeast(1), help="Trial budget of each study [default: study file].")
 @click.option(
     "--workers",
-    type=int,
+    type=AtLeast(1),
     default=1,
     show_default=True,
     help="Local CPU worker processes per study (with --gpus: one per GPU).",
@@ -419,40 +349,20 @@ def compare(
     Resumable: run it again and only what is missing runs. The comparison is named after
     the file's study name; its studies are GROUP-SAMPLER-sSEED.
     """
-    from hpo.comparison import derive_arms, parse_samplers, run_comparison
-    from hpo.launch import plan_workers
-    from hpo.report import CompareProgressPrinter
-    from hpo.spec import load_spec
+    from hpo.compare import compare_file
 
-    spec = load_spec(file)
-    names = parse_samplers(samplers)
-    arms = derive_arms(spec, names, seeds)
-    budget = trials if trials is not None else spec.trials
-    if budget < 1:
-        raise HpoError(f"--trials must be >= 1, got {budget}")
-    if workers < 1:
-        raise HpoError(f"--workers must be >= 1, got {workers}")
-    plans = plan_workers(workers, parse_gpus(gpus, visible_gpus()))
-    _check_data(spec, data_dir)
-    storage = settings.open()
-    click.echo(
-        f"comparison {spec.name} in {settings.shown}: {', '.join(names)} x {seeds} seed(s) "
-        f"x {budget} trials, {len(plans)} worker(s) per study"
-    )
-    codes = run_comparison(
-        storage,
-        settings.storage_url,
-        arms,
-        plans,
-        trials=budget,
+    compare_file(
+        settings,
+        file,
+        samplers=samplers,
+        seeds=seeds,
+        trials=trials,
+        workers=workers,
+        gpus=gpus,
         data_dir=data_dir,
-        on_progress=CompareProgressPrinter(),
-        extra_env=_worker_settings_env(settings),
+        out=out,
+        report=not no_report,
     )
-    if any(codes):
-        raise HpoError(f"{sum(1 for c in codes if c)} worker(s) exited with errors: {codes}")
-    if not no_report:
-        _build_report(settings, storage, spec.name, out)
 
 
 @cli.command()
@@ -470,26 +380,9 @@ def report(settings: Settings, group: str, out: str | None, no_dashboard: bool) 
     Prints the table, writes HTML, PNG and Markdown files, and publishes notes, plots and
     the files to optuna-dashboard.
     """
-    _build_report(settings, settings.open(), group, out, dashboard=not no_dashboard)
+    from hpo.compare import report_group
 
-
-def _build_report(
-    settings: Settings,
-    storage: optuna.storages.RDBStorage,
-    group: str,
-    out: str | None,
-    *,
-    dashboard: bool = True,
-) -> None:
-    from pathlib import Path
-
-    from hpo.dashboard import publish_comparison
-    from hpo.report import build_report
-
-    built = build_report(storage, group, Path(out or Path("reports") / group))
-    if dashboard:
-        publish_comparison(storage, built, settings.artifacts)
-        click.echo(f"notes, plots and {len(built.files)} file(s) published; see `hpo dashboard`")
+    report_group(settings, group, out=out, publish=not no_dashboard)
 
 
 @cli.command()
@@ -521,16 +414,29 @@ def dashboard(settings: Settings, host: str, port: int) -> None:
 def main() -> None:
     """Entry point: one line per user error, exit 2, no traceback."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="hpo", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(f"error: {usage_line(exc)}", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (HpoError, DataError) as exc:
+    except HpoError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """Click's usage error as one line: the option, what is wrong, where help is."""
+    if isinstance(exc, click.BadParameter) and exc.param is not None and exc.param.opts:
+        message = f"{exc.param.opts[0]} {exc.message}"
+    else:
+        message = exc.format_message()
+    path = exc.ctx.command_path if exc.ctx is not None else "hpo"
+    return f"{message} (see `{path} --help`)"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from hpo.study import Budget
+from hpo.progress import Pace, StudyProgress, pace
 from hpo.summary import StudySummary, trial_details
 
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
@@ -21,21 +24,97 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-class ProgressPrinter:
-    """Prints a line whenever the number of finished trials or the best value changes."""
+def setup_logging(*, quiet: bool = False) -> None:
+    """Worker logs on stderr: one line per trial, or only warnings when quiet."""
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def progress_fields(snapshot: StudyProgress, rate: Pace) -> dict[str, str]:
+    """The texts a progress display shows beside the count."""
+    return {
+        "best": "-" if snapshot.best is None else f"{snapshot.best:.4f}",
+        "rate": "-" if rate.per_minute is None else f"{rate.per_minute:.1f}",
+        "left": _duration(rate.seconds_left),
+    }
+
+
+class LaunchProgress:
+    """Progress of one launch: a live bar on a terminal, one line per change when piped.
+
+    Use as a context manager; `start` prints the launch's header, calling the object with
+    a StudyProgress updates the display. Only finished trials count, and the best value is
+    taken from the same snapshot as the count.
+    """
+
+    def __init__(self, storage_shown: str, *, live: bool | None = None) -> None:
+        self.storage_shown = storage_shown
+        self.live = console.is_terminal if live is None else live
+        self.name = ""
+        self.started = time.monotonic()
+        self.first_finished: int | None = None
         self.last: tuple[int, float | None] | None = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
-    def __call__(self, budget: Budget, best: float | None) -> None:
-        key = (budget.finished, best)
+    def __enter__(self) -> LaunchProgress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def start(self, spec: Any, plans: list[Any], _study: Any) -> None:
+        self.name = spec.name
+        gpus = sorted({p.gpu for p in plans if p.gpu is not None})
+        where = f" on GPU {','.join(map(str, gpus))}" if gpus else ""
+        console.print(
+            f"study {spec.name} in {self.storage_shown}: {len(plans)} worker(s){where}, "
+            f"sampler {spec.sampler.name}, pruner {spec.pruner.name}",
+            soft_wrap=True,
+        )
+        self.started = time.monotonic()
+        if self.live:
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("trials  best {task.fields[best]}"),
+                TextColumn("{task.fields[rate]} trials/min"),
+                TextColumn("{task.fields[left]} left"),
+                console=console,
+            )
+            self.bar.start()
+
+    def __call__(self, snapshot: StudyProgress) -> None:
+        if self.first_finished is None:
+            self.first_finished = snapshot.finished
+        fields = progress_fields(
+            snapshot, pace(self.first_finished, snapshot, time.monotonic() - self.started)
+        )
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task(self.name, total=snapshot.target, **fields)
+            self.bar.update(self.task, completed=snapshot.finished, total=snapshot.target, **fields)
+            return
+        key = (snapshot.finished, snapshot.best)
         if key == self.last:
             return
         self.last = key
-        best_text = "-" if best is None else f"{best:.4f}"
         console.print(
-            f"[bold]{self.name}[/]  {budget.finished}/{budget.target} trials  best {best_text}",
+            f"[bold]{self.name}[/]  {snapshot.finished}/{snapshot.target} trials  "
+            f"best {fields['best']}  {fields['rate']} trials/min  {fields['left']} left",
             soft_wrap=True,
         )
         sys.stdout.flush()
@@ -50,8 +129,9 @@ def print_summary(summary: StudySummary, wall_seconds: float) -> None:
     print_trial(summary.best, title=f"Best trial ({summary.direction})")
 
 
-def print_trial(trial: Any, *, title: str) -> None:
-    details = trial_details(trial)
+def print_trial(trial: Any, *, title: str, show_all: bool = False) -> None:
+    """A trial as a two-column table; diagnostics and list-valued attrs only with show_all."""
+    details = trial_details(trial, all_attrs=show_all)
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()

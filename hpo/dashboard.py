@@ -1,114 +1,15 @@
-"""optuna-dashboard: notes, plotly figures and artifacts of a comparison; the server.
+"""optuna-dashboard on the storage, with the artifact folder (`hpo dashboard`).
 
-Every study of a comparison gets a note saying what it is (sampler, seed, group) with
-links to its siblings; the *lead* study (the baseline sampler's first seed) also carries
-the summary table, the comparison figures (rendered by the dashboard from the storage)
-and the report files as artifacts. Re-publishing replaces all of it instead of piling up.
+What a comparison puts there (notes, plots, report files) is hpo.compare.publish.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import tempfile
-import warnings
 from pathlib import Path
 
 import optuna
 import optuna_dashboard
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.artifacts.exceptions import ArtifactNotFound
-
-from hpo.comparison import Comparison, StudyRun
-from hpo.report import HEADERS, BuiltReport, headline, md_table, summary_rows, write_html
-
-ARTIFACT_ATTR_PREFIX = "artifacts:"  # where optuna.artifacts records study artifacts
-FIGURE_PREFIX = "hpo-compare-"  # graph object ids: stable, so re-publishing overwrites
-
-
-def dashboard_path(run: StudyRun) -> str:
-    """The dashboard's page of a study (a link relative to the dashboard's root)."""
-    return f"/dashboard/studies/{run.study_id}"
-
-
-def study_note(comparison: Comparison, run: StudyRun, lead: StudyRun) -> str:
-    """Markdown note of one study: what it is and where its siblings are."""
-    siblings = "\n".join(
-        f"- [{r.name}]({dashboard_path(r)}) ({r.sampler}, seed {r.seed})"
-        + (" (this study)" if r.name == run.name else "")
-        for r in comparison.runs
-    )
-    return (
-        f"## {run.sampler} search, seed {run.seed}\n\n"
-        f"One arm of the sampler comparison **{comparison.group}** "
-        f"({', '.join(comparison.samplers)} x {len(comparison.runs_of(run.sampler))} seeds x "
-        f"{comparison.budget} trials; everything but sampler and seed identical). "
-        f"Summary table, comparison plots and report files: "
-        f"[{lead.name}]({dashboard_path(lead)}).\n\n"
-        f"Studies of this comparison:\n\n{siblings}\n"
-    )
-
-
-def lead_note(built: BuiltReport, lead: StudyRun) -> str:
-    stats = built.stats
-    c = stats.comparison
-    return (
-        f"## Sampler comparison {c.group}\n\n"
-        f"{headline(stats)}\n\n"
-        f"{md_table(HEADERS, summary_rows(stats))}\n\n"
-        "The comparison plots are below (graphs of this study); the HTML report and PNGs are "
-        "among the study's artifacts.\n\n" + study_note(c, lead, lead)
-    )
-
-
-def publish_comparison(
-    storage: optuna.storages.BaseStorage, built: BuiltReport, artifact_dir: str | Path
-) -> StudyRun:
-    """Write notes, figures and artifacts to the comparison's studies; returns the lead."""
-    comparison = built.stats.comparison
-    lead = comparison.runs_of(built.stats.baseline)[0]
-    for run in comparison.runs:
-        study = optuna.load_study(study_name=run.name, storage=storage)
-        note = lead_note(built, lead) if run is lead else study_note(comparison, run, lead)
-        optuna_dashboard.save_note(study, note)
-    study = optuna.load_study(study_name=lead.name, storage=storage)
-    for key, figure in built.figures.items():
-        optuna_dashboard.save_plotly_graph_object(
-            study, figure, graph_object_id=FIGURE_PREFIX + key
-        )
-    Path(artifact_dir).mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(str(artifact_dir))
-    with tempfile.TemporaryDirectory() as tmp:
-        # The artifact is served alone, without plotly.min.js beside it: embed plotly.js.
-        html = write_html(built.stats, built.figures, Path(tmp) / "report.html", inline_js=True)
-        files = [html if f.name == html.name else f for f in built.files]
-        replace_study_artifacts(study, store, files)
-    return lead
-
-
-def replace_study_artifacts(
-    study: optuna.Study, store: FileSystemArtifactStore, files: list[Path]
-) -> list[str]:
-    """Upload `files` to the study, first removing earlier artifacts of the same names."""
-    names = {f.name for f in files}
-    storage = study._storage
-    for key, value in storage.get_study_system_attrs(study._study_id).items():
-        if not key.startswith(ARTIFACT_ATTR_PREFIX) or value is None:
-            continue
-        meta = json.loads(value) if isinstance(value, str) else value
-        if meta and meta.get("filename") in names:
-            with contextlib.suppress(ArtifactNotFound):  # already gone from the folder
-                store.remove(meta["artifact_id"])
-            # What the dashboard itself writes when an artifact is deleted.
-            storage.set_study_system_attr(study._study_id, key, json.dumps(None))
-    ids = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for path in files:
-            ids.append(
-                upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
-            )
-    return ids
+from optuna.artifacts import FileSystemArtifactStore
 
 
 def serve(

@@ -15,5 +15,13 @@ class StorageError(HpoError):
     """The storage URL is malformed or the database cannot be reached."""
 
 
+class DataError(HpoError):
+    """A data set that cannot be found or read here: what is missing and how to fix it."""
+
+
+class TrialTooLarge(HpoError):
+    """A trial whose estimated training memory exceeds the limit; it fails, others go on."""
+
+
 class StudyConflictError(HpoError):
     """A study of that name exists with a different spec."""

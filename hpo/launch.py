@@ -1,38 +1,76 @@
-"""Spawn local worker processes for a study, watch the budget, stop them all on Ctrl-C."""
+"""Local workers for a study: plan them, run one in this process or spawn several, stop all.
+
+`hpo launch study` and `hpo worker` both come here. A lone CPU worker runs in the calling
+process (no second interpreter to start); otherwise each worker is a process of its own,
+pinned to its GPU (K of them per GPU, each with a capped memory share) or to a share of
+the CPU cores. Ctrl-C / SIGTERM stops every worker at its next epoch boundary with its
+trial re-queued; a second one kills them. A worker whose launcher dies stops the same way.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import platform
 import signal
 import subprocess
 import sys
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import optuna
+from hpo.devices import (
+    GPU_MEMORY_FRACTION_ENV,
+    LAUNCHER_PID_ENV,
+    THREADS_ENV,
+    WORKERS_ON_DEVICE_ENV,
+    gpu_memory_fraction,
+    threads_per_worker,
+)
+from hpo.progress import StudyProgress, progress_of
 
-from hpo.devices import threads_per_worker
-from hpo.study import Budget, budget_of
-from hpo.summary import best_trial
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo.settings import Settings
+    from hpo.worker import WorkerReport
 
 STOP_GRACE_SECONDS = 60  # after Ctrl-C, how long workers get to finish their epoch
+PARENT_POLL_SECONDS = 1.0  # how often a spawned worker checks that its launcher lives
+
+log = logging.getLogger("hpo.launch")
+ProgressCallback = Callable[[StudyProgress], None]
 
 
 @dataclass(frozen=True)
 class WorkerPlan:
     """One local worker: its index (seed offset) and the GPU it may see (None: CPU)."""
 
-    index: int
-    gpu: int | None
+    index: int  # seed offset of its sampler; distinct per worker of a study
+    gpu: int | None  # the GPU it is pinned to; None: CPU
+    gpu_share: int = 1  # workers on that GPU: each may use 1/gpu_share of its memory
 
 
-def plan_workers(workers: int, gpus: list[int]) -> list[WorkerPlan]:
-    """One worker per selected GPU; `workers` CPU workers when no GPU is selected."""
+def plan_workers(
+    workers: int, gpus: list[int], *, per_gpu: int = 1, first_index: int = 0
+) -> list[WorkerPlan]:
+    """`per_gpu` workers on each selected GPU; `workers` CPU workers when none is selected.
+
+    Indices count up from `first_index`, so each worker of a study samples its own stream.
+    """
     if gpus:
-        return [WorkerPlan(i, gpu) for i, gpu in enumerate(gpus)]
-    return [WorkerPlan(i, None) for i in range(workers)]
+        slots = [gpu for gpu in gpus for _ in range(per_gpu)]
+        return [WorkerPlan(first_index + i, gpu, per_gpu) for i, gpu in enumerate(slots)]
+    return [WorkerPlan(first_index + i, None) for i in range(workers)]
+
+
+def default_worker_index() -> int:
+    """A seed offset for a worker started by hand: distinct across hosts and processes."""
+    return 1 + zlib.crc32(f"{platform.node()}:{os.getpid()}".encode()) % 100_000
 
 
 def worker_env(
@@ -41,12 +79,133 @@ def worker_env(
     """Environment of a worker process: storage passed here, never on the command line
     (a password there would show in `ps` and in the process title)."""
     env = dict(os.environ, **(extra or {}), HPO_STORAGE=storage_url, PYTHONUNBUFFERED="1")
+    env[LAUNCHER_PID_ENV] = str(os.getpid())
     if plan.gpu is None:
         env["CUDA_VISIBLE_DEVICES"] = ""
-        env["HPO_THREADS"] = str(threads_per_worker(n_workers))
+        env[THREADS_ENV] = str(threads_per_worker(n_workers))
+        env[WORKERS_ON_DEVICE_ENV] = str(n_workers)
     else:
         env["CUDA_VISIBLE_DEVICES"] = str(plan.gpu)
+        env[GPU_MEMORY_FRACTION_ENV] = f"{gpu_memory_fraction(plan.gpu_share):.4f}"
+        env[WORKERS_ON_DEVICE_ENV] = str(plan.gpu_share)
     return env
+
+
+def run_workers(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    settings: Settings,
+    plans: list[WorkerPlan],
+    *,
+    data_dir: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> list[int]:
+    """Run the planned workers until the study's budget is done; returns their exit codes.
+
+    Raises KeyboardInterrupt after a Ctrl-C / SIGTERM, once every worker has stopped.
+    """
+    if plans == [WorkerPlan(0, None)]:
+        report = run_in_process(
+            storage,
+            study.study_name,
+            settings,
+            data_dir=data_dir,
+            on_trial_end=(lambda: on_progress(progress_of(study))) if on_progress else None,
+            first=(lambda: on_progress(progress_of(study))) if on_progress else None,
+        )
+        if report.stopped:
+            raise KeyboardInterrupt
+        return [0]
+    return run_local_workers(
+        study,
+        settings.storage_url,
+        plans,
+        data_dir=data_dir,
+        on_progress=on_progress,
+        extra_env=settings.worker_env(),
+    )
+
+
+def run_in_process(
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    settings: Settings,
+    *,
+    device: str = "cpu",
+    worker_index: int = 0,
+    data_dir: str | None = None,
+    on_trial_end: Callable[[], None] | None = None,
+    first: Callable[[], None] | None = None,
+) -> WorkerReport:
+    """Run one worker in this process until nothing is left or it is asked to stop.
+
+    Progress is reported after each trial, not polled: a polling thread would compete with
+    training for the interpreter and the cores. The first Ctrl-C / SIGTERM (or the death of
+    the launcher that spawned this process) stops it at the next epoch boundary with the
+    trial re-queued; a second signal raises KeyboardInterrupt at once.
+    """
+    from hpo.devices import apply_worker_limits
+    from hpo.worker import run_worker
+
+    apply_worker_limits(device)
+    stop = threading.Event()
+    with stop_on_signals(stop), stop_when_launcher_dies(stop):
+        if first is not None:
+            first()
+        return run_worker(
+            storage,
+            study_name,
+            worker_index=worker_index,
+            device=device,
+            data_dir=data_dir,
+            stop=stop,
+            artifacts=settings.artifacts,
+            checkpoint_every=settings.checkpoint_every,
+            on_trial_end=on_trial_end,
+        )
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Within the block, the first SIGINT / SIGTERM sets `stop`; a second raises
+    KeyboardInterrupt. Outside the main thread signals are left alone."""
+
+    def request_stop(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("%s received: stopping at the next epoch boundary", signal.Signals(signum).name)
+        stop.set()
+
+    with _signal_handlers(request_stop):
+        yield
+
+
+@contextlib.contextmanager
+def stop_when_launcher_dies(stop: threading.Event) -> Iterator[None]:
+    """A spawned worker stops (at its next epoch boundary) when its launcher is gone.
+
+    Workers run in sessions of their own so that the terminal's Ctrl-C reaches only the
+    launcher; without this, killing the launcher would leave them running as orphans.
+    """
+    launcher = os.environ.get(LAUNCHER_PID_ENV)
+    if not launcher or not launcher.isdigit():
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(PARENT_POLL_SECONDS):
+            if os.getppid() != int(launcher):
+                log.warning("launcher %s is gone: stopping at the next epoch boundary", launcher)
+                stop.set()
+                return
+
+    thread = threading.Thread(target=watch, name="launcher-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def run_local_workers(
@@ -55,11 +214,11 @@ def run_local_workers(
     plans: list[WorkerPlan],
     *,
     data_dir: str | None = None,
-    on_progress: Callable[[Budget, float | None], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     poll_seconds: float = 1.0,
     extra_env: Mapping[str, str] | None = None,
 ) -> list[int]:
-    """Run the workers to completion; returns their exit codes.
+    """Run worker processes to completion; returns their exit codes.
 
     Workers run in their own sessions so the terminal's Ctrl-C reaches only this process,
     which then asks each worker to stop (SIGTERM: finish the epoch, re-queue the trial)
@@ -68,21 +227,42 @@ def run_local_workers(
     every worker (heartbeat interval, artifact folder).
     """
     processes: list[subprocess.Popen[bytes]] = []
-    with _sigterm_as_interrupt():
+    cpu_workers = sum(1 for plan in plans if plan.gpu is None)
+    with _signal_handlers(_interrupt, signals=(signal.SIGTERM,)):
         try:
             for plan in plans:
-                processes.append(
-                    _spawn(plan, len(plans), storage_url, study.study_name, data_dir, extra_env)
-                )
+                env = worker_env(plan, cpu_workers, storage_url, extra_env)
+                processes.append(_spawn(plan, study.study_name, data_dir, env))
             while any(p.poll() is None for p in processes):
                 if on_progress is not None:
-                    on_progress(budget_of(study), _best_value(study))
+                    on_progress(progress_of(study))
                 _wait_any(processes, poll_seconds)
         finally:
             _stop(processes)
     if on_progress is not None:
-        on_progress(budget_of(study), _best_value(study))
+        on_progress(progress_of(study))
     return [p.returncode for p in processes]
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signal_handlers(
+    handler: Callable[[int, object], None],
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[None]:
+    """Install `handler` for `signals` within the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _wait_any(processes: list[subprocess.Popen[bytes]], seconds: float) -> None:
@@ -95,84 +275,8 @@ def _wait_any(processes: list[subprocess.Popen[bytes]], seconds: float) -> None:
         time.sleep(seconds)
 
 
-def run_worker_here(
-    study: optuna.Study,
-    storage: optuna.storages.RDBStorage,
-    *,
-    data_dir: str | None = None,
-    artifacts: str | None = None,
-    checkpoint_every: float | None = None,
-    on_progress: Callable[[Budget, float | None], None] | None = None,
-) -> None:
-    """Run the one local CPU worker in this process: no second interpreter to start.
-
-    Progress is reported after each trial, not polled: a polling thread would compete with
-    training for the interpreter and the cores.
-
-    The first Ctrl-C / SIGTERM stops it at the next epoch boundary with the trial
-    re-queued, as a worker process would, then raises KeyboardInterrupt; a second one
-    raises at once (the trial is then failed and retried after the heartbeat grace period).
-    """
-    import threading
-
-    from hpo.checkpoint import CHECKPOINT_EVERY
-    from hpo.worker import run_worker
-
-    stop = threading.Event()
-
-    def request_stop(_signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    def progress() -> None:
-        if on_progress is not None:
-            on_progress(budget_of(study), _best_value(study))
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    progress()
-    try:
-        run_worker(
-            storage,
-            study.study_name,
-            data_dir=data_dir,
-            stop=stop,
-            artifacts=artifacts,
-            checkpoint_every=CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every,
-            on_trial_end=progress,
-        )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if stop.is_set():
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _spawn(
-    plan: WorkerPlan,
-    n_workers: int,
-    storage_url: str,
-    study_name: str,
-    data_dir: str | None,
-    extra_env: Mapping[str, str] | None,
+    plan: WorkerPlan, study_name: str, data_dir: str | None, env: Mapping[str, str]
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
@@ -184,13 +288,12 @@ def _spawn(
         "--worker-index",
         str(plan.index),
         "--gpus",
-        "none" if plan.gpu is None else "0",
+        "none" if plan.gpu is None else "0",  # CUDA_VISIBLE_DEVICES leaves it one GPU
         "--quiet",
     ]
     if data_dir:
         command += ["--data-dir", data_dir]
-    env = worker_env(plan, n_workers, storage_url, extra_env)
-    return subprocess.Popen(command, env=env, start_new_session=True)
+    return subprocess.Popen(command, env=dict(env), start_new_session=True)
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -207,8 +310,3 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def _best_value(study: optuna.Study) -> float | None:
-    best = best_trial(study)
-    return best.value if best is not None else None

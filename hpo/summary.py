@@ -9,14 +9,17 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpo.study import BUDGET_ATTR, SPEC_ATTR, counted_trials
+from hpo import _optuna
+from hpo.records import BUDGET_ATTR, DIAG_PREFIX, SPEC_ATTR, counted_trials
+
+CORRUPT_SPEC = "corrupt spec"  # the model shown for a study whose stored spec is unreadable
 
 
 @dataclass(frozen=True)
 class StudySummary:
     name: str
     direction: str
-    model: str | None  # None for studies hpo did not create
+    model: str | None  # None for studies hpo did not create; CORRUPT_SPEC if unreadable
     budget: int | None
     states: Counter[str]
     best_value: float | None
@@ -28,18 +31,32 @@ class StudySummary:
 
 
 def summarize(study: optuna.Study) -> StudySummary:
+    """A study's summary; a study whose hpo records are unreadable still gets one."""
     trials = counted_trials(study.get_trials(deepcopy=False))
     best = best_trial(study)
-    spec = study.user_attrs.get(SPEC_ATTR) or {}
+    try:
+        attrs: dict[str, Any] | None = study.user_attrs
+    except ValueError:  # a stored value that is not JSON
+        attrs = None
+    budget = (attrs or {}).get(BUDGET_ATTR)
     return StudySummary(
         name=study.study_name,
-        direction=study.direction.name.lower(),
-        model=spec.get("model"),
-        budget=study.user_attrs.get(BUDGET_ATTR),
+        direction="/".join(d.name.lower() for d in study.directions),
+        model=_model(attrs),
+        budget=budget if isinstance(budget, int) and not isinstance(budget, bool) else None,
         states=Counter(t.state.name for t in trials),
         best_value=best.value if best else None,
         best=best,
     )
+
+
+def _model(attrs: dict[str, Any] | None) -> str | None:
+    """The model named by the stored spec; None without one, CORRUPT_SPEC if unreadable."""
+    if attrs is not None and SPEC_ATTR not in attrs:
+        return None  # not created by hpo
+    spec = (attrs or {}).get(SPEC_ATTR)
+    model = spec.get("model") if isinstance(spec, dict) else None
+    return model if isinstance(model, str) else CORRUPT_SPEC
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -47,22 +64,38 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial
     except ValueError:  # no completed trial yet
         return None
+    except RuntimeError:  # a multi-objective study (not hpo's) has no single best trial
+        return None
 
 
 def summarize_storage(storage: optuna.storages.BaseStorage) -> list[StudySummary]:
+    """Every study, by name; one with corrupt records is listed, never fails the rest."""
     return [
-        summarize(optuna.load_study(study_name=s.study_name, storage=storage))
-        for s in sorted(optuna.get_all_study_summaries(storage), key=lambda s: s.study_name)
+        summarize(optuna.load_study(study_name=name, storage=storage))
+        for name in _optuna.study_names(storage)
     ]
 
 
-def trial_details(trial: FrozenTrial) -> dict[str, Any]:
-    """The facts `hpo best` shows about a trial, as a flat dict."""
+def trial_details(trial: FrozenTrial, *, all_attrs: bool = False) -> dict[str, Any]:
+    """The facts `hpo best` shows about a trial, as a flat dict.
+
+    Compact by default: the layer diagnostics and other list-valued attrs are left out
+    (`all_attrs` keeps them).
+    """
     return {
         "number": trial.number,
         "value": trial.value,
         "state": trial.state.name,
         "params": dict(trial.params),
-        "user_attrs": dict(trial.user_attrs),
+        "user_attrs": {
+            key: value
+            for key, value in trial.user_attrs.items()
+            if all_attrs or is_main_attr(key, value)
+        },
         "duration_s": trial.duration.total_seconds() if trial.duration else None,
     }
+
+
+def is_main_attr(key: str, value: Any) -> bool:
+    """A one-value fact about the trial (not a diagnostic or another list)."""
+    return not key.startswith(DIAG_PREFIX) and not isinstance(value, list | dict)

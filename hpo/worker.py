@@ -27,11 +27,13 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo.checkpoint import CHECKPOINT_EVERY, CheckpointStore
+from hpo._optuna import study_storage, trial_id
+from hpo.checkpoint import CheckpointStore
 from hpo.data import Dataset, load_dataset
-from hpo.errors import StorageError
+from hpo.errors import StorageError, TrialTooLarge
 from hpo.objective import Objective
 from hpo.samplers import build_pruner, build_sampler, worker_seed
+from hpo.settings import CHECKPOINT_EVERY
 from hpo.spec import StudySpec
 from hpo.study import load_spec_from_storage
 from hpo.train import DivergedError, StopRequested
@@ -44,8 +46,9 @@ POLL_SECONDS = 1.0  # how often an idle worker looks for re-queued trials
 class WorkerReport:
     """What one worker did."""
 
-    states: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
+    states: Counter[str] = field(default_factory=Counter)  # trials run, by how they ended
+    seconds: float = 0.0  # wall time of the worker
+    stopped: bool = False  # it was asked to stop (a signal, its launcher gone)
 
     @property
     def trials(self) -> int:
@@ -113,6 +116,7 @@ def run_worker(
         if on_trial_end is not None:
             on_trial_end()
     report.seconds = time.perf_counter() - started
+    report.stopped = stop.is_set()
     return report
 
 
@@ -136,6 +140,7 @@ def load_study_data(spec: StudySpec, data_dir: str | None = None) -> Dataset:
         seed=spec.data.seed,
         val_fraction=spec.data.val_fraction,
         max_train=spec.data.max_train,
+        max_val=spec.data.max_val,
     )
 
 
@@ -149,7 +154,7 @@ def claim_trial(
     """
     # Through the study's own storage wrapper (Optuna's per-process trial cache), so the
     # Trial we hand out is known to it; `storage` is the same database underneath.
-    cached = study._storage
+    cached = study_storage(study)
     study_id = cached.get_study_id_from_name(study.study_name)
     queue = list(cached.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)))
     # Workers that all tried the oldest queued trial first would collide on every claim, so
@@ -157,15 +162,15 @@ def claim_trial(
     # worker's trial numbers, and so its seeds, reproducible.
     start = offset % len(queue) if queue else 0
     for queued in queue[start:] + queue[:start]:
-        trial_id = queued._trial_id
+        queued_id = trial_id(queued)
         try:
             # Beat before claiming too: Optuna never finds a RUNNING trial stale if it has no
             # heartbeat at all, so a worker killed between the claim and its first beat would
             # leave the trial RUNNING forever. Beating a queued trial is harmless.
-            storage.record_heartbeat(trial_id)
-            if cached.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                storage.record_heartbeat(trial_id)
-                return optuna.Trial(study, trial_id)
+            storage.record_heartbeat(queued_id)
+            if cached.set_trial_state_values(queued_id, state=TrialState.RUNNING):
+                storage.record_heartbeat(queued_id)
+                return optuna.Trial(study, queued_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
@@ -181,7 +186,7 @@ def run_trial(
 
     Only a storage that stays unreachable past its retries (StorageError) ends the worker.
     """
-    with heartbeat(storage, trial._trial_id):
+    with heartbeat(storage, trial_id(trial)):
         try:
             # Which process ran it: with the host, enough to find its log or kill it.
             trial.set_user_attr("worker", f"{platform.node()}:{os.getpid()}")
@@ -207,6 +212,8 @@ def _run_and_tell(
         return TrialState.FAIL
     except DivergedError as exc:
         return _fail(study, trial, f"diverged: {exc}")
+    except TrialTooLarge as exc:  # refused before anything was allocated: no traceback
+        return _fail(study, trial, str(exc))
     except torch.cuda.OutOfMemoryError as exc:
         # Freed below, outside the handler: the traceback's frames hold the trial's tensors.
         out_of_memory = str(exc).splitlines()[0] if str(exc) else "OutOfMemoryError"
@@ -238,7 +245,7 @@ def _requeue_interrupted(study: optuna.Study, trial: optuna.Trial, reason: str) 
     """Record the trial as interrupted and queue it again with the same params."""
     trial.set_user_attr("fail_reason", f"interrupted: {reason}")
     study.tell(trial, state=TrialState.FAIL)
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = study_storage(study).get_trial(trial_id(trial))
     # The same callback that re-queues dead workers' trials: the attempt is superseded.
     optuna.storages.RetryHeartbeatStaleTrialCallback()(study, frozen)
 
@@ -278,8 +285,9 @@ def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> Iterator[No
         while not done.wait(interval):
             try:
                 _beat_once(storage, trial_id)
-            except Exception:  # a database restart: the next beat tries again
-                log.debug("heartbeat of trial %d failed", trial_id, exc_info=True)
+            except Exception as exc:  # a database restart: the next beat tries again
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                log.warning("heartbeat of trial %d failed (%s); retrying", trial_id, reason)
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
     thread.start()

@@ -1,14 +1,19 @@
-"""Shared fixtures: a fresh PostgreSQL database per test, SQLite files, tiny study files."""
+"""Shared fixtures: tiny study files and studies, SQLite files, a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy
+
+if TYPE_CHECKING:  # annotations only
+    import optuna
 
 PG_ADMIN_URLS = (
     "postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -47,39 +52,56 @@ batch_size = 64
 """
 
 
+def write_tiny_study(
+    folder: Path,
+    name: str = "tiny",
+    *,
+    trials: int = 4,
+    epochs: int = 2,
+    dataset: str = "rings",
+    sampler: str = "random",
+    pruner: str = "none",
+    extra: str = "",
+) -> Path:
+    """Write a tiny study file into `folder` and return its path (also for fixtures of a
+    wider scope than one test, which have no tmp_path)."""
+    path = folder / f"{name}.toml"
+    text = TINY_STUDY.format(
+        name=name, trials=trials, epochs=epochs, dataset=dataset, sampler=sampler, pruner=pruner
+    )
+    path.write_text(text + extra)
+    return path
+
+
 @pytest.fixture
 def write_study(tmp_path: Path) -> Callable[..., Path]:
-    """Write a tiny study file and return its path."""
+    """Write a tiny study file into the test's tmp_path (keywords of write_tiny_study)."""
+    return functools.partial(write_tiny_study, tmp_path)
 
-    def write(
-        name: str = "tiny",
-        *,
-        trials: int = 4,
-        epochs: int = 2,
-        dataset: str = "rings",
-        sampler: str = "random",
-        pruner: str = "none",
-        extra: str = "",
-    ) -> Path:
-        path = tmp_path / f"{name}.toml"
-        path.write_text(
-            TINY_STUDY.format(
-                name=name,
-                trials=trials,
-                epochs=epochs,
-                dataset=dataset,
-                sampler=sampler,
-                pruner=pruner,
-            )
-            + extra
-        )
-        return path
 
-    return write
+@pytest.fixture
+def create_study(write_study: Callable[..., Path]) -> Callable[..., optuna.Study]:
+    """Create a tiny study in a storage (a URL or an opened one) and return it:
+    `create_study(storage, name, **keywords of write_tiny_study)`."""
+
+    def create(
+        storage: str | optuna.storages.BaseStorage, name: str = "tiny", **keywords: Any
+    ) -> optuna.Study:
+        # Imported here: hpo.study loads torch, which light test modules never need.
+        from hpo.spec import load_spec
+        from hpo.storage import open_storage
+        from hpo.study import open_study
+
+        if isinstance(storage, str):
+            storage = open_storage(storage)
+        return open_study(storage, load_spec(write_study(name, **keywords)))
+
+    return create
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
+    """An SQLite storage URL in the test's tmp_path (the file is created on first use)."""
     return f"sqlite:///{tmp_path / 'hpo.db'}"
 
 

@@ -39,9 +39,11 @@ def load(url: str, name: str) -> optuna.Study:
 
 
 @pytest.mark.slow
-def test_launch_with_two_workers_finishes_exactly_the_budget(tmp_path, write_study) -> None:
+def test_launch_with_two_workers_finishes_exactly_the_budget(
+    tmp_path, write_study, sqlite_url
+) -> None:
     study_file = write_study("e2e", trials=7, epochs=2)
-    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    url = sqlite_url
     result = run_hpo(
         "--storage", url, "launch", "study", str(study_file), "--workers", "2", cwd=tmp_path
     )
@@ -80,7 +82,7 @@ def test_launch_with_two_workers_finishes_exactly_the_budget(tmp_path, write_stu
 
 
 @pytest.mark.slow
-def test_median_pruner_prunes_hopeless_trials(tmp_path, write_study) -> None:
+def test_median_pruner_prunes_hopeless_trials(tmp_path, write_study, sqlite_url) -> None:
     # Half the trials learn with lr 1e-6 (hopeless), half with 0.05: once a good trial
     # has completed, the median rule must stop the hopeless ones early.
     study_file = write_study("prune", trials=10, epochs=6, pruner="median")
@@ -93,7 +95,7 @@ def test_median_pruner_prunes_hopeless_trials(tmp_path, write_study) -> None:
         '[pruner]\nname = "median"\noptions = { n_startup_trials = 2, n_warmup_steps = 1 }',
     )
     study_file.write_text(text)
-    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    url = sqlite_url
     result = run_hpo("--storage", url, "launch", "study", str(study_file), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trials = load(url, "prune").get_trials()
@@ -168,14 +170,10 @@ def test_malformed_study_file_via_cli(tmp_path, monkeypatch, capsys) -> None:
 
 
 def test_existing_name_with_another_spec_is_refused(
-    tmp_path, monkeypatch, capsys, write_study
+    tmp_path, monkeypatch, capsys, write_study, create_study, sqlite_url
 ) -> None:
-    from hpo.spec import load_spec
-    from hpo.storage import open_storage
-    from hpo.study import open_study
-
-    url = f"sqlite:///{tmp_path / 'hpo.db'}"
-    open_study(open_storage(url), load_spec(write_study("same", epochs=2)))
+    url = sqlite_url
+    create_study(url, "same", epochs=2)
     other = write_study("same", epochs=3)  # same name, other training budget
     monkeypatch.chdir(tmp_path)
     code, _, err = call_main(monkeypatch, capsys, "--storage", url, "launch", "study", str(other))

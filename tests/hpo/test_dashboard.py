@@ -1,217 +1,38 @@
-"""A comparison in optuna-dashboard: the real server, read through its HTTP API.
+"""hpo.dashboard.serve: optuna-dashboard on our storage with the artifact folder.
 
-The studies are made in-process with a fast fake objective (the real training path is
-covered by test_report.py); what is tested here is what the dashboard serves.
+The real server is started (as `hpo dashboard`) by tests/hpo/compare/test_publish.py;
+here, what `serve` hands optuna-dashboard, without a server.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import io
 from pathlib import Path
+from typing import Any
 
 import optuna
+import optuna_dashboard
 import pytest
+from optuna.artifacts import FileSystemArtifactStore
 
-from hpo.comparison import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR, derive_arms
-from hpo.dashboard import FIGURE_PREFIX, publish_comparison
-from hpo.report import build_report
-from hpo.spec import load_spec
-from hpo.storage import default_artifacts_dir, open_storage
-from hpo.study import open_study
-from hpo.worker import run_worker
-from tests.conftest import TINY_STUDY
-
-TRIALS = 6
+from hpo.dashboard import serve
 
 
-@dataclass(frozen=True)
-class Published:
-    url: str
-    artifacts: Path
-    lead: str
-    names: list[str]
-
-
-def fake_objective(_spec: object, _stop: threading.Event) -> Callable[[optuna.Trial], float]:
-    def objective(trial: optuna.Trial) -> float:
-        lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
-        depth = trial.suggest_int("depth", 1, 2)
-        trial.set_user_attr("diag_init_act_std", [1.0, 0.5 * depth])
-        trial.set_user_attr("diag_init_grad_norm", [0.01 * depth, 1.0])
-        trial.set_user_attr("diag_final_dead_fraction", [0.1 * depth, 0.0])
-        return 1.0 - abs(lr - 0.01) - 0.01 * depth
-
-    return objective
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
-    root = tmp_path_factory.mktemp("dash")
-    url = f"sqlite:///{root / 'hpo.db'}"
-    file = root / "tiny.toml"
-    file.write_text(
-        TINY_STUDY.format(
-            name="tiny", trials=TRIALS, epochs=1, dataset="rings", sampler="random", pruner="none"
-        )
-    )
-    storage = open_storage(url)
-    arms = derive_arms(load_spec(file), ["random", "tpe"], 2)
-    for arm in arms:
-        study = open_study(storage, arm.spec, trials=TRIALS)
-        study.set_user_attr(GROUP_ATTR, arm.group)
-        study.set_user_attr(SAMPLER_ATTR, arm.sampler)
-        study.set_user_attr(SEED_ATTR, arm.seed)
-        run_worker(storage, arm.spec.name, objective_factory=fake_objective)
-    built = build_report(storage, "tiny", root / "report", show=False)
-    artifacts = default_artifacts_dir(url)
-    lead = publish_comparison(storage, built, artifacts)
-    publish_comparison(storage, built, artifacts)  # again: replaces, does not pile up
-    return Published(url, artifacts, lead.name, [a.spec.name for a in arms])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(base: str, path: str) -> bytes:
-    with urllib.request.urlopen(base + path, timeout=10) as response:
-        return response.read()
-
-
-@pytest.fixture(scope="module")
-def server(published: Published) -> Iterator[str]:
-    """`hpo dashboard` (the real optuna-dashboard server) on a free loopback port."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
-    env["HPO_STORAGE"] = published.url
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hpo", "dashboard", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"hpo dashboard exited: {process.stdout.read()}")
-            try:
-                get(base, "/api/meta")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("hpo dashboard did not answer within 60 s")
-                time.sleep(0.3)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def study_ids(base: str) -> dict[str, int]:
-    studies = json.loads(get(base, "/api/studies"))["study_summaries"]
-    return {s["study_name"]: s["study_id"] for s in studies}
-
-
-def test_the_artifact_store_is_passed(server: str) -> None:
-    assert json.loads(get(server, "/api/meta"))["artifact_is_available"] is True
-
-
-def test_every_study_has_a_note_naming_sampler_seed_group_and_siblings(
-    server: str, published: Published
+def test_serve_passes_storage_address_and_a_created_artifact_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = study_ids(server)
-    assert set(published.names) <= set(ids)
-    for name in published.names:
-        detail = json.loads(get(server, f"/api/studies/{ids[name]}"))
-        body = detail["note"]["body"]
-        sampler, seed = name.split("-")[1], int(name.split("-s")[-1])
-        assert f"{sampler} search, seed {seed}" in body
-        assert "**tiny**" in body
-        for sibling in published.names:  # a link to every study of the group
-            assert f"[{sibling}](/dashboard/studies/{ids[sibling]})" in body
-
-
-def test_the_lead_study_carries_table_figures_and_files(server: str, published: Published) -> None:
-    ids = study_ids(server)
-    assert published.lead == "tiny-random-s0"
-    detail = json.loads(get(server, f"/api/studies/{ids[published.lead]}"))
-    assert "| random | 2 | 12 |" in detail["note"]["body"]
-    assert "Mann-Whitney" in detail["note"]["body"]
-    graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
-    assert set(graphs) == {
-        FIGURE_PREFIX + k
-        for k in ("best-so-far", "final-bests", "importances", "params", "diagnostics")
-    }
-    best = graphs[FIGURE_PREFIX + "best-so-far"]
-    medians = [t for t in best["data"] if t.get("name", "").startswith("tpe median")]
-    assert len(medians) == 1 and len(medians[0]["y"]) == TRIALS  # plain lists, one per trial
-    files = {a["filename"]: a for a in detail["artifacts"]}
-    assert set(files) == {
-        "report.html",
-        "summary.md",
-        "best_so_far.png",
-        "final_bests.png",
-        "importances.png",
-        "diagnostics.png",
-    }  # published twice, listed once
-    html = get(server, f"/artifacts/{ids[published.lead]}/{files['report.html']['artifact_id']}")
-    assert b"fig-best-so-far" in html
-    assert b"plotly.min.js" not in html.split(b"<style>")[0]  # plotly.js embedded, not linked
-    png = get(server, f"/artifacts/{ids[published.lead]}/{files['best_so_far.png']['artifact_id']}")
-    assert png[:4] == b"\x89PNG"
-    other = json.loads(get(server, f"/api/studies/{ids['tiny-tpe-s1']}"))
-    assert other["plotly_graph_objects"] == []
-    assert other["artifacts"] == []
-
-
-def test_republishing_left_no_orphan_files(published: Published) -> None:
-    stored = [p for p in published.artifacts.iterdir() if p.is_file()]
-    assert len(stored) == 6
-
-
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
-def test_chromium_screenshot_of_the_lead_study(
-    server: str, published: Published, tmp_path: Path
-) -> None:
-    ids = study_ids(server)
-    shot = Path(os.environ.get("HPO_SCREENSHOT", tmp_path / "dashboard.png"))
-    subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1400,1000",
-            "--virtual-time-budget=15000",
-            f"--screenshot={shot}",
-            f"{server}/dashboard/studies/{ids[published.lead]}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        optuna_dashboard, "run_server", lambda storage, **kw: calls.append((storage, kw))
     )
-    import matplotlib.image
-
-    pixels = matplotlib.image.imread(shot)
-    assert pixels.shape[0] >= 900 and pixels.shape[1] >= 1300
-    assert pixels.std() > 0.02  # not a blank page
+    storage = optuna.storages.InMemoryStorage()
+    folder = tmp_path / "not" / "there" / "yet"
+    serve(storage, host="127.0.0.1", port=8123, artifact_dir=folder)
+    assert folder.is_dir()
+    [(given, options)] = calls
+    assert given is storage
+    assert (options["host"], options["port"]) == ("127.0.0.1", 8123)
+    store = options["artifact_store"]
+    assert isinstance(store, FileSystemArtifactStore)
+    store.write("probe", io.BytesIO(b"artifact"))  # lands in the folder the dashboard serves
+    assert (folder / "probe").read_bytes() == b"artifact"

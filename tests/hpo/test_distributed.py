@@ -10,8 +10,6 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,50 +22,22 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.checkpoint import CheckpointStore
-from hpo.spec import StudySpec, load_spec
+from hpo.records import counted_trials, superseded_numbers
+from hpo.spec import load_spec
 from hpo.storage import open_storage
-from hpo.study import counted_trials, open_study, superseded_numbers
+from hpo.study import open_study
+from tests.helpers import HpoProcesses, wait_for, worker_settings, zero_cost
 
 pytestmark = pytest.mark.postgres
 WAIT_SECONDS = 180
 
 
-def _worker(url: str, study: str, artifacts: Path) -> subprocess.Popen[str]:
-    env = dict(os.environ, HPO_STORAGE=url, HPO_HEARTBEAT="1", HPO_THREADS="1")
-    env["HPO_ARTIFACTS"] = str(artifacts)
-    env["HPO_CHECKPOINT_EVERY"] = "0"  # every epoch: the test kills right after one
-    return subprocess.Popen(
-        [sys.executable, "-m", "hpo", "worker", "--study", study, "--gpus", "none"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(condition: Callable[[], object], what: str) -> object:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {WAIT_SECONDS} s waiting for {what}")
-
-
-def _finish(workers: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
-    """Wait for every worker (bounded); kill the rest so nothing outlives the test."""
-    results = []
-    try:
-        for worker in workers:
-            _, err = worker.communicate(timeout=WAIT_SECONDS)
-            results.append((worker.returncode, err))
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-    return results
+def _start_workers(
+    processes: HpoProcesses, url: str, study: str, artifacts: Path
+) -> list[subprocess.Popen[str]]:
+    """Two worker processes; a checkpoint every epoch, as a test may kill right after one."""
+    env = worker_settings(url, artifacts)
+    return [processes.start("worker", "--study", study, "--gpus", "none", env=env) for _ in "ab"]
 
 
 def _assert_accounted(study: optuna.Study, budget: int) -> list[optuna.trial.FrozenTrial]:
@@ -84,14 +54,11 @@ def _assert_accounted(study: optuna.Study, budget: int) -> list[optuna.trial.Fro
 
 
 def test_sigkilled_worker_trial_is_retried_and_resumes(
-    postgres_url: str, write_study, tmp_path: Path
+    postgres_url: str, create_study, tmp_path: Path
 ) -> None:
     budget = 3
-    study = open_study(
-        open_storage(postgres_url), load_spec(write_study("kill", trials=budget, epochs=40))
-    )
+    study = create_study(postgres_url, "kill", trials=budget, epochs=40)
     store = CheckpointStore(tmp_path, "kill")
-    workers = [_worker(postgres_url, "kill", tmp_path) for _ in range(2)]
 
     def victim() -> tuple[int, int, int] | None:
         """(pid, trial number, checkpoint epoch) of a worker well inside a trial."""
@@ -103,14 +70,16 @@ def test_sigkilled_worker_trial_is_retried_and_resumes(
                 return int(trial.user_attrs["worker"].rsplit(":", 1)[1]), trial.number, epoch
         return None
 
-    try:
-        pid, killed_number, epoch = _wait_for(victim, "a trial with a checkpoint")  # type: ignore[misc]
+    with HpoProcesses() as processes:
+        workers = _start_workers(processes, postgres_url, "kill", tmp_path)
+        pid, killed_number, epoch = wait_for(
+            victim, "a trial with a checkpoint", timeout=WAIT_SECONDS
+        )
         os.kill(pid, signal.SIGKILL)
-    finally:
-        results = _finish(workers)
+        processes.finish(WAIT_SECONDS)
     killed = next(w for w in workers if w.pid == pid)
     assert killed.returncode == -signal.SIGKILL
-    assert [code for w, (code, _) in zip(workers, results, strict=True) if w is not killed] == [0]
+    assert [w.returncode for w in workers if w is not killed] == [0]
 
     trials = _assert_accounted(study, budget)
     dead = trials[killed_number]
@@ -136,31 +105,31 @@ def test_database_outage_mid_study_loses_nothing(
     results = _study_through(
         postgres_url, path, tmp_path, lambda: _outage(pg_admin, database, seconds=4)
     )
-    assert any("storage unreachable" in err for _, err in results)  # they did see it
+    assert any("storage unreachable" in r.stderr for r in results)  # they did see it
 
 
 def _study_through(
     postgres_url: str, path: Path, tmp_path: Path, disrupt: Callable[[], None]
-) -> list[tuple[int, str]]:
+) -> list[subprocess.CompletedProcess[str]]:
     """Two workers run the study of `path`; `disrupt()` strikes while a trial is running
     and another has completed. Asserts both exit 0, the budget completes and no value
-    reported before the disruption changed; returns the workers' (exit code, stderr)."""
+    reported before the disruption changed; returns the workers' outputs."""
     spec = load_spec(path)
     study = open_study(open_storage(postgres_url), spec)
-    workers = [_worker(postgres_url, spec.name, tmp_path) for _ in range(2)]
-    try:
-        _wait_for(
+    with HpoProcesses() as processes:
+        _start_workers(processes, postgres_url, spec.name, tmp_path)
+        wait_for(
             lambda: (
                 study.get_trials(states=(TrialState.COMPLETE,))
                 and study.get_trials(states=(TrialState.RUNNING,))
             ),
             "a completed trial while others run",
+            timeout=WAIT_SECONDS,
         )
         before = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
         disrupt()
-    finally:
-        results = _finish(workers)
-    assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
+        results = processes.finish(WAIT_SECONDS)
+    assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
     trials = _assert_accounted(study, spec.trials)
     assert {t.number: t.value for t in trials if t.number in before} == before
     return results
@@ -213,24 +182,20 @@ def _outage(admin: sqlalchemy.Engine, database: str, *, seconds: float) -> None:
             connection.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
 
-def _zero_cost(spec: StudySpec, stop: threading.Event) -> Callable[[optuna.Trial], float]:
-    return lambda trial: trial.suggest_float("x", 0.0, 1.0)
-
-
 def _load_worker(url: str, study_name: str, index: int, errors: multiprocessing.Queue) -> None:
     from hpo.worker import run_worker
 
     try:
         storage = open_storage(url, heartbeat_interval=5)
-        run_worker(storage, study_name, worker_index=index, objective_factory=_zero_cost)
+        run_worker(storage, study_name, worker_index=index, objective_factory=zero_cost())
     except BaseException as exc:
         errors.put(f"worker {index}: {type(exc).__name__}: {exc}")
         raise
 
 
-def test_eight_workers_run_500_zero_cost_trials(postgres_url: str, write_study) -> None:
+def test_eight_workers_run_500_zero_cost_trials(postgres_url: str, create_study) -> None:
     budget, n_workers = 500, 8
-    study = open_study(open_storage(postgres_url), load_spec(write_study("load", trials=budget)))
+    study = create_study(postgres_url, "load", trials=budget)
     context = multiprocessing.get_context("fork")  # no re-import of torch per worker
     errors = context.Queue()
     processes = [

@@ -5,46 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from hpo.launch import WorkerPlan, plan_workers, worker_env
+from hpo.records import BUDGET_ATTR
 from hpo.storage import open_storage
-from hpo.study import BUDGET_ATTR
+from tests.helpers import WAIT_SECONDS, HpoProcesses, alive, children, wait_for, with_password
 
 PASSWORD = "pw-Lx3-secret"
-WAIT_SECONDS = 120
-
-
-def _with_password(url: str) -> str:
-    return make_url(url).set(password=PASSWORD).render_as_string(hide_password=False)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_one_worker_per_gpu_else_cpu_workers() -> None:
@@ -64,30 +36,16 @@ def test_worker_env_sets_device_threads_and_storage() -> None:
 
 @pytest.mark.postgres
 def test_concurrent_launches_create_one_study(postgres_url: str, write_study) -> None:
-    url = _with_password(postgres_url)
+    url = with_password(postgres_url, password=PASSWORD)
     path = write_study("race", trials=7)
-    env = dict(os.environ, HPO_STORAGE=url)
-    launches = [
-        subprocess.Popen(
-            [sys.executable, "-m", "hpo", "launch", "study", str(path), "--workers", "0"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    outputs = []
-    try:
-        for launch in launches:
-            outputs.append(launch.communicate(timeout=WAIT_SECONDS))
-    finally:
-        for launch in launches:
-            if launch.poll() is None:
-                launch.kill()
-                launch.wait()
-    assert [launch.returncode for launch in launches] == [0] * 4, outputs
-    text = "".join(out + err for out, err in outputs)
+    with HpoProcesses() as processes:
+        for _ in range(4):
+            processes.start(
+                "launch", "study", str(path), "--workers", "0", env={"HPO_STORAGE": url}
+            )
+        launches = processes.finish()
+    assert [launch.returncode for launch in launches] == [0] * 4, launches
+    text = "".join(launch.stdout + launch.stderr for launch in launches)
     assert "exists" not in text and "unique" not in text.lower() and "Traceback" not in text
     assert PASSWORD not in text
     storage = open_storage(postgres_url)
@@ -97,51 +55,50 @@ def test_concurrent_launches_create_one_study(postgres_url: str, write_study) ->
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 7  # queued once, not 4x
 
 
-def _launch(url: str, path: Path, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    """`hpo launch study PATH` in the background, the storage passed in the environment."""
-    env = dict(os.environ, HPO_STORAGE=url, HPO_ARTIFACTS=str(tmp_path / "artifacts"))
-    return subprocess.Popen(
-        [sys.executable, "-m", "hpo", "--heartbeat", "1", "launch", "study", str(path), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_running(postgres_url: str, name: str, count: int) -> optuna.Study:
-    """The study once `count` of its trials are running (bounded wait)."""
+def _launch_until_running(
+    processes: HpoProcesses, postgres_url: str, path: Path, *args: str, running: int
+) -> tuple[subprocess.Popen[str], optuna.Study]:
+    """`hpo launch study PATH ARGS` in the background, the storage (with a password) passed
+    in the environment; returns it and its study once `running` of its trials run."""
+    env = {
+        "HPO_STORAGE": with_password(postgres_url, password=PASSWORD),
+        "HPO_ARTIFACTS": str(path.parent / "artifacts"),
+    }
+    launch = processes.start("--heartbeat", "1", "launch", "study", str(path), *args, env=env)
     storage = open_storage(postgres_url)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if optuna.get_all_study_summaries(storage):
-            study = optuna.load_study(study_name=name, storage=storage)
-            if len(study.get_trials(states=(TrialState.RUNNING,))) >= count:
-                return study
-    raise AssertionError(f"{count} trial(s) of {name} should be running by now")
+
+    def study_with_trials_running() -> optuna.Study | None:
+        if not optuna.get_all_study_summaries(storage):
+            return None
+        study = optuna.load_study(study_name=path.stem, storage=storage)
+        return study if len(study.get_trials(states=(TrialState.RUNNING,))) >= running else None
+
+    return launch, wait_for(study_with_trials_running, f"{running} running trial(s)")
+
+
+def _ctrl_c(launch: subprocess.Popen[str]) -> tuple[str, str]:
+    """Interrupt the launcher as a terminal's Ctrl-C does; its (stdout, stderr) once it exits."""
+    launch.send_signal(signal.SIGINT)
+    return launch.communicate(timeout=WAIT_SECONDS)
 
 
 @pytest.mark.postgres
 def test_ctrl_c_stops_every_worker_and_requeues_their_trials(
-    postgres_url: str, write_study, tmp_path: Path
+    postgres_url: str, write_study
 ) -> None:
     path = write_study("ctrlc", trials=4, epochs=200)
-    launch = _launch(_with_password(postgres_url), path, tmp_path, "--workers", "2")
-    try:
-        study = _wait_running(postgres_url, "ctrlc", 2)
-        workers = _children(launch.pid)
+    with HpoProcesses() as processes:
+        launch, study = _launch_until_running(
+            processes, postgres_url, path, "--workers", "2", running=2
+        )
+        workers = children(launch.pid)
         assert len(workers) == 2
         for pid in workers:  # the password travels in the environment, never in argv
             assert PASSWORD not in Path(f"/proc/{pid}/cmdline").read_text()
-        launch.send_signal(signal.SIGINT)
-        out, err = launch.communicate(timeout=WAIT_SECONDS)
-    finally:
-        if launch.poll() is None:
-            launch.kill()
-            launch.wait()
-    assert launch.returncode == 130, err
-    assert not [pid for pid in workers if _alive(pid)]
+        out, err = _ctrl_c(launch)
+        assert launch.returncode == 130, err
+        # Inside the block: the launcher, not the kit's clean-up, must stop its workers.
+        assert not [pid for pid in workers if alive(pid)]
     assert PASSWORD not in out + err
     trials = study.get_trials()
     assert not [t for t in trials if t.state == TrialState.RUNNING]
@@ -154,20 +111,14 @@ def test_ctrl_c_stops_every_worker_and_requeues_their_trials(
 
 @pytest.mark.postgres
 def test_ctrl_c_on_a_single_in_process_worker_requeues_its_trial(
-    postgres_url: str, write_study, tmp_path: Path
+    postgres_url: str, write_study
 ) -> None:
     """One CPU worker runs inside the launcher; Ctrl-C must still stop it cleanly."""
     path = write_study("ctrlc1", trials=3, epochs=200)
-    launch = _launch(_with_password(postgres_url), path, tmp_path)
-    try:
-        study = _wait_running(postgres_url, "ctrlc1", 1)
-        assert _children(launch.pid) == []  # no second process: the worker runs here
-        launch.send_signal(signal.SIGINT)
-        out, err = launch.communicate(timeout=WAIT_SECONDS)
-    finally:
-        if launch.poll() is None:
-            launch.kill()
-            launch.wait()
+    with HpoProcesses() as processes:
+        launch, study = _launch_until_running(processes, postgres_url, path, running=1)
+        assert children(launch.pid) == []  # no second process: the worker runs here
+        out, err = _ctrl_c(launch)
     assert launch.returncode == 130, err
     assert "Traceback" not in err and PASSWORD not in out + err
     trials = study.get_trials()

@@ -3,84 +3,42 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from hpo.checkpoint import CheckpointStore
 from hpo.data import load_dataset
-from hpo.spec import StudySpec, load_spec
+from hpo.records import counted_trials
 from hpo.storage import default_artifacts_dir, open_storage
-from hpo.study import counted_trials, open_study
 from hpo.train import Checkpoint, TrainConfig, train
 from hpo.worker import run_worker
 from models import create_model
+from tests.helpers import (
+    WAIT_SECONDS,
+    HpoProcesses,
+    run_hpo,
+    wait_for,
+    with_password,
+    worker_settings,
+    zero_cost,
+)
 
 PASSWORD = "pw-Zq8-secret"
-WAIT_SECONDS = 120  # bound on every wait: a broken worker fails the test, never hangs it
 
 
-def _with_password(url: str) -> str:
-    # The test server trusts local connections, so any password is accepted: enough to
-    # check that it never leaks.
-    return make_url(url).set(password=PASSWORD).render_as_string(hide_password=False)
-
-
-def _zero_cost(fail_first: BaseException | None = None) -> Callable[..., Callable]:
-    def factory(spec: StudySpec, stop: threading.Event) -> Callable[[optuna.Trial], float]:
-        def objective(trial: optuna.Trial) -> float:
-            if fail_first is not None and trial.number == 0:
-                raise fail_first
-            return trial.suggest_float("x", 0.0, 1.0)
-
-        return objective
-
-    return factory
-
-
-def _hpo(url: str, *args: str, artifacts: Path | None = None) -> list[str]:
-    return [sys.executable, "-m", "hpo", *args]
-
-
-def _env(url: str, artifacts: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ, HPO_STORAGE=url, HPO_HEARTBEAT="1", HPO_THREADS="1")
-    if artifacts is not None:
-        env["HPO_ARTIFACTS"] = str(artifacts)
-        env["HPO_CHECKPOINT_EVERY"] = "0"  # every epoch, so the tests see one at once
-    return env
-
-
-def _wait_for(condition: Callable[[], object], what: str, timeout: float = WAIT_SECONDS) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def test_two_workers_finish_exactly_the_budget(sqlite_url: str, write_study) -> None:
+def test_two_workers_finish_exactly_the_budget(sqlite_url: str, create_study) -> None:
     storage = open_storage(sqlite_url, heartbeat_interval=1)
-    study = open_study(storage, load_spec(write_study(trials=12)))
+    study = create_study(storage, trials=12)
     reports = []
     threads = [
         threading.Thread(
             target=lambda i=i: reports.append(
-                run_worker(
-                    storage, study.study_name, worker_index=i, objective_factory=_zero_cost()
-                )
+                run_worker(storage, study.study_name, worker_index=i, objective_factory=zero_cost())
             )
         )
         for i in range(2)
@@ -99,12 +57,12 @@ def test_two_workers_finish_exactly_the_budget(sqlite_url: str, write_study) -> 
 
 
 def test_out_of_memory_fails_that_trial_and_the_worker_goes_on(
-    sqlite_url: str, write_study
+    sqlite_url: str, create_study
 ) -> None:
     storage = open_storage(sqlite_url)
-    study = open_study(storage, load_spec(write_study(trials=3)))
+    study = create_study(storage, trials=3)
     oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    report = run_worker(storage, study.study_name, objective_factory=_zero_cost(oom))
+    report = run_worker(storage, study.study_name, objective_factory=zero_cost(fail_first=oom))
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {0: TrialState.FAIL, 1: TrialState.COMPLETE, 2: TrialState.COMPLETE}
     reason = study.get_trials()[0].user_attrs["fail_reason"]
@@ -145,15 +103,9 @@ def test_default_artifacts_dir_is_beside_a_sqlite_file(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_worker_for_a_missing_study_is_one_line_and_exit_2(postgres_url: str) -> None:
-    url = _with_password(postgres_url)
+    url = with_password(postgres_url, password=PASSWORD)
     open_storage(url)  # tables exist, study does not
-    run = subprocess.run(
-        _hpo(url, "worker", "--study", "missing"),
-        env=_env(url),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
+    run = run_hpo("worker", "--study", "missing", env=worker_settings(url), timeout=WAIT_SECONDS)
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith("error: no hpo study named 'missing'")
     assert len(run.stderr.strip().splitlines()) == 1
@@ -163,13 +115,7 @@ def test_worker_for_a_missing_study_is_one_line_and_exit_2(postgres_url: str) ->
 
 def test_worker_with_unreachable_postgres_is_one_line_and_exit_2() -> None:
     url = f"postgresql://hpo:{PASSWORD}@127.0.0.1:9/hpo"  # port 9: nothing listens
-    run = subprocess.run(
-        _hpo(url, "worker", "--study", "x"),
-        env=_env(url),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
+    run = run_hpo("worker", "--study", "x", env=worker_settings(url), timeout=WAIT_SECONDS)
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith("error: cannot reach storage postgresql+psycopg://hpo:***@")
     assert len(run.stderr.strip().splitlines()) == 1
@@ -178,27 +124,18 @@ def test_worker_with_unreachable_postgres_is_one_line_and_exit_2() -> None:
 
 @pytest.mark.postgres
 def test_sigterm_requeues_the_trial_and_its_retry_resumes_from_the_checkpoint(
-    postgres_url: str, write_study, tmp_path: Path
+    postgres_url: str, create_study, tmp_path: Path
 ) -> None:
-    url = _with_password(postgres_url)
+    url = with_password(postgres_url, password=PASSWORD)
     artifacts = tmp_path / "artifacts"
-    study = open_study(open_storage(url), load_spec(write_study("sigterm", trials=1, epochs=40)))
+    study = create_study(url, "sigterm", trials=1, epochs=40)
     store = CheckpointStore(artifacts, "sigterm")
-    worker = subprocess.Popen(
-        _hpo(url, "worker", "--study", "sigterm", "--gpus", "none"),
-        env=_env(url, artifacts),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_for(lambda: store.path(0).exists(), "the first epoch checkpoint")
+    command = ("worker", "--study", "sigterm", "--gpus", "none")
+    with HpoProcesses() as processes:
+        worker = processes.start(*command, env=worker_settings(url, artifacts))
+        wait_for(lambda: store.path(0).exists(), "the first epoch checkpoint")
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=WAIT_SECONDS)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
     assert worker.returncode == 0, err
     assert "SIGTERM received" in err
     first, retry = study.get_trials()
@@ -209,13 +146,7 @@ def test_sigterm_requeues_the_trial_and_its_retry_resumes_from_the_checkpoint(
     stopped_at = torch.load(store.path(0), weights_only=True)["epoch"]
     assert 1 <= stopped_at < 40
 
-    rerun = subprocess.run(
-        _hpo(url, "worker", "--study", "sigterm", "--gpus", "none"),
-        env=_env(url, artifacts),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
+    rerun = run_hpo(*command, env=worker_settings(url, artifacts), timeout=WAIT_SECONDS)
     assert rerun.returncode == 0, rerun.stderr
     retry = study.get_trials()[1]
     assert retry.state == TrialState.COMPLETE

@@ -1,4 +1,5 @@
-"""A tiny real comparison end to end: `hpo compare`, resume, `hpo report`, bad input."""
+"""hpo.compare.service through the CLI: a tiny real comparison end to end, `hpo compare`,
+resume, `hpo report`, bad input."""
 
 from __future__ import annotations
 
@@ -11,17 +12,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.comparison import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR, derive_arms, study_name
-from hpo.errors import HpoError
-from hpo.spec import load_spec
-from tests.conftest import TINY_STUDY
+from hpo.compare.load import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR
+from hpo.compare.report import report_folder
+from hpo.compare.run import study_name
 from tests.helpers import run_hpo
+from tests.hpo.compare.kit import TRIALS, write_tiny
 
 pytestmark = pytest.mark.slow
 
 SAMPLERS = ("random", "tpe")
 SEEDS = 2
-TRIALS = 3
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,6 @@ class Tiny:
     url: str
     file: Path
     first: subprocess.CompletedProcess[str]
-
-
-def write_tiny(root: Path, name: str = "tiny") -> Path:
-    path = root / f"{name}.toml"
-    text = TINY_STUDY.format(
-        name=name, trials=TRIALS, epochs=2, dataset="rings", sampler="tpe", pruner="none"
-    )
-    # TPE's own option: it must reach the TPE arm only (random does not accept it).
-    path.write_text(text.replace("seed = 0\n", "seed = 0\noptions = { n_startup_trials = 2 }\n", 1))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +93,7 @@ def test_every_trial_records_layer_diagnostics(tiny: Tiny) -> None:
 
 
 def test_report_files_and_table(tiny: Tiny) -> None:
-    out = tiny.root / "reports" / "tiny"
+    out = tiny.root / report_folder("tiny")  # reports/tiny-HASH
     for name in (
         "report.html",
         "plotly.min.js",
@@ -184,15 +174,3 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-
-
-def test_derive_arms_changes_only_sampler_and_seed(tmp_path: Path) -> None:
-    spec = load_spec(write_tiny(tmp_path))
-    arms = derive_arms(spec, ["random", "tpe"], 3)
-    assert [(a.seed, a.sampler) for a in arms][:3] == [(0, "random"), (0, "tpe"), (1, "random")]
-    for arm in arms:
-        left, right = arm.spec.identity(), spec.identity()
-        left.pop("sampler"), right.pop("sampler")
-        assert left == right
-    with pytest.raises(HpoError, match="--seeds"):
-        derive_arms(spec, ["random"], 0)

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from matplotlib.ticker import MaxNLocator
 from plotly.subplots import make_subplots
 
-from hpo.analysis import ComparisonStats, DiagRow
+from hpo.compare.analyze import ComparisonStats, DiagRow
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
 PNG_DPI = 110  # readable in a README, small enough to commit

@@ -1,4 +1,8 @@
-"""Rendering of sampler comparisons: terminal table, HTML, PNG and Markdown."""
+"""Rendering of sampler comparisons: progress lines, terminal table, Markdown, HTML, files.
+
+Everything here takes ready-made statistics (hpo.compare.analyze) and only prints or
+writes; reading the storage and computing happen before.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,47 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
+from rich.markup import escape
 from rich.table import Table
 
-from hpo.analysis import ComparisonStats, analyze, diagnostics_by
-from hpo.comparison import Arm, ComparisonProgress, importances_by_sampler, load_comparison
+from hpo.compare.analyze import ComparisonStats, diagnostics_by
+from hpo.compare.figures import plotly_figures, write_pngs
 from hpo.console import console
-from hpo.figures import plotly_figures, write_pngs
+from hpo.paths import safe_folder_name
+
+if TYPE_CHECKING:
+    from hpo.compare.run import Arm, ComparisonPlan, ComparisonProgress
+
+REPORTS_DIR = Path("reports")  # default parent of report folders, in the working directory
 
 
-class CompareProgressPrinter:
+def report_folder(group: str, out: str | Path | None = None) -> Path:
+    """`out` if given, else a folder in reports/ whose name is made safe from the group's.
+
+    A group name is free text (the study file's study name): used as a path it could
+    point anywhere (`/tmp/x`, `../../x`), so it only ever contributes a safe name.
+    """
+    return Path(out) if out is not None else REPORTS_DIR / safe_folder_name(group)
+
+
+# ---------------------------------------------------------------- while it runs
+
+
+def print_plan(plan: ComparisonPlan, storage_shown: str, workers: int) -> None:
+    """The line before a comparison starts: what runs where."""
+    console.print(
+        f"comparison {plan.group} in {storage_shown}: {', '.join(plan.samplers)} x "
+        f"{plan.seeds} seed(s) x {plan.trials} trials, {workers} worker(s) per study",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+class ProgressPrinter:
     """One line per change: per sampler, trials done of its budget and the best so far."""
 
     def __init__(self) -> None:
@@ -35,29 +67,33 @@ class CompareProgressPrinter:
             f"[bold]{sampler}[/] {done}/{budget} best {'-' if best is None else f'{best:.4f}'}"
             for sampler, done, budget, best in rows
         ]
-        console.print(f"{'  '.join(parts)}  (running {arm.spec.name})", soft_wrap=True)
+        # The study name is free text: escaped, so a '[' in it is not read as markup.
+        console.print(f"{'  '.join(parts)}  (running {escape(arm.spec.name)})", soft_wrap=True)
         sys.stdout.flush()
 
 
-# ---------------------------------------------------------------- the report
+# ---------------------------------------------------------------- the report files
 
 
 @dataclass(frozen=True)
 class BuiltReport:
-    """What `build_report` produced: the numbers, the figures and the files written."""
+    """A written report: the numbers, the figures and the files."""
 
     stats: ComparisonStats
     figures: dict[str, go.Figure]
     markdown: str
-    files: list[Path]  # HTML, PNGs, Markdown (plotly.min.js not counted: it is a library)
+    html: Path
+    pngs: list[Path]
+    summary: Path  # the Markdown file
+
+    @property
+    def files(self) -> list[Path]:
+        """HTML, PNGs, Markdown (plotly.min.js not counted: it is a library)."""
+        return [self.html, *self.pngs, self.summary]
 
 
-def build_report(
-    storage: optuna.storages.RDBStorage, group: str, folder: Path, *, show: bool = True
-) -> BuiltReport:
-    """Read comparison `group`, compute its statistics, print the table, write the files."""
-    comparison = load_comparison(storage, group)
-    stats = analyze(comparison, importances_by_sampler(storage, comparison))
+def write_report(stats: ComparisonStats, folder: Path) -> BuiltReport:
+    """Render the figures and write the HTML page, the PNGs and the Markdown to `folder`."""
     figures = plotly_figures(stats)
     folder.mkdir(parents=True, exist_ok=True)
     pngs = write_pngs(stats, folder)
@@ -65,10 +101,23 @@ def build_report(
     md_path = folder / "summary.md"
     md_path.write_text(markdown, encoding="utf-8")
     html_path = write_html(stats, figures, folder / "report.html")
-    if show:
-        print_comparison(stats)
-        console.print(f"report: {html_path}, {md_path}, {len(pngs)} PNG(s) in {folder}")
-    return BuiltReport(stats, figures, markdown, [html_path, *pngs, md_path])
+    return BuiltReport(stats, figures, markdown, html_path, pngs, md_path)
+
+
+def print_report(built: BuiltReport) -> None:
+    """The table, then where the files are."""
+    print_comparison(built.stats)
+    console.print(
+        f"report: {built.html}, {built.summary}, {len(built.pngs)} PNG(s) in {built.html.parent}",
+        markup=False,
+    )
+
+
+def print_published(built: BuiltReport) -> None:
+    console.print(
+        f"notes, plots and {len(built.files)} file(s) published; see `hpo dashboard`",
+        markup=False,
+    )
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -123,8 +172,8 @@ HEADERS = [
 def print_comparison(stats: ComparisonStats) -> None:
     c = stats.comparison
     table = Table(
-        title=f"Comparison {c.group}: {c.metric} ({c.direction}), {c.budget} trials per study, "
-        f"target {_f(stats.target)} = {stats.baseline}'s median final best",
+        title=f"Comparison {escape(c.group)}: {c.metric} ({c.direction}), {c.budget} trials per "
+        f"study, target {_f(stats.target)} = {stats.baseline}'s median final best",
         title_justify="left",
     )
     # The IQR stays in the Markdown and HTML: the terminal table must fit 140 columns.

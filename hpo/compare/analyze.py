@@ -1,7 +1,8 @@
-"""From a comparison's plain data to its statistics (glue between extraction and rendering).
+"""From a comparison's plain data to its statistics: `Comparison` -> `ComparisonStats`.
 
-`analyze` applies the pure functions of hpo.compare to a `Comparison` read from storage;
-the result holds everything the table, the Markdown, the figures and the dashboard show.
+`analyze` applies the pure functions of hpo.compare.stats to a `Comparison` read from
+storage; the result holds everything the table, the Markdown, the figures and the
+dashboard show. No storage access and no rendering here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from hpo import compare
-from hpo.comparison import Comparison, StudyRun
+from hpo.compare import stats
+from hpo.compare.load import Comparison, StudyRun
 
 BASELINE = "random"  # the sampler others are measured against, when it is in the group
 
@@ -26,12 +27,12 @@ class SamplerStats:
     studies: int
     trials: int  # finished trials over all its studies
     curves: list[np.ndarray]  # best so far per study, in trial-number order
-    band: compare.Band
+    band: stats.Band
     finals: np.ndarray  # final best per study
-    final: compare.Interval  # median final best with bootstrap 95% CI
+    final: stats.Interval  # median final best with bootstrap 95% CI
     q25: float
     q75: float
-    target: compare.TargetResult
+    target: stats.TargetResult
     seconds: float  # summed trial seconds over all its studies
     importances: dict[str, float] = field(default_factory=dict)
 
@@ -39,14 +40,14 @@ class SamplerStats:
 @dataclass(frozen=True)
 class VersusBaseline:
     sampler: str
-    test: compare.RankTest  # final bests of this sampler vs the baseline's
+    test: stats.RankTest  # final bests of this sampler vs the baseline's
     speedup_trials: float | None
     speedup_seconds: float | None
 
 
 @dataclass(frozen=True)
 class DiagRow:
-    """One trial with the layer diagnostics reduced to scalars (see hpo.compare)."""
+    """One trial with the layer diagnostics reduced to scalars (see hpo.compare.stats)."""
 
     sampler: str
     study: str
@@ -83,47 +84,49 @@ def analyze(
     baseline = BASELINE if BASELINE in samplers else samplers[0]
     curves = {s: [_curve(r, direction) for r in comparison.runs_of(s)] for s in samplers}
     costs = {s: [[t.seconds for t in r.trials] for r in comparison.runs_of(s)] for s in samplers}
-    base_finals = compare.final_bests(curves[baseline])
+    base_finals = stats.final_bests(curves[baseline])
     target = float(np.nanmedian(base_finals)) if np.any(~np.isnan(base_finals)) else math.nan
 
-    stats = []
+    per_sampler = []
     for s in samplers:
-        finals = compare.final_bests(curves[s])
+        finals = stats.final_bests(curves[s])
         q25, q75 = (
             np.nanpercentile(finals, [25, 75]) if np.any(~np.isnan(finals)) else (math.nan,) * 2
         )
-        stats.append(
+        per_sampler.append(
             SamplerStats(
                 sampler=s,
                 studies=len(curves[s]),
                 trials=sum(len(c) for c in curves[s]),
                 curves=curves[s],
-                band=compare.band(curves[s]),
+                band=stats.band(curves[s]),
                 finals=finals,
-                final=compare.bootstrap_ci(finals.tolist()),
+                final=stats.bootstrap_ci(finals.tolist()),
                 q25=float(q25),
                 q75=float(q75),
-                target=compare.to_target(curves[s], costs[s], target, direction),
+                target=stats.to_target(curves[s], costs[s], target, direction),
                 seconds=float(sum(sum(c) for c in costs[s])),
                 importances=dict((importances or {}).get(s, {})),
             )
         )
-    by_name = {s.sampler: s for s in stats}
+    by_name = {s.sampler: s for s in per_sampler}
     versus = [
         VersusBaseline(
             s.sampler,
-            compare.mann_whitney(s.finals.tolist(), by_name[baseline].finals.tolist(), direction),
-            compare.speedup(by_name[baseline].target.trials, s.target.trials),
-            compare.speedup(by_name[baseline].target.seconds, s.target.seconds),
+            stats.mann_whitney(s.finals.tolist(), by_name[baseline].finals.tolist(), direction),
+            stats.speedup(by_name[baseline].target.trials, s.target.trials),
+            stats.speedup(by_name[baseline].target.seconds, s.target.seconds),
         )
-        for s in stats
+        for s in per_sampler
         if s.sampler != baseline
     ]
-    return ComparisonStats(comparison, baseline, target, stats, versus, diagnostic_rows(comparison))
+    return ComparisonStats(
+        comparison, baseline, target, per_sampler, versus, diagnostic_rows(comparison)
+    )
 
 
 def _curve(run: StudyRun, direction: str) -> np.ndarray:
-    return compare.best_so_far([t.value for t in run.trials], direction)
+    return stats.best_so_far([t.value for t in run.trials], direction)
 
 
 def diagnostic_rows(comparison: Comparison) -> list[DiagRow]:
@@ -141,12 +144,12 @@ def diagnostic_rows(comparison: Comparison) -> list[DiagRow]:
                     state=t.state,
                     value=t.value,
                     params=t.params,
-                    init_act_scale=compare.log_max(a.get("diag_init_act_std", [])),
-                    init_act_spread=compare.spread(a.get("diag_init_act_std", [])),
-                    init_grad_scale=compare.log_max(a.get("diag_init_grad_norm", [])),
-                    init_grad_ratio=compare.grad_ratio(a.get("diag_init_grad_norm", [])),
-                    final_grad_ratio=compare.grad_ratio(a.get("diag_final_grad_norm", [])),
-                    final_dead=compare.mean_or_none(a.get("diag_final_dead_fraction", [])),
+                    init_act_scale=stats.log_max(a.get("diag_init_act_std", [])),
+                    init_act_spread=stats.spread(a.get("diag_init_act_std", [])),
+                    init_grad_scale=stats.log_max(a.get("diag_init_grad_norm", [])),
+                    init_grad_ratio=stats.grad_ratio(a.get("diag_init_grad_norm", [])),
+                    final_grad_ratio=stats.grad_ratio(a.get("diag_final_grad_norm", [])),
+                    final_dead=stats.mean_or_none(a.get("diag_final_dead_fraction", [])),
                 )
             )
     return rows

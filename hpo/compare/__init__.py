@@ -1,0 +1,20 @@
+"""Sampler comparisons: which search strategy wins, by how much compute, how surely.
+
+`hpo compare FILE` runs one study per (sampler, seed); `hpo report GROUP` reads them back
+and renders the statistics. The parts, in the order data flows through them:
+
+- run.py      arms (sampler x seed) derived from a study file; running them
+- load.py     reading a comparison back from the storage as plain data
+- stats.py    the statistics: pure functions of numbers
+- analyze.py  a comparison -> its statistics (ComparisonStats)
+- figures.py  plotly and matplotlib figures of those statistics
+- report.py   rendering: progress lines, terminal table, Markdown, HTML, the files
+- publish.py  notes, figures and files to optuna-dashboard
+- service.py  what the commands call: the steps above in order
+"""
+
+from __future__ import annotations
+
+from hpo.compare.service import build_report, compare_file, report_group
+
+__all__ = ["build_report", "compare_file", "report_group"]

@@ -1,0 +1,108 @@
+"""What `hpo compare` and `hpo report` do, one call each: run, read back, render, publish.
+
+The commands only parse options; the steps and their order (checks before the storage is
+touched, the report after the studies) live here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hpo.compare.analyze import analyze
+from hpo.compare.load import importances_by_sampler, load_comparison
+from hpo.compare.publish import publish_comparison
+from hpo.compare.report import (
+    BuiltReport,
+    ProgressPrinter,
+    print_plan,
+    print_published,
+    print_report,
+    report_folder,
+    write_report,
+)
+from hpo.errors import HpoError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo.settings import Settings
+
+
+def compare_file(
+    settings: Settings,
+    file: str,
+    *,
+    samplers: str = "random,tpe",
+    seeds: int = 10,
+    trials: int | None = None,
+    workers: int = 1,
+    gpus: str = "none",
+    data_dir: str | None = None,
+    out: str | Path | None = None,
+    report: bool = True,
+) -> BuiltReport | None:
+    """Run one study of `file` per (sampler, seed), then build and publish the report.
+
+    `samplers` is comma-separated, as on the command line; each study gets `workers` CPU
+    workers, or one per GPU of `gpus`. Resumable: run it again and only what is missing
+    runs. The file, the options and the data set are checked before the storage is
+    opened. Returns the report, or None with `report=False`.
+    """
+    # Imported here: they load torch (through the spec's model names), which `hpo report`
+    # never needs.
+    from hpo.compare.run import plan_comparison, run_comparison
+    from hpo.devices import parse_gpus, visible_gpus
+    from hpo.launch import plan_workers
+    from hpo.service import check_data
+    from hpo.spec import load_spec
+
+    spec = load_spec(file)
+    plan = plan_comparison(spec, samplers, seeds=seeds, trials=trials)
+    if workers < 1:
+        raise HpoError(f"--workers must be >= 1, got {workers}")
+    plans = plan_workers(workers, parse_gpus(gpus, visible_gpus()))
+    check_data(spec, data_dir)
+    storage = settings.open()
+    print_plan(plan, settings.shown, len(plans))
+    codes = run_comparison(
+        storage,
+        settings.storage_url,
+        plan.arms,
+        plans,
+        trials=plan.trials,
+        data_dir=data_dir,
+        on_progress=ProgressPrinter(),
+        extra_env=settings.worker_env(),
+    )
+    if any(codes):
+        raise HpoError(f"{sum(1 for c in codes if c)} worker(s) exited with errors: {codes}")
+    if not report:
+        return None
+    return report_group(settings, plan.group, out=out, storage=storage)
+
+
+def report_group(
+    settings: Settings,
+    group: str,
+    *,
+    out: str | Path | None = None,
+    publish: bool = True,
+    storage: optuna.storages.RDBStorage | None = None,
+) -> BuiltReport:
+    """(Re)build the report of comparison `group`: print the table, write the files into
+    `out` (default: a safe folder in reports/), and publish it to optuna-dashboard."""
+    storage = storage if storage is not None else settings.open()
+    built = build_report(storage, group, report_folder(group, out))
+    print_report(built)
+    if publish:
+        publish_comparison(storage, built, settings.artifacts)
+        print_published(built)
+    return built
+
+
+def build_report(storage: optuna.storages.RDBStorage, group: str, folder: Path) -> BuiltReport:
+    """Read comparison `group`, compute its statistics and write the report files (silent)."""
+    comparison = load_comparison(storage, group)
+    stats = analyze(comparison, importances_by_sampler(storage, comparison))
+    return write_report(stats, folder)

@@ -1,0 +1,51 @@
+"""Where a running study stands, and how fast it moves (plain data; console.py renders it)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hpo.records import BUDGET_ATTR, FINISHED, counted_trials
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """One consistent snapshot: finished count and best value come from the same read."""
+
+    finished: int  # counted trials that ended (complete, pruned, failed)
+    target: int  # the study-wide budget
+    best: float | None  # best value among counted complete trials; None before the first
+
+
+def progress_of(study: optuna.Study) -> StudyProgress:
+    """Read the study once; a best value only counts once its trial has finished."""
+    from optuna.trial import TrialState
+
+    trials = counted_trials(study.get_trials(deepcopy=False))
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    pick = max if study.direction.name == "MAXIMIZE" else min
+    return StudyProgress(
+        finished=sum(1 for t in trials if t.state in FINISHED),
+        target=int(study.user_attrs.get(BUDGET_ATTR, 0)),
+        best=pick(values) if values else None,
+    )
+
+
+@dataclass(frozen=True)
+class Pace:
+    per_minute: float | None  # trials finished per minute since the launch; None: none yet
+    seconds_left: float | None  # at that rate, until the budget is done; None: unknown
+
+
+def pace(finished_at_start: int, progress: StudyProgress, elapsed_seconds: float) -> Pace:
+    """Rate of this launch (trials it saw finish) and the time left at that rate."""
+    done_here = progress.finished - finished_at_start
+    if done_here <= 0 or elapsed_seconds <= 0:
+        return Pace(None, 0.0 if progress.finished >= progress.target else None)
+    per_second = done_here / elapsed_seconds
+    left = max(0, progress.target - progress.finished)
+    return Pace(per_second * 60, left / per_second if math.isfinite(per_second) else None)

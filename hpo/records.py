@@ -1,0 +1,67 @@
+"""What hpo keeps in a study besides Optuna's own records, and how its trials count.
+
+Torch-free and spec-free, so that listing studies (`hpo studies`, `hpo best`) and
+progress reporting load only Optuna.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+SPEC_ATTR = "hpo_spec"  # study user attr: the validated spec, as JSON-able dict
+BUDGET_ATTR = "hpo_trials"  # study user attr: the study-wide trial budget
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Where a study stands against its trial budget (superseded attempts left out)."""
+
+    target: int
+    states: Counter[TrialState]
+
+    @property
+    def finished(self) -> int:
+        return sum(self.states[s] for s in FINISHED)
+
+    @property
+    def pending(self) -> int:
+        return self.states[TrialState.WAITING] + self.states[TrialState.RUNNING]
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+
+def superseded_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of failed attempts that were re-queued (their retry counts instead)."""
+    numbers: set[int] = set()
+    for trial in trials:
+        numbers.update(trial.system_attrs.get("retry_history", []))
+    return numbers
+
+
+def counted_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that count against the budget: all but superseded attempts."""
+    superseded = superseded_numbers(trials)
+    return [t for t in trials if t.number not in superseded]
+
+
+def budget_of(study: optuna.Study) -> Budget:
+    trials = study.get_trials(deepcopy=False)
+    target = int(study.user_attrs.get(BUDGET_ATTR, 0))
+    return Budget(target, Counter(t.state for t in counted_trials(trials)))
+
+
+# Per-trial layer diagnostics (hpo.diagnostics) are user attrs named diag_{phase}_{stat}.
+DIAG_PREFIX = "diag_"
+
+
+def diag_attr(phase: str, stat: str) -> str:
+    """The user attr of one diagnostic, e.g. diag_attr("init", "act_std")."""
+    return f"{DIAG_PREFIX}{phase}_{stat}"

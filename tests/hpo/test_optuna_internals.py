@@ -1,0 +1,44 @@
+"""Every private Optuna name hpo relies on (hpo/_optuna.py) exists in the installed Optuna."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.storages import RDBStorage
+
+from hpo import _optuna
+
+
+@pytest.mark.parametrize("name", _optuna.RDB_PRIVATE_METHODS)
+def test_rdb_private_method_exists(name: str) -> None:
+    assert callable(getattr(RDBStorage, name, None)), f"RDBStorage.{name} is gone"
+
+
+def _instances() -> dict[type, object]:
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    return {
+        optuna.Study: study,
+        optuna.Trial: trial,
+        optuna.trial.FrozenTrial: study.trials[0],
+        optuna.study.StudySummary: optuna.get_all_study_summaries(study._storage)[0],
+    }
+
+
+def test_instance_attributes_exist() -> None:
+    instances = _instances()
+    assert set(instances) == set(_optuna.INSTANCE_ATTRIBUTES)
+    for owner, names in _optuna.INSTANCE_ATTRIBUTES.items():
+        for name in names:
+            assert hasattr(instances[owner], name), f"{owner.__name__}.{name} is gone"
+
+
+def test_accessors_read_the_ids() -> None:
+    instances = _instances()
+    study = instances[optuna.Study]
+    assert _optuna.study_storage(study) is study._storage
+    assert _optuna.study_id(study) == _optuna.study_id(instances[optuna.study.StudySummary])
+    assert _optuna.trial_id(instances[optuna.Trial]) == _optuna.trial_id(
+        instances[optuna.trial.FrozenTrial]
+    )
