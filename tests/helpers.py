@@ -32,6 +32,43 @@ WAIT_SECONDS = 120  # default bound on every wait: a broken process fails a test
 TAG_ENV = "TESTS_PROCESS_TAG"  # inherited by every descendant, so the kit finds them all
 
 
+def study_text(
+    name: str,
+    space: str,
+    *,
+    trials: int = 2,
+    epochs: int = 1,
+    data: str = 'name = "rings"\nmax_train = 200',
+    train: str = "",
+) -> str:
+    """A one-worker MLP study file (random sampler, no pruner) with the given [space]
+    lines: for tests that need a space the tiny study of conftest.py does not have."""
+    return f"""
+[study]
+name = "{name}"
+trials = {trials}
+
+[model]
+name = "mlp"
+
+[data]
+{data}
+
+[train]
+epochs = {epochs}
+{train}
+
+[sampler]
+name = "random"
+
+[pruner]
+name = "none"
+
+[space]
+{space}
+"""
+
+
 def with_password(url: str, *, password: str) -> str:
     """`url` with `password` in it.
 

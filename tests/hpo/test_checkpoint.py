@@ -26,42 +26,17 @@ from hpo.study import open_study
 from hpo.train import Checkpoint, TrainConfig, num_outputs, train
 from hpo.worker import claim_trial, load_study_data, run_worker
 from models import create_model
+from tests.helpers import study_text
 
 EPOCHS = 4
-STUDY = """
-[study]
-name = "{name}"
-trials = 1
-
-[model]
-name = "mlp"
-
-[data]
-name = "rings"
-max_train = 200
-
-[train]
-epochs = {epochs}
-
-[sampler]
-name = "random"
-
-[pruner]
-name = "none"
-
-[space]
-depth = 1
-width = 8
-lr = 0.01
-batch_size = 64
-"""
+SPACE = "depth = 1\nwidth = 8\nlr = 0.01\nbatch_size = 64"
 # Every entry is fixed, so every trial (and every study) has exactly these params.
 PARAMS = {"depth": 1, "width": 8, "lr": 0.01, "batch_size": 64}
 
 
 def _spec(tmp_path: Path, name: str) -> StudySpec:
     path = tmp_path / f"{len(list(tmp_path.glob('*.toml')))}.toml"
-    path.write_text(STUDY.format(name=name, epochs=EPOCHS), encoding="utf-8")
+    path.write_text(study_text(name, SPACE, trials=1, epochs=EPOCHS), encoding="utf-8")
     return load_spec(path)
 
 

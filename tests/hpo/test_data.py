@@ -39,7 +39,7 @@ from hpo.datafiles import (
 )
 from hpo.errors import DataError, SpecError
 from hpo.spec import parse_spec
-from tests.helpers import run_hpo
+from tests.helpers import run_hpo, study_text
 
 FASHION = SYSTEM_DATA_ROOT / "fashion-mnist"  # installed by dataset-fashion-mnist (.ci/run)
 
@@ -658,34 +658,13 @@ def test_real_fashion_mnist_found_without_a_dir(monkeypatch: pytest.MonkeyPatch)
     assert find_data_dir("fashion-mnist", None) == FASHION
 
 
-REAL_STUDY = """
-[study]
-name = "fm"
-trials = 2
-
-[model]
-name = "mlp"
-
-[data]
-name = "fashion-mnist"
-max_train = 1000
-max_val = 500
-
-[train]
-epochs = 2
-
-[sampler]
-name = "random"
-
-[pruner]
-name = "none"
-
-[space]
-depth = 1
-width = { low = 16, high = 32 }
-lr = { low = 1e-3, high = 1e-2, log = true }
-batch_size = 100
-"""
+REAL_STUDY = study_text(
+    "fm",
+    "depth = 1\nwidth = { low = 16, high = 32 }\nlr = { low = 1e-3, high = 1e-2, log = true }\n"
+    "batch_size = 100",
+    epochs=2,
+    data='name = "fashion-mnist"\nmax_train = 1000\nmax_val = 500',
+)
 
 
 def test_short_real_study_runs_out_of_the_box(tmp_path: Path) -> None:

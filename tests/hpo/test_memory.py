@@ -24,6 +24,7 @@ from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker
 from models import create_model
+from tests.helpers import study_text
 
 HUGE = {"depth": 8, "width": 8000, "batch_size": 128}  # 448M parameters: grew a worker to 7.4 GB
 
@@ -68,34 +69,7 @@ def test_estimate_grows_with_the_configuration() -> None:
 
 def _spec(tmp_path: Path, *, space: str, train: str = "") -> object:
     path = tmp_path / "m.toml"
-    path.write_text(
-        f"""
-[study]
-name = "m"
-trials = 2
-
-[model]
-name = "mlp"
-
-[data]
-name = "rings"
-max_train = 200
-
-[train]
-epochs = 1
-{train}
-
-[sampler]
-name = "random"
-
-[pruner]
-name = "none"
-
-[space]
-{space}
-""",
-        encoding="utf-8",
-    )
+    path.write_text(study_text("m", space, train=train), encoding="utf-8")
     return load_spec(path)
 
 

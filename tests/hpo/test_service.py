@@ -13,27 +13,9 @@ from hpo.errors import HpoError
 from hpo.service import LaunchOutcome, best_of, join_study, launch_study
 from hpo.settings import Settings
 from hpo.summary import StudySummary
-from tests.helpers import run_hpo
+from tests.helpers import run_hpo, study_text
 
-DIVERGING = """
-[study]
-name = "diverges"
-trials = 2
-[model]
-name = "mlp"
-[data]
-name = "rings"
-max_train = 200
-[train]
-epochs = 1
-[sampler]
-name = "random"
-[pruner]
-name = "none"
-[space]
-lr = 1e12
-optimizer = "sgd"
-"""
+DIVERGING = study_text("diverges", 'lr = 1e12\noptimizer = "sgd"')
 
 
 def _settings(tmp_path: Path) -> Settings:
