@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import TINY_STUDY
+from tests.conftest import write_tiny_study
 
 TRIALS = 3  # per study in the end-to-end comparison
 
 
 def write_tiny(root: Path, name: str = "tiny") -> Path:
     """A tiny TPE study file whose sampler options only TPE accepts."""
-    path = root / f"{name}.toml"
-    text = TINY_STUDY.format(
-        name=name, trials=TRIALS, epochs=2, dataset="rings", sampler="tpe", pruner="none"
-    )
+    path = write_tiny_study(root, name, trials=TRIALS, epochs=2, sampler="tpe")
     # TPE's own option: it must reach the TPE arm only (random does not accept it).
-    path.write_text(text.replace("seed = 0\n", "seed = 0\noptions = { n_startup_trials = 2 }\n", 1))
+    text = path.read_text().replace(
+        "seed = 0\n", "seed = 0\noptions = { n_startup_trials = 2 }\n", 1
+    )
+    path.write_text(text)
     return path

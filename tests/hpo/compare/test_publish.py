@@ -12,9 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +29,8 @@ from hpo.spec import load_spec
 from hpo.storage import default_artifacts_dir, open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker
-from tests.conftest import TINY_STUDY
+from tests.conftest import write_tiny_study
+from tests.helpers import HpoProcesses, wait_for
 
 TRIALS = 6
 
@@ -60,12 +59,7 @@ def fake_objective(_spec: object, _stop: threading.Event) -> Callable[[optuna.Tr
 def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     root = tmp_path_factory.mktemp("dash")
     url = f"sqlite:///{root / 'hpo.db'}"
-    file = root / "tiny.toml"
-    file.write_text(
-        TINY_STUDY.format(
-            name="tiny", trials=TRIALS, epochs=1, dataset="rings", sampler="random", pruner="none"
-        )
-    )
+    file = write_tiny_study(root, "tiny", trials=TRIALS, epochs=1)
     storage = open_storage(url)
     arms = derive_arms(load_spec(file), ["random", "tpe"], 2)
     for arm in arms:
@@ -96,36 +90,23 @@ def get(base: str, path: str) -> bytes:
 def server(published: Published) -> Iterator[str]:
     """`hpo dashboard` (the real optuna-dashboard server) on a free loopback port."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
-    env["HPO_STORAGE"] = published.url
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hpo", "dashboard", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
+    with HpoProcesses() as processes:
+        process = processes.start(
+            "dashboard", "--port", str(port), env={"HPO_STORAGE": published.url}
+        )
+
+        def answers() -> bool:
             if process.poll() is not None:
-                pytest.fail(f"hpo dashboard exited: {process.stdout.read()}")
+                pytest.fail(f"hpo dashboard exited: {process.communicate()}")
             try:
                 get(base, "/api/meta")
-                break
             except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("hpo dashboard did not answer within 60 s")
-                time.sleep(0.3)
+                return False
+            return True
+
+        wait_for(answers, "hpo dashboard to answer", timeout=60)
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def study_ids(base: str) -> dict[str, int]:
