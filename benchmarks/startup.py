@@ -1,0 +1,87 @@
+"""Start-up time of `hpo` commands that do not train, this tree against another one.
+
+    python3 benchmarks/startup.py --before /tmp/before   # e.g. `git archive REV | tar -x`
+
+Each command runs `--repeats` times per tree, the two trees alternating, in a fresh
+interpreter (`python -m hpo ...` with the tree first on sys.path); prints the median and
+the fastest run of each, and their ratio. `studies` and `best` read a SQLite file with
+one small study, made beforehand by each tree itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _machine
+
+HERE = Path(__file__).resolve().parents[1]
+COMMANDS = (["--help"], ["--version"], ["studies"], ["best", "tiny"])
+
+
+def run(tree: Path, args: list[str], storage: str) -> float:
+    """Wall seconds of one `python -m hpo ARGS` in `tree`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
+    env["HPO_STORAGE"] = storage
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "hpo", *args], cwd=tree, env=env, capture_output=True, check=True
+    )
+    return time.perf_counter() - started
+
+
+def prepare(tree: Path, folder: Path) -> str:
+    """A storage holding one finished tiny study, written by `tree`'s own hpo."""
+    url = f"sqlite:///{folder / 'hpo.db'}"
+    study = folder / "tiny.toml"
+    study.write_text(
+        '[study]\nname = "tiny"\ntrials = 1\n[model]\nname = "mlp"\n[data]\nname = "rings"\n'
+        'max_train = 100\n[train]\nepochs = 1\n[sampler]\nname = "random"\n'
+        '[pruner]\nname = "none"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
+    env["HPO_STORAGE"] = url
+    subprocess.run(
+        [sys.executable, "-m", "hpo", "launch", "study", str(study)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, required=True, help="the other source tree")
+    parser.add_argument("--repeats", type=int, default=7, help="runs per command and tree")
+    args = parser.parse_args()
+    print(_machine.banner("start-up of hpo commands that do not train"))
+    trees = {"before": args.before.resolve(), "after": HERE}
+    with tempfile.TemporaryDirectory() as tmp:
+        storages = {}
+        for side, tree in trees.items():
+            (Path(tmp) / side).mkdir()
+            storages[side] = prepare(tree, Path(tmp) / side)
+        print(f"{'command':<14}{'before med':>11}{'min':>7}{'after med':>11}{'min':>7}{'ratio':>8}")
+        for command in COMMANDS:
+            times: dict[str, list[float]] = {side: [] for side in trees}
+            for repeat in range(args.repeats):
+                order = list(trees) if repeat % 2 == 0 else list(reversed(trees))
+                for side in order:
+                    times[side].append(run(trees[side], command, storages[side]))
+            before, after = (statistics.median(times[s]) for s in trees)
+            print(
+                f"{' '.join(command):<14}{before:>10.2f}s{min(times['before']):>6.2f}s"
+                f"{after:>10.2f}s{min(times['after']):>6.2f}s{before / after:>7.1f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
