@@ -24,10 +24,8 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from hpo.spec import CategoricalParam, FixedParam, FloatParam, IntParam, load_spec
+from hpo.spec import MODEL_KEYS, CategoricalParam, FixedParam, FloatParam, IntParam, load_spec
 from models import create_model
-
-MODEL_KEYS = ("depth", "width", "activation", "init", "dropout", "batchnorm", "skip")
 
 
 def digits(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -8,6 +8,7 @@ machine rebuilds exactly what the launcher validated.
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import tomllib
 from collections.abc import Callable, Mapping
@@ -18,10 +19,10 @@ from typing import Any
 from hpo.data import DATASETS
 from hpo.errors import SpecError
 from hpo.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler
-from models import ACTIVATIONS, INITS, SKIPS, list_models
+from hpo.train import OPTIMIZERS
+from models import ACTIVATIONS, INITS, SKIPS, create_model, list_models
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 MAX_NAME_LENGTH = 128  # characters of a study name
 
 
@@ -153,7 +154,12 @@ SPACE_KEYS: dict[str, tuple[_Check, str]] = {
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
 }
 INT_KEYS = frozenset({"depth", "width", "batch_size"})
-MODEL_KEYS = frozenset({"depth", "width", "activation", "init", "dropout", "batchnorm", "skip"})
+# The searchable arguments of models.create_model (all but what the data set decides).
+MODEL_KEYS = frozenset(inspect.signature(create_model).parameters) - {
+    "name",
+    "in_shape",
+    "num_outputs",
+}
 
 _SECTIONS: dict[str, frozenset[str]] = {
     "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space"}),

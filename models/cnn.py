@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from models.config import ModelConfig
-from models.layers import create_act, init_weights, make_skip
+from models.layers import classifier_head, create_act, init_weights, make_skip
 
 MIN_POOLED_SIZE = 2  # pool only while the feature map is larger than 2x2
 
@@ -59,11 +59,7 @@ class CNN(nn.Module):
                 size //= 2
                 channels *= 2
         self.features = nn.Sequential(*layers)
-        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        if cfg.dropout > 0:
-            head.append(nn.Dropout(cfg.dropout))
-        head.append(nn.Linear(in_channels, cfg.num_outputs))
-        self.head = nn.Sequential(*head)
+        self.head = classifier_head(in_channels, cfg.num_outputs, cfg.dropout)
         init_weights(self, cfg.init, cfg.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

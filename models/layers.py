@@ -216,3 +216,12 @@ def make_skip(
 def norm_layer(num_features: int, *, spatial: bool) -> nn.Module:
     """BatchNorm for a conv (2d) or linear (1d) layer's output."""
     return nn.BatchNorm2d(num_features) if spatial else nn.BatchNorm1d(num_features)
+
+
+def classifier_head(channels: int, num_outputs: int, dropout: float) -> nn.Sequential:
+    """Global average pool, dropout (once, if any), linear: the head of cnn and resnet."""
+    head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if dropout > 0:
+        head.append(nn.Dropout(dropout))
+    head.append(nn.Linear(channels, num_outputs))
+    return nn.Sequential(*head)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from models.config import ModelConfig
-from models.layers import create_act, init_weights, make_skip
+from models.layers import classifier_head, create_act, init_weights, make_skip
 
 MIN_DOWNSAMPLED_SIZE = 2  # downsample only while the feature map is larger than 2x2
 
@@ -74,11 +74,7 @@ class ResNet(nn.Module):
                 size = (size + 1) // 2  # 3x3 conv, padding 1, stride 2: ceil(size / 2)
             channels = out_channels
         self.blocks = nn.Sequential(*blocks)
-        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        if cfg.dropout > 0:
-            head.append(nn.Dropout(cfg.dropout))
-        head.append(nn.Linear(channels, cfg.num_outputs))
-        self.head = nn.Sequential(*head)
+        self.head = classifier_head(channels, cfg.num_outputs, cfg.dropout)
         init_weights(self, cfg.init, cfg.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

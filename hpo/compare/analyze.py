@@ -17,6 +17,7 @@ import numpy as np
 
 from hpo.compare import stats
 from hpo.compare.load import Comparison, StudyRun
+from hpo.records import diag_attr
 
 BASELINE = "random"  # the sampler others are measured against, when it is in the group
 
@@ -134,7 +135,7 @@ def diagnostic_rows(comparison: Comparison) -> list[DiagRow]:
     for run in comparison.runs:
         for t in run.trials:
             a = t.attrs
-            if "diag_init_act_std" not in a:
+            if diag_attr("init", "act_std") not in a:
                 continue  # recorded by an hpo version without diagnostics
             rows.append(
                 DiagRow(
@@ -144,12 +145,12 @@ def diagnostic_rows(comparison: Comparison) -> list[DiagRow]:
                     state=t.state,
                     value=t.value,
                     params=t.params,
-                    init_act_scale=stats.log_max(a.get("diag_init_act_std", [])),
-                    init_act_spread=stats.spread(a.get("diag_init_act_std", [])),
-                    init_grad_scale=stats.log_max(a.get("diag_init_grad_norm", [])),
-                    init_grad_ratio=stats.grad_ratio(a.get("diag_init_grad_norm", [])),
-                    final_grad_ratio=stats.grad_ratio(a.get("diag_final_grad_norm", [])),
-                    final_dead=stats.mean_or_none(a.get("diag_final_dead_fraction", [])),
+                    init_act_scale=stats.log_max(a.get(diag_attr("init", "act_std"), [])),
+                    init_act_spread=stats.spread(a.get(diag_attr("init", "act_std"), [])),
+                    init_grad_scale=stats.log_max(a.get(diag_attr("init", "grad_norm"), [])),
+                    init_grad_ratio=stats.grad_ratio(a.get(diag_attr("init", "grad_norm"), [])),
+                    final_grad_ratio=stats.grad_ratio(a.get(diag_attr("final", "grad_norm"), [])),
+                    final_dead=stats.mean_or_none(a.get(diag_attr("final", "dead_fraction"), [])),
                 )
             )
     return rows
