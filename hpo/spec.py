@@ -19,8 +19,8 @@ from typing import Any
 from hpo.data import DATASETS
 from hpo.errors import SpecError
 from hpo.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler
-from hpo.train import OPTIMIZERS
-from models import ACTIVATIONS, INITS, SKIPS, create_model, list_models
+from hpo.train import AUGMENTS, OPTIMIZERS, SCHEDULES
+from models import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS, create_model, list_models
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_NAME_LENGTH = 128  # characters of a study name
@@ -75,6 +75,7 @@ class DataSpec:
 class TrainSpec:
     epochs: int = 10  # epochs per trial; also the pruner's step budget
     max_memory_mb: float | None = None  # a trial estimated above fails; None: device share
+    force_augment: bool = False  # allow space.augment = crop_flip on digits / mnist anyway
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,24 @@ SPACE_KEYS: dict[str, tuple[_Check, str]] = {
     "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "pool": _one_of(POOLS),
+    "kernel": (lambda v: _is_int(v) and v in KERNELS, "one of: " + ", ".join(map(str, KERNELS))),
+    "schedule": _one_of(SCHEDULES),
+    "warmup_epochs": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "augment": _one_of(AUGMENTS),
+    "l1": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "patience": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (leave it out: no early stop)"),
 }
-INT_KEYS = frozenset({"depth", "width", "batch_size"})
+INT_KEYS = frozenset({"depth", "width", "batch_size", "kernel", "warmup_epochs", "patience"})
+# An int range's ends are checked, and every value between when there are at most this many:
+# the monotone checks (depth >= 1) hold between their ends, kernel 3..5 would yield 4.
+CHECKED_RANGE = 1000
+# Keys that shape only some models: elsewhere they would be searched without effect.
+MODEL_ONLY_KEYS: dict[str, tuple[str, ...]] = {"pool": ("cnn",), "kernel": ("cnn", "resnet")}
+# Data sets crop_flip suits: a mirrored digit is another symbol or none (digits, mnist), and
+# rings are points, not images; shirts and cars stay what they are.
+FLIP_SAFE_DATA = ("fashion-mnist", "cifar10")
+IMAGE_DATA = ("digits", "mnist", "fashion-mnist", "cifar10")
 # The searchable arguments of models.create_model (all but what the data set decides).
 MODEL_KEYS = frozenset(inspect.signature(create_model).parameters) - {
     "name",
@@ -166,7 +183,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "study": frozenset({"name", "metric", "direction", "trials", "timeout"}),
     "model": frozenset({"name"}),
     "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}),
-    "train": frozenset({"epochs", "max_memory_mb"}),
+    "train": frozenset({"epochs", "max_memory_mb", "force_augment"}),
     "sampler": frozenset({"name", "seed", "options"}),
     "pruner": frozenset({"name", "options"}),
 }
@@ -239,6 +256,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     sampler = _parse_sampler(raw.get("sampler", {}), err)
     pruner = _parse_pruner(raw.get("pruner", {}), train.epochs, err)
     space = _parse_space(raw.get("space", {}), err)
+    _check_space_fits(space, model, data.name, train.force_augment, err)
     return StudySpec(
         name=name.strip(),
         model=model,
@@ -308,7 +326,37 @@ def _parse_train(table: Mapping[str, Any], err: _Reporter) -> TrainSpec:
     limit = spec.max_memory_mb
     if limit is not None and not (_is_number(limit) and limit > 0):
         raise err("train.max_memory_mb", f"{limit!r} must be a number of megabytes > 0")
+    if not isinstance(spec.force_augment, bool):
+        raise err("train.force_augment", f"{spec.force_augment!r} must be true or false")
     return spec
+
+
+def _check_space_fits(
+    space: Mapping[str, Param], model: str, data: str, force_augment: bool, err: _Reporter
+) -> None:
+    """Refuse space keys the model ignores, and crop_flip where it changes the class."""
+    for key, models in MODEL_ONLY_KEYS.items():
+        if key in space and model not in models:
+            raise err(f"space.{key}", f"applies to model {_list(models)}, not {model!r}")
+    if "crop_flip" not in _values(space.get("augment")):
+        return
+    if data not in IMAGE_DATA:
+        raise err("space.augment", f"crop_flip needs images; {data} are not; allowed: none")
+    if data not in FLIP_SAFE_DATA and not force_augment:
+        raise err(
+            "space.augment",
+            f"crop_flip mirrors images, which can change a {data} image's class; allowed for "
+            f"{_list(FLIP_SAFE_DATA)}; set [train] force_augment = true to use it anyway",
+        )
+
+
+def _values(param: Param | None) -> tuple[Any, ...]:
+    """The values a fixed or categorical entry can take (none for a range or no entry)."""
+    if isinstance(param, FixedParam):
+        return (param.value,)
+    if isinstance(param, CategoricalParam):
+        return param.choices
+    return ()
 
 
 def _parse_sampler(table: Mapping[str, Any], err: _Reporter) -> SamplerSpec:
@@ -407,7 +455,12 @@ def _parse_range(
         return FloatParam(float(low), float(high), log, float(step) if step is not None else None)
     if not (_is_int(low) and _is_int(high) and (step is None or _is_int(step))):
         raise err(where, f"{key} takes integers: low, high and step must be integers")
-    return IntParam(low, high, log, step if step is not None else 1)
+    param = IntParam(low, high, log, step if step is not None else 1)
+    values = range(low, high + 1, param.step)
+    if len(values) <= CHECKED_RANGE:
+        for value in values:
+            ensure(value, "range value")
+    return param
 
 
 def _param_to_dict(param: Param) -> Any:

@@ -4,6 +4,9 @@ The whole data set lives as tensors on the training device (as in airbench), so 
 is a shuffled index tensor and slicing: no per-batch host copies. Images stay uint8 there and
 become standardized float32 batch by batch (`Split.batch`). Callers hook in through
 `on_epoch` (report / prune, by raising) and `checkpoint` (save state to resume from).
+
+The learning-rate schedule and the augmentation are pure functions of the step, the epoch
+and the seed, so a resumed run repeats an unbroken one without saving any state for them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from torch import nn
 from hpo.data import Dataset, Split
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine")
+AUGMENTS = ("none", "crop_flip")
+WARMUP_START = 0.1  # warmup starts at lr * WARMUP_START: a first step at lr 0 would be wasted
+STEP_MILESTONES = (0.5, 0.75)  # "step" multiplies lr by STEP_GAMMA at these shares of the epochs
+STEP_GAMMA = 0.1
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,11 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
     momentum: float = 0.9  # sgd only
     seed: int = 0  # shuffling order and weight init draws
+    schedule: str = "none"  # lr after warmup: none (constant) | step | cosine (to 0), per step
+    warmup_epochs: int = 0  # linear warmup from lr * WARMUP_START to lr over these epochs
+    augment: str = "none"  # none | crop_flip: random crop (padded) and horizontal flip of images
+    l1: float = 0.0  # L1 penalty on conv/linear weights, added to the loss (weight_decay is L2)
+    patience: int | None = None  # stop when val loss has not improved for this many epochs
     compile: bool = False  # torch.compile the model; each trial is a new graph, so rarely repaid
     # CUDA tricks, kept only where benchmarks/train_speed.py --ablate shows they pay (on an
     # H100, fashion-mnist CNN, BENCHMARKS.md): channels_last +6%; bf16 autocast -10%, its
@@ -69,6 +82,7 @@ class TrainResult:
     seconds: float  # wall time of the epochs this call ran, evaluation and callbacks included
     samples_per_second: float  # training samples processed per wall second (`seconds`)
     device_seconds: float  # time of the training steps alone (see DeviceTimer)
+    stopped_early_at: int | None = None  # the epoch after which `patience` ended the run
 
     @property
     def final(self) -> EpochResult:
@@ -164,6 +178,75 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of: {OPTIMIZERS}")
 
 
+def lr_factor(schedule: str, progress: float, epochs: int, warmup_epochs: int = 0) -> float:
+    """The learning rate's multiplier after ``progress`` epochs of ``epochs`` (pure).
+
+    ``progress`` counts epochs in steps: step s of an epoch of n steps is (epoch - 1) + s / n,
+    so the rate changes every step. Warmup rises linearly from WARMUP_START to 1 over
+    ``warmup_epochs``; then ``none`` stays at 1, ``step`` multiplies by STEP_GAMMA at each
+    STEP_MILESTONES share of ``epochs``, and ``cosine`` falls from 1 towards 0 over the
+    epochs left after warmup (0 after the last step: no step is taken at rate 0).
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if progress < warmup_epochs:
+        return WARMUP_START + (1 - WARMUP_START) * progress / warmup_epochs
+    if schedule == "step":
+        return STEP_GAMMA ** sum(progress >= m * epochs for m in STEP_MILESTONES)
+    if schedule == "cosine" and epochs > warmup_epochs:
+        return 0.5 * (1 + math.cos(math.pi * (progress - warmup_epochs) / (epochs - warmup_epochs)))
+    return 1.0  # "none", or a warmup as long as the run: nothing left to decay over
+
+
+def crop_padding(size: int) -> int:
+    """Pixels of padding for a random crop: 4 on 32x32 (He et al.'s CIFAR recipe), else 2."""
+    return 4 if size >= 32 else 2
+
+
+def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image of ``x`` (N, C, H, W), shifted by up to ``crop_padding`` pixels each way
+    (zero-padded, as a random crop of the padded image) and mirrored left-right with p = 1/2.
+
+    Works on the device, on uint8 or float batches, and draws only from ``generator``. On a
+    standardized float batch the padding 0 is the mean pixel.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"crop_flip needs image batches (N, C, H, W), got shape {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    pad = crop_padding(min(h, w))
+    padded = F.pad(x, (pad, pad, pad, pad))
+    shifts = torch.randint(0, 2 * pad + 1, (2, n), device=x.device, generator=generator)
+    rows = shifts[0, :, None] + torch.arange(h, device=x.device)  # (N, H) rows of each crop
+    cols = shifts[1, :, None] + torch.arange(w, device=x.device)  # (N, W)
+    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
+    cols = torch.where(flip[:, None], cols.flip(1), cols)  # a mirrored crop reads cols backwards
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    # Advanced indexing puts the indexed dims first: (N, H, W, C) -> (N, C, H, W).
+    crops = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return crops.permute(0, 3, 1, 2).contiguous()
+
+
+def augment_generator(device: torch.device, seed: int, epoch: int) -> torch.Generator:
+    """The augmentation draws of one epoch: a function of (seed, epoch), so a resumed run
+    augments its epochs as an unbroken one does, with no generator state to save."""
+    return torch.Generator(device=device).manual_seed(seed * 100_003 + epoch)
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of |w| over the conv/linear weights (tensors of 2+ dims); biases and BatchNorm's
+    scale and shift are not penalized, as they set offsets and scales, not connections."""
+    return torch.stack([p.abs().sum() for p in model.parameters() if p.dim() > 1]).sum()
+
+
+def stopped_early(history: list[EpochResult], patience: int | None) -> bool:
+    """True when the last ``patience`` epochs of ``history`` did not lower the best val loss."""
+    if patience is None or not history:
+        return False
+    losses = [r.val_loss for r in history]
+    best_epoch = losses.index(min(losses)) + 1  # the first epoch that reached the minimum
+    return len(history) - best_epoch >= patience
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -207,6 +290,8 @@ def train(
     """Train `model` on `data` (tensors already on the target device).
 
     `on_epoch` sees each epoch's validation result and may raise to end the run (pruning);
+    with `config.patience`, the run ends normally once validation loss has not improved for
+    that many epochs (`TrainResult.stopped_early_at`);
     `checkpoint` receives the state after each epoch; `resume` continues from one.
     `timer` times the training steps of each epoch (not evaluation, not the callbacks); pass
     one to read it after a run that raised. Raises DivergedError on a NaN/inf loss and
@@ -222,6 +307,9 @@ def train(
     if channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
+    if config.augment not in AUGMENTS:
+        raise ValueError(f"unknown augment {config.augment!r}; choose one of: {AUGMENTS}")
+    scheduled = config.schedule != "none" or config.warmup_epochs > 0  # else lr stays put
     history: list[EpochResult] = []
     first_epoch = 1
     if resume is not None:
@@ -239,25 +327,37 @@ def train(
         torch.randperm(n, device=device, generator=generator)
     samples = 0
     started = time.perf_counter()
+    stopped_at = len(history) if stopped_early(history, config.patience) else None
+    # A last batch of one sample is dropped: BatchNorm cannot normalize a single sample.
+    usable = n - 1 if n % config.batch_size == 1 and n > 1 else n
+    steps = math.ceil(usable / config.batch_size)  # per epoch: the schedule's unit of progress
     for epoch in range(first_epoch, config.epochs + 1):
+        if stopped_at is not None:
+            break
         if should_stop is not None and should_stop():
             if checkpoint is not None and history:
                 state = (model.state_dict(), optimizer.state_dict())
                 checkpoint(Checkpoint(epoch - 1, *state, list(history), _rng_state(device), True))
             raise StopRequested(f"stop requested before epoch {epoch}")
         model.train()
-        # A last batch of one sample is dropped: BatchNorm cannot normalize a single sample.
-        usable = n - 1 if n % config.batch_size == 1 and n > 1 else n
+        augment = (
+            augment_generator(device, config.seed, epoch) if config.augment == "crop_flip" else None
+        )
         with timer.section():
             order = torch.randperm(n, device=device, generator=generator)
             running = torch.zeros((), device=device)
-            for start in range(0, usable, config.batch_size):
+            for i, start in enumerate(range(0, usable, config.batch_size)):
                 x, y = data.train.batch(order[start : start + config.batch_size])
+                if augment is not None:
+                    x = crop_flip(x, augment)
+                if scheduled:
+                    _set_lr(optimizer, config, epoch - 1 + i / steps)
                 with _autocast(device, config.bf16):
                     logits = step(_layout(x, channels_last))
                 loss = _train_loss(logits, y)
+                objective = loss + config.l1 * l1_penalty(model) if config.l1 > 0 else loss
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 optimizer.step()
                 running.add_(loss.detach(), alpha=len(y))  # one op; no host sync per batch
         samples += usable
@@ -274,9 +374,18 @@ def train(
             checkpoint(Checkpoint(epoch, *state, list(history), _rng_state(device)))
         if on_epoch is not None:
             on_epoch(result)
+        if stopped_early(history, config.patience):
+            stopped_at = epoch
     seconds = time.perf_counter() - started
     rate = samples / seconds if seconds > 0 else 0.0
-    return TrainResult(history, seconds, rate, timer.seconds)
+    return TrainResult(history, seconds, rate, timer.seconds, stopped_at)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, progress: float) -> None:
+    """Set the scheduled rate for ``progress`` epochs: a pure function, so nothing to save."""
+    factor = lr_factor(config.schedule, progress, config.epochs, config.warmup_epochs)
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * factor
 
 
 def _rng_state(device: torch.device) -> torch.Tensor:

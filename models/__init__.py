@@ -8,13 +8,15 @@ from __future__ import annotations
 from models.config import ModelConfig
 from models.diagnostics import layer_stats
 from models.errors import ModelConfigError
-from models.layers import ACTIVATIONS, INITS, SKIPS, create_act, init_weights
+from models.layers import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS, create_act, init_weights
 from models.registry import MODELS, create_model, list_models
 
 __all__ = [
     "ACTIVATIONS",
     "INITS",
+    "KERNELS",
     "MODELS",
+    "POOLS",
     "SKIPS",
     "ModelConfig",
     "ModelConfigError",

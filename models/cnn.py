@@ -1,4 +1,4 @@
-"""CNN: ``depth`` 3x3 conv blocks with 2x2 max-pools, global average pool, linear head."""
+"""CNN: ``depth`` conv blocks with 2x2 max- or average-pools, global average pool, linear head."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ import torch
 from torch import nn
 
 from models.config import ModelConfig
-from models.layers import classifier_head, create_act, init_weights, make_skip
+from models.layers import (
+    classifier_head,
+    conv2d,
+    create_act,
+    create_pool,
+    init_weights,
+    make_skip,
+)
 
 MIN_POOLED_SIZE = 2  # pool only while the feature map is larger than 2x2
 
 
 def conv_block(in_channels: int, out_channels: int, cfg: ModelConfig) -> nn.Sequential:
-    """3x3 conv (padding 1, size-preserving) -> BatchNorm (if on) -> activation."""
+    """kernel x kernel conv (size-preserving) -> BatchNorm (if on) -> activation."""
     layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not cfg.batchnorm)
+        conv2d(in_channels, out_channels, cfg.kernel, bias=not cfg.batchnorm)
     ]
     if cfg.batchnorm:
         layers.append(nn.BatchNorm2d(out_channels))
@@ -25,13 +32,13 @@ def conv_block(in_channels: int, out_channels: int, cfg: ModelConfig) -> nn.Sequ
 class CNN(nn.Module):
     """VGG-style network that adapts its pooling to the image size.
 
-    Channels start at ``width`` and double after every 2x2 max-pool. A pool follows a block
-    while the map is larger than 2x2, so 8x8 digits pool twice and 32x32 images four times,
-    and any depth >= 1 fits any image. The skip connection wraps each conv block (before the
-    pool); the first block and each block after a pool change the channel count, so
-    residual/highway use a 1x1 projection there. Dropout is applied once, before the head:
-    element-wise dropout on conv maps mostly just adds noise (neighbouring pixels are
-    correlated), while the classifier is where a small CNN overfits.
+    Channels start at ``width`` and double after every 2x2 pool (``cfg.pool``: max or avg).
+    A pool follows a block while the map is larger than 2x2, so 8x8 digits pool twice and
+    32x32 images four times, and any depth >= 1 fits any image. The skip connection wraps
+    each conv block (before the pool); the first block and each block after a pool change
+    the channel count, so residual/highway use a 1x1 projection there. Dropout is applied
+    once, before the head: element-wise dropout on conv maps mostly just adds noise
+    (neighbouring pixels are correlated), while the classifier is where a small CNN overfits.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -55,7 +62,7 @@ class CNN(nn.Module):
             )
             in_channels = channels
             if size > MIN_POOLED_SIZE:
-                layers.append(nn.MaxPool2d(2))
+                layers.append(create_pool(cfg.pool))
                 size //= 2
                 channels *= 2
         self.features = nn.Sequential(*layers)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.errors import ModelConfigError, check_choice, check_int
-from models.layers import ACTIVATIONS, INITS, SKIPS
+from models.errors import ModelConfigError, check_choice, check_int, check_int_choice
+from models.layers import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class ModelConfig:
     dropout: float = 0.0  # inverted-dropout rate in [0, 1); 0 adds no Dropout module at all
     batchnorm: bool = False  # BatchNorm after each linear/conv (then bias-free), before activation
     skip: str = "none"  # one of SKIPS: plain blocks, x + f(x), or gated highway blocks
+    pool: str = "max"  # one of POOLS: the cnn's 2x2 pooling (resnet downsamples by stride)
+    kernel: int = 3  # one of KERNELS: conv kernel size of cnn and resnet (mlp has none)
 
     def __post_init__(self) -> None:
         # Normalise as well as check, so that numpy ints or a JSON list for in_shape work;
@@ -34,6 +36,8 @@ class ModelConfig:
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("init", self.init, INITS)
         check_choice("skip", self.skip, SKIPS)
+        check_choice("pool", self.pool, POOLS)
+        set_(self, "kernel", check_int_choice("kernel", self.kernel, KERNELS))
         set_(self, "dropout", _check_dropout(self.dropout))
         if self.batchnorm not in (True, False):
             raise ModelConfigError(f"batchnorm must be true or false, got {self.batchnorm!r}")

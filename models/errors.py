@@ -35,3 +35,12 @@ def check_int(kind: str, value: object, *, minimum: int) -> int:
     if number < minimum:
         raise ModelConfigError(f"{kind} must be an integer >= {minimum}, got {number}")
     return number
+
+
+def check_int_choice(kind: str, value: object, choices: Iterable[int]) -> int:
+    """Return ``value`` if it is one of the integers ``choices``; otherwise raise."""
+    options = sorted(choices)
+    if isinstance(value, bool) or value not in options:
+        allowed = ", ".join(map(str, options))
+        raise ModelConfigError(f"unknown {kind} {value!r}; choose one of: {allowed}")
+    return int(value)  # type: ignore[call-overload]

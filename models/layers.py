@@ -1,7 +1,8 @@
-"""Layer factories looked up by name: activations, weight initialisation, skip connections.
+"""Layer factories looked up by name: activations, initialisation, skips, pooling, kernels.
 
-Each hyperparameter the search space names (activation, init, skip) maps to exactly one
-entry here, so the models stay free of string comparisons and the names stay in one place.
+Each hyperparameter the search space names (activation, init, skip, pool, kernel) maps to
+exactly one entry here, so the models stay free of string comparisons and the names stay in
+one place.
 """
 
 from __future__ import annotations
@@ -211,6 +212,29 @@ def make_skip(
         return Residual(fn, shortcut)
     gate = nn.Conv2d(in_dim, out_dim, 1, stride=stride) if spatial else nn.Linear(in_dim, out_dim)
     return Highway(fn, gate, shortcut)
+
+
+# --- pooling and kernels -----------------------------------------------------------------------
+
+POOLS: dict[str, type[nn.Module]] = {
+    "max": nn.MaxPool2d,  # keeps the strongest response: small shifts change little
+    "avg": nn.AvgPool2d,  # keeps the mean: smoother, passes gradient to every input
+}
+KERNELS: tuple[int, ...] = (3, 5)  # odd sizes only, so padding k // 2 keeps the map's size
+
+
+def create_pool(pool: str) -> nn.Module:
+    """A fresh 2x2, stride-2 pooling module of kind ``pool`` (a key of POOLS)."""
+    return POOLS[check_choice("pool", pool, POOLS)](2)
+
+
+def conv2d(
+    in_channels: int, out_channels: int, kernel: int, *, stride: int = 1, bias: bool = True
+) -> nn.Conv2d:
+    """A ``kernel`` x ``kernel`` conv with padding ``kernel // 2``: size-preserving at stride 1."""
+    return nn.Conv2d(
+        in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=bias
+    )
 
 
 def norm_layer(num_features: int, *, spatial: bool) -> nn.Module:

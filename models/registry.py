@@ -30,6 +30,8 @@ def create_model(
     dropout: float = 0.0,
     batchnorm: bool = False,
     skip: str = "none",
+    pool: str = "max",
+    kernel: int = 3,
 ) -> nn.Module:
     """Build model ``name`` with freshly initialised weights.
 
@@ -45,6 +47,8 @@ def create_model(
         dropout: inverted-dropout rate in [0, 1).
         batchnorm: BatchNorm after each linear/conv layer, before the activation.
         skip: one of ``SKIPS``.
+        pool: one of ``POOLS``, the cnn's 2x2 pooling; resnet (strided convs) and mlp ignore it.
+        kernel: one of ``KERNELS``, the conv kernel size of cnn and resnet; mlp ignores it.
 
     Raises:
         ModelConfigError: a name that does not exist or a value out of range; the message
@@ -61,5 +65,7 @@ def create_model(
         dropout=dropout,
         batchnorm=batchnorm,
         skip=skip,
+        pool=pool,
+        kernel=kernel,
     )
     return model_cls(cfg)

@@ -6,14 +6,16 @@ import torch
 from torch import nn
 
 from models.config import ModelConfig
-from models.layers import classifier_head, create_act, init_weights, make_skip
+from models.layers import classifier_head, conv2d, create_act, init_weights, make_skip
 
 MIN_DOWNSAMPLED_SIZE = 2  # downsample only while the feature map is larger than 2x2
 
 
-def conv_bn(in_channels: int, out_channels: int, stride: int, batchnorm: bool) -> list[nn.Module]:
-    """3x3 conv (padding 1) followed by BatchNorm when on; bias only without BatchNorm."""
-    conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=not batchnorm)
+def conv_bn(
+    in_channels: int, out_channels: int, stride: int, batchnorm: bool, kernel: int = 3
+) -> list[nn.Module]:
+    """kernel x kernel conv (padding kernel // 2), then BatchNorm when on (bias only without)."""
+    conv = conv2d(in_channels, out_channels, kernel, stride=stride, bias=not batchnorm)
     return [conv, nn.BatchNorm2d(out_channels)] if batchnorm else [conv]
 
 
@@ -29,9 +31,9 @@ class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int, cfg: ModelConfig) -> None:
         super().__init__()
         body = nn.Sequential(
-            *conv_bn(in_channels, out_channels, stride, cfg.batchnorm),
+            *conv_bn(in_channels, out_channels, stride, cfg.batchnorm, cfg.kernel),
             create_act(cfg.activation),
-            *conv_bn(out_channels, out_channels, 1, cfg.batchnorm),
+            *conv_bn(out_channels, out_channels, 1, cfg.batchnorm, cfg.kernel),
         )
         self.body = make_skip(
             cfg.skip,
@@ -53,7 +55,8 @@ class ResNet(nn.Module):
 
     Every other block (the 2nd, 4th, ...) downsamples by stride 2 and doubles the channels
     while the map is larger than 2x2, so each resolution gets at least one full-resolution
-    block and 8x8 digits stop at 2x2. The stem has no pooling: inputs are already small.
+    block and 8x8 digits stop at 2x2. The stem has no pooling: inputs are already small, and
+    strided convs do all the downsampling, so ``cfg.pool`` does not apply here.
     Dropout is applied once, before the head.
     """
 
@@ -62,7 +65,8 @@ class ResNet(nn.Module):
         self.config = cfg
         in_channels, height, width = cfg.image_shape("resnet")
         self.stem = nn.Sequential(
-            *conv_bn(in_channels, cfg.width, 1, cfg.batchnorm), create_act(cfg.activation)
+            *conv_bn(in_channels, cfg.width, 1, cfg.batchnorm, cfg.kernel),
+            create_act(cfg.activation),
         )
         size, channels = min(height, width), cfg.width
         blocks: list[nn.Module] = []
@@ -71,7 +75,7 @@ class ResNet(nn.Module):
             out_channels = channels * 2 if downsample else channels
             blocks.append(BasicBlock(channels, out_channels, 2 if downsample else 1, cfg))
             if downsample:
-                size = (size + 1) // 2  # 3x3 conv, padding 1, stride 2: ceil(size / 2)
+                size = (size + 1) // 2  # k x k conv, padding k // 2, stride 2: ceil(size / 2)
             channels = out_channels
         self.blocks = nn.Sequential(*blocks)
         self.head = classifier_head(channels, cfg.num_outputs, cfg.dropout)

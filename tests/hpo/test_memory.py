@@ -54,6 +54,16 @@ def test_parameter_count_matches_the_real_model(model, in_shape, params) -> None
     assert estimate.parameters == pytest.approx(expected, rel=0.01)
 
 
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_pool_and_kernel_pass_through_to_the_meta_model(model: str) -> None:
+    params = {"depth": 2, "width": 8, "kernel": 5} | ({"pool": "avg"} if model == "cnn" else {})
+    real = create_model(model, in_shape=(1, 28, 28), num_outputs=10, **params)
+    estimate = estimate_memory(model, {**params, "schedule": "cosine", "l1": 1e-4}, (1, 28, 28), 10)
+    assert estimate.parameters == sum(p.numel() for p in real.parameters())
+    small = estimate_memory(model, {**params, "kernel": 3}, (1, 28, 28), 10)
+    assert small.parameters < estimate.parameters
+
+
 def test_estimate_grows_with_the_configuration() -> None:
     def mb(**params: object) -> float:
         return estimate_memory("cnn", params, (3, 32, 32), 10).mb

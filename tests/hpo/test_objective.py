@@ -7,8 +7,10 @@ from collections import Counter
 from typing import Any
 
 import optuna
+import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+import hpo.train
 from hpo.data import load_dataset
 from hpo.diagnostics import PHASES, STATS
 from hpo.objective import Objective
@@ -17,6 +19,7 @@ from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker
+from tests.helpers import study_text
 
 # A learning rate of 1e12 on a deep ReLU net drives the loss to
 # inf/NaN within the first epoch, whatever the draw: a real divergence, not a simulated one.
@@ -101,3 +104,25 @@ def test_pruned_trial_records_what_it_cost(write_study) -> None:
     assert "test_accuracy" not in trial.user_attrs
     assert diag_attr("final", "act_std") in trial.user_attrs
     assert set(writes.values()) == {1}
+
+
+def test_patience_completes_the_trial_early_with_its_last_value(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "patience.toml"
+    path.write_text(study_text("patience", "patience = 2\nwidth = 4", trials=1, epochs=6))
+    # (val_loss, val_accuracy) per epoch: best loss at epoch 2, no better at 3 and 4.
+    curve = iter([(1.0, 0.6), (0.5, 0.7), (0.7, 0.8), (0.6, 0.9), (0.4, 1.0), (0.3, 1.0)])
+    monkeypatch.setattr(hpo.train, "evaluate", lambda *args, **kwargs: next(curve))
+    study = optuna.create_study(direction="maximize")
+    study.optimize(Objective(load_spec(path), load_dataset("rings", max_train=300)), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE  # stopped, not pruned
+    assert trial.user_attrs["stopped_early_at"] == 4 and trial.user_attrs["epochs"] == 4
+    assert trial.value == 0.9  # the last epoch's metric, not the best-loss epoch's 0.7
+    assert trial.intermediate_values == {1: 0.6, 2: 0.7, 3: 0.8, 4: 0.9}
+
+
+def test_a_trial_without_patience_records_no_early_stop(write_study) -> None:
+    trial, _ = run_one(write_study, optuna.pruners.NopPruner())
+    assert "stopped_early_at" not in trial.user_attrs

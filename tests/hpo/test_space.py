@@ -46,3 +46,20 @@ def test_split_params_separates_model_and_training_keys() -> None:
     model, training = split_params({"depth": 2, "activation": "relu", "lr": 0.1, "batch_size": 8})
     assert model == {"depth": 2, "activation": "relu"}
     assert training == {"lr": 0.1, "batch_size": 8}
+
+
+def test_split_params_sends_pool_and_kernel_to_the_model_and_techniques_to_training() -> None:
+    params = {"pool": "avg", "kernel": 5, "schedule": "cosine", "warmup_epochs": 1}
+    params |= {"augment": "crop_flip", "l1": 1e-4, "patience": 3}
+    model, training = split_params(params)
+    assert model == {"pool": "avg", "kernel": 5}
+    assert training == {
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "augment": "crop_flip",
+        "l1": 1e-4,
+        "patience": 3,
+    }
+    from hpo.train import TrainConfig
+
+    assert TrainConfig(**training).patience == 3  # every training key is a TrainConfig field

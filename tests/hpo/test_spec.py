@@ -20,6 +20,7 @@ from hpo.spec import (
 
 STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
 MINIMAL = '[study]\nname = "s"\n[model]\nname = "mlp"\n'
+CNN = '[study]\nname = "s"\n[model]\nname = "cnn"\n'
 
 
 def parse(text: str):
@@ -185,6 +186,55 @@ BAD_SPECS = {
         "study.metric: unknown metric 'f1'",
     ),
     "section not a table": ('study = 3\n[model]\nname = "mlp"\n', "study: must be a table"),
+    "unknown schedule": (
+        MINIMAL + '[space]\nschedule = "linear"\n',
+        "space.schedule: value 'linear' is not allowed; schedule must be one of: cosine, none, step",
+    ),
+    "negative warmup": (
+        MINIMAL + "[space]\nwarmup_epochs = -1\n",
+        "space.warmup_epochs: value -1 is not allowed; warmup_epochs must be an integer >= 0",
+    ),
+    "augment on digits without forcing": (
+        CNN + '[space]\naugment = { choices = ["none", "crop_flip"] }\n',
+        "space.augment: crop_flip mirrors images, which can change a digits image's class; "
+        "allowed for cifar10, fashion-mnist; set [train] force_augment = true",
+    ),
+    "augment on mnist without forcing": (
+        CNN + '[data]\nname = "mnist"\n[space]\naugment = "crop_flip"\n',
+        "set [train] force_augment = true to use it anyway",
+    ),
+    "augment on rings, forced or not": (
+        MINIMAL + '[data]\nname = "rings"\n[train]\nforce_augment = true\n'
+        '[space]\naugment = "crop_flip"\n',
+        "space.augment: crop_flip needs images; rings are not; allowed: none",
+    ),
+    "unknown augment": (CNN + '[space]\naugment = "mixup"\n', "augment must be one of: crop_flip"),
+    "force_augment not a bool": (MINIMAL + '[train]\nforce_augment = "yes"\n', "true or false"),
+    "kernel 4": (
+        CNN + "[space]\nkernel = 4\n",
+        "space.kernel: value 4 is not allowed; kernel must be one of: 3, 5",
+    ),
+    "kernel range through 4": (
+        CNN + "[space]\nkernel = { low = 3, high = 5 }\n",
+        "space.kernel: range value 4 is not allowed; kernel must be one of: 3, 5",
+    ),
+    "kernel on an mlp": (
+        MINIMAL + "[space]\nkernel = 5\n",
+        "space.kernel: applies to model cnn, resnet, not 'mlp'",
+    ),
+    "pool on a resnet": (
+        '[study]\nname = "s"\n[model]\nname = "resnet"\n[space]\npool = "avg"\n',
+        "space.pool: applies to model cnn, not 'resnet'",
+    ),
+    "unknown pool": (CNN + '[space]\npool = "min"\n', "pool must be one of: avg, max"),
+    "negative l1": (
+        MINIMAL + "[space]\nl1 = { low = -1e-4, high = 1e-3 }\n",
+        "space.l1: bound -0.0001 is not allowed; l1 must be a number >= 0",
+    ),
+    "patience 0": (
+        MINIMAL + "[space]\npatience = 0\n",
+        "space.patience: value 0 is not allowed; patience must be an integer >= 1",
+    ),
 }
 
 
@@ -208,3 +258,41 @@ def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
     path.write_text('[study]\nname = "s"\ntrials = = 3\n')
     with pytest.raises(SpecError, match=r"bad\.toml: malformed TOML: .*line 3"):
         load_spec(path)
+
+
+def test_training_techniques_are_searchable_as_values_ranges_and_choices() -> None:
+    spec = parse(
+        CNN
+        + '[data]\nname = "fashion-mnist"\n[space]\n'
+        + 'schedule = { choices = ["none", "step", "cosine"] }\n'
+        + "warmup_epochs = { low = 0, high = 3 }\n"
+        + 'augment = { choices = ["none", "crop_flip"] }\n'
+        + 'pool = { choices = ["max", "avg"] }\n'
+        + "kernel = { low = 3, high = 5, step = 2 }\n"
+        + "l1 = { low = 1e-6, high = 1e-3, log = true }\n"
+        + "patience = 3\n"
+    )
+    assert spec.space["schedule"] == CategoricalParam(("none", "step", "cosine"))
+    assert spec.space["warmup_epochs"] == IntParam(0, 3)
+    assert spec.space["augment"] == CategoricalParam(("none", "crop_flip"))
+    assert spec.space["pool"] == CategoricalParam(("max", "avg"))
+    assert spec.space["kernel"] == IntParam(3, 5, step=2)
+    assert spec.space["l1"] == FloatParam(1e-6, 1e-3, log=True)
+    assert spec.space["patience"] == FixedParam(3)
+    assert spec_from_dict(spec.to_dict()) == spec
+
+
+def test_force_augment_allows_crop_flip_on_digits() -> None:
+    spec = parse(CNN + '[train]\nforce_augment = true\n[space]\naugment = "crop_flip"\n')
+    assert spec.train.force_augment is True
+    assert spec.space["augment"] == FixedParam("crop_flip")
+    assert spec_from_dict(spec.to_dict()) == spec
+    # augment = "none" needs no forcing anywhere, rings included.
+    assert parse(MINIMAL + '[data]\nname = "rings"\n[space]\naugment = "none"\n').space
+
+
+def test_model_keys_follow_create_model() -> None:
+    from hpo.spec import MODEL_KEYS, SPACE_KEYS
+
+    assert {"pool", "kernel"} <= MODEL_KEYS <= set(SPACE_KEYS)
+    assert not {"schedule", "warmup_epochs", "augment", "l1", "patience"} & MODEL_KEYS

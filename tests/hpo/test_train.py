@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import hpo.train
 from hpo.data import Dataset, Split, load_dataset
+from hpo.errors import DataError
 from hpo.train import (
     Checkpoint,
     DeviceTimer,
@@ -18,9 +20,14 @@ from hpo.train import (
     EpochResult,
     StopRequested,
     TrainConfig,
+    augment_generator,
+    crop_flip,
     evaluate,
+    l1_penalty,
     loss_and_correct,
+    lr_factor,
     num_outputs,
+    stopped_early,
     train,
 )
 from models import create_model
@@ -204,3 +211,190 @@ def test_timer_passed_in_keeps_the_time_of_a_run_that_raised(digits: Dataset) ->
     with pytest.raises(RuntimeError, match="pruned"):
         train(cnn(digits), digits, TrainConfig(epochs=3), on_epoch=stop_after_one, timer=timer)
     assert timer.seconds > 0  # epoch 1's training steps
+
+
+# --- training techniques: schedule, augmentation, L1, early stopping --------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "progress", "expected"),
+    [
+        ("none", 0.0, 1.0),
+        ("none", 9.5, 1.0),
+        ("step", 4.99, 1.0),  # 10 epochs: x0.1 from epoch 5.0 (50%), x0.01 from 7.5 (75%)
+        ("step", 5.0, 0.1),
+        ("step", 7.5, 0.01),
+        ("cosine", 0.0, 1.0),
+        ("cosine", 5.0, 0.5),  # half way: (1 + cos(pi / 2)) / 2
+        ("cosine", 10.0, 0.0),
+    ],
+)
+def test_lr_factor_without_warmup(schedule: str, progress: float, expected: float) -> None:
+    assert lr_factor(schedule, progress, 10) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "progress", "expected"),
+    [
+        ("cosine", 0.0, 0.1),  # warmup starts at lr / 10
+        ("cosine", 1.0, 0.55),  # half of a 2-epoch warmup: 0.1 + 0.9 / 2
+        ("cosine", 2.0, 1.0),  # warmup done: cosine over the 8 epochs left
+        ("cosine", 6.0, 0.5),  # 4 of 8: the middle of the cosine
+        ("cosine", 8.0, (1 - 2**-0.5) / 2),  # 6 of 8: (1 + cos 3pi/4) / 2
+        ("step", 1.0, 0.55),
+        ("step", 4.0, 1.0),
+        ("step", 5.0, 0.1),  # milestones stay at 50% / 75% of all epochs
+        ("none", 3.0, 1.0),
+    ],
+)
+def test_lr_factor_with_warmup(schedule: str, progress: float, expected: float) -> None:
+    assert lr_factor(schedule, progress, 10, warmup_epochs=2) == pytest.approx(expected)
+
+
+def test_lr_factor_refuses_an_unknown_schedule() -> None:
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        lr_factor("linear", 0.0, 10)
+
+
+def test_schedule_sets_the_lr_each_step_and_resumes_exactly(digits: Dataset) -> None:
+    config = TrainConfig(epochs=3, lr=1e-2, seed=5, schedule="cosine", warmup_epochs=1)
+    saved: list[Checkpoint] = []
+    unbroken_model = cnn(digits)
+    unbroken = train(
+        unbroken_model, digits, config, checkpoint=lambda c: saved.append(copy.deepcopy(c))
+    )
+    # The last step of epoch 3 of 3: (1 + cos(pi * (steps - 1) / (2 * steps))) / 2 of lr.
+    steps = -(-len(digits.train.y) // config.batch_size)
+    last = saved[-1].optimizer["param_groups"][0]["lr"]
+    assert last == pytest.approx(1e-2 * lr_factor("cosine", 2 + (steps - 1) / steps, 3, 1))
+    assert 0 < last < 1e-3
+    resumed_model = cnn(digits, seed=99)
+    resumed = train(resumed_model, digits, config, resume=saved[0])
+    assert resumed.history == unbroken.history
+    for key, value in unbroken_model.state_dict().items():
+        assert torch.equal(value, resumed_model.state_dict()[key]), key
+    constant = train(cnn(digits), digits, dataclasses.replace(config, schedule="none"))
+    assert constant.history != unbroken.history
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_crop_flip_keeps_shape_and_dtype_reproduces_and_changes_the_batch(dtype) -> None:
+    x = (torch.arange(4 * 3 * 32 * 32) % 251).reshape(4, 3, 32, 32).to(dtype)
+    first = crop_flip(x, augment_generator(x.device, seed=1, epoch=1))
+    assert first.shape == x.shape and first.dtype == dtype
+    assert torch.equal(first, crop_flip(x, augment_generator(x.device, seed=1, epoch=1)))
+    assert not torch.equal(first, x)
+    assert not torch.equal(first, crop_flip(x, augment_generator(x.device, seed=1, epoch=2)))
+
+
+def test_crop_flip_is_a_shifted_possibly_mirrored_window_of_the_padded_image() -> None:
+    x = torch.arange(1.0, 1 + 64 * 28 * 28).reshape(64, 1, 28, 28)
+    out = crop_flip(x, torch.Generator().manual_seed(0))
+    padded = F.pad(x, (2, 2, 2, 2))  # 28x28: padding 2
+    flips = 0
+    for image, source in zip(out, padded, strict=True):
+        windows = [source[:, dy : dy + 28, dx : dx + 28] for dy in range(5) for dx in range(5)]
+        plain = any(torch.equal(image, w) for w in windows)
+        mirrored = any(torch.equal(image, w.flip(-1)) for w in windows)
+        assert plain or mirrored
+        flips += mirrored
+    assert 0 < flips < 64  # both kinds drawn
+
+
+def test_crop_flip_refuses_vectors() -> None:
+    with pytest.raises(ValueError, match="needs image batches"):
+        crop_flip(torch.zeros(8, 2), torch.Generator())
+
+
+@pytest.fixture(scope="module")
+def fashion() -> Dataset:
+    try:
+        return load_dataset("fashion-mnist", seed=0, max_train=256, max_val=100)
+    except DataError as exc:  # installed by dataset-fashion-mnist (.ci/run)
+        pytest.skip(str(exc))
+
+
+def test_augmented_training_runs_reproduces_and_differs(fashion: Dataset) -> None:
+    config = TrainConfig(epochs=1, lr=3e-3, seed=4, augment="crop_flip")
+    first = train(cnn(fashion, width=8), fashion, config)
+    assert first.final.val_accuracy > 0
+    assert train(cnn(fashion, width=8), fashion, config).history == first.history
+    plain = train(cnn(fashion, width=8), fashion, dataclasses.replace(config, augment="none"))
+    assert plain.history != first.history
+
+
+def test_unknown_augment_is_refused(digits: Dataset) -> None:
+    with pytest.raises(ValueError, match="unknown augment 'mixup'"):
+        train(cnn(digits), digits, TrainConfig(epochs=1, augment="mixup"))
+
+
+def test_l1_penalty_sums_the_absolute_weights_not_biases() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+        model[2].weight.copy_(torch.tensor([[-3.0, 0.25]]))
+        model[0].bias.fill_(100.0)  # not penalized
+    assert l1_penalty(model).item() == pytest.approx(1 + 2 + 0.5 + 3 + 0.25)
+
+
+def test_l1_adds_its_penalty_to_the_training_loss(rings: Dataset, monkeypatch) -> None:
+    """The loss backpropagated is the data loss plus l1 * sum |w| (hand-computed here)."""
+    model = create_model("mlp", in_shape=rings.in_shape, num_outputs=1, depth=1, width=4)
+    weights = [p for p in model.parameters() if p.dim() > 1]
+    expected_penalty = sum(w.abs().sum().item() for w in weights)
+    seen: list[float] = []
+    real_backward = torch.Tensor.backward
+
+    def record(loss: torch.Tensor, *args: object, **kwargs: object) -> None:
+        seen.append(loss.item())
+        real_backward(loss, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "backward", record)
+    config = TrainConfig(epochs=1, lr=0.0, batch_size=len(rings.train.y), optimizer="sgd")
+    plain = train(copy.deepcopy(model), rings, config)
+    train(copy.deepcopy(model), rings, dataclasses.replace(config, l1=0.01))
+    assert len(seen) == 2  # one full batch each
+    assert seen[1] - seen[0] == pytest.approx(0.01 * expected_penalty, rel=1e-4)
+    assert plain.final.train_loss == pytest.approx(seen[0], rel=1e-5)  # reported: data loss
+
+
+def history_of(val_losses: list[float]) -> list[EpochResult]:
+    return [EpochResult(i + 1, 1.0, loss, 0.5) for i, loss in enumerate(val_losses)]
+
+
+def test_stopped_early_counts_epochs_since_the_best_val_loss() -> None:
+    curve = [1.0, 0.8, 0.9, 0.8, 0.85]  # best at epoch 2; a tie (0.8 again) is no improvement
+    assert not stopped_early(history_of(curve[:3]), patience=2)
+    assert stopped_early(history_of(curve[:4]), patience=2)
+    assert not stopped_early(history_of(curve[:4]), patience=3)
+    assert stopped_early(history_of(curve), patience=3)
+    assert not stopped_early(history_of(curve), patience=None)
+    assert not stopped_early([], patience=1)
+
+
+def test_patience_ends_the_run_on_a_constructed_val_curve(
+    rings: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    curve = iter([(1.0, 0.6), (0.5, 0.7), (0.7, 0.8), (0.6, 0.9), (0.4, 1.0), (0.3, 1.0)])
+    monkeypatch.setattr(hpo.train, "evaluate", lambda *args, **kwargs: next(curve))
+    seen: list[int] = []
+    model = create_model("mlp", in_shape=rings.in_shape, num_outputs=1, depth=1, width=4)
+    result = train(
+        model, rings, TrainConfig(epochs=6, patience=2), on_epoch=lambda r: seen.append(r.epoch)
+    )
+    assert result.stopped_early_at == 4 and seen == [1, 2, 3, 4]
+    assert [r.val_loss for r in result.history] == [1.0, 0.5, 0.7, 0.6]
+    no_patience = train(model, rings, TrainConfig(epochs=2))
+    assert no_patience.stopped_early_at is None
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_more(rings: Dataset) -> None:
+    model = create_model("mlp", in_shape=rings.in_shape, num_outputs=1, depth=1, width=4)
+    saved = Checkpoint(
+        3,
+        model.state_dict(),
+        torch.optim.Adam(model.parameters()).state_dict(),
+        history_of([0.5, 0.6, 0.7]),
+    )
+    result = train(model, rings, TrainConfig(epochs=6, patience=2), resume=saved)
+    assert result.stopped_early_at == 3 and len(result.history) == 3

@@ -83,3 +83,37 @@ def test_skip_wraps_each_conv_block_with_projection_where_channels_change(
 def test_cnn_rejects_non_image_input_shape(in_shape: tuple[int, ...]) -> None:
     with pytest.raises(ModelConfigError, match=r"model 'cnn' needs in_shape \(C, H, W\)"):
         _cnn(in_shape)
+
+
+def test_avg_pool_replaces_max_pool_and_changes_the_output() -> None:
+    torch.manual_seed(0)
+    max_net = _cnn()
+    torch.manual_seed(0)
+    avg_net = _cnn(pool="avg")
+    assert _count(avg_net, nn.AvgPool2d) == 2 and _count(avg_net, nn.MaxPool2d) == 0
+    assert _count(max_net, nn.MaxPool2d) == 2  # the default
+    x = torch.randn(4, 1, 8, 8)
+    assert not torch.allclose(max_net(x), avg_net(x))  # same weights, other pooling
+
+
+@pytest.mark.parametrize(("kernel", "n_params"), [(3, 90), (5, 154)])
+def test_kernel_size_sets_the_conv_and_keeps_the_map_size(kernel: int, n_params: int) -> None:
+    # depth 1, width 4, 1 channel in, 10 out: conv 4 * k * k + 4 bias, head 4 * 10 + 10.
+    model = _cnn(depth=1, kernel=kernel)
+    assert sum(p.numel() for p in model.parameters()) == n_params == 4 * kernel**2 + 4 + 50
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert conv.kernel_size == (kernel, kernel)
+    assert conv(torch.randn(1, 1, 8, 8)).shape == (1, 4, 8, 8)  # padding kernel // 2
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"kernel": 4}, "unknown kernel 4; choose one of: 3, 5"),
+        ({"kernel": True}, "unknown kernel True"),
+        ({"pool": "min"}, "unknown pool 'min'; choose one of: avg, max"),
+    ],
+)
+def test_bad_pool_or_kernel_lists_the_choices(params: dict, message: str) -> None:
+    with pytest.raises(ModelConfigError, match=message):
+        _cnn(**params)

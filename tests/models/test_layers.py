@@ -243,3 +243,27 @@ def test_unknown_skip_lists_the_choices() -> None:
     with pytest.raises(ModelConfigError, match=r"choose one of: highway, none, residual"):
         make_skip("dense", nn.Identity(), in_dim=1, out_dim=1, spatial=False)
     assert SKIPS == ("none", "residual", "highway")
+
+
+# --- pooling and kernels -----------------------------------------------------------------------
+
+
+def test_create_pool_halves_the_map_by_max_or_mean() -> None:
+    from models.layers import POOLS, create_pool
+
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 6.0]]]])
+    assert sorted(POOLS) == ["avg", "max"]
+    assert create_pool("max")(x).item() == 6.0
+    assert create_pool("avg")(x).item() == 3.0
+    with pytest.raises(ModelConfigError, match="unknown pool 'sum'; choose one of: avg, max"):
+        create_pool("sum")
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_conv2d_pads_to_keep_the_size(kernel: int) -> None:
+    from models.layers import conv2d
+
+    conv = conv2d(2, 3, kernel, bias=False)
+    assert conv.weight.shape == (3, 2, kernel, kernel) and conv.bias is None
+    assert conv(torch.randn(1, 2, 7, 7)).shape == (1, 3, 7, 7)
+    assert conv2d(2, 3, kernel, stride=2)(torch.randn(1, 2, 7, 7)).shape == (1, 3, 4, 4)

@@ -92,3 +92,23 @@ def test_basic_block_layout_with_batchnorm() -> None:
 def test_resnet_rejects_non_image_input_shape(in_shape: tuple[int, ...]) -> None:
     with pytest.raises(ModelConfigError, match=r"model 'resnet' needs in_shape"):
         _resnet(in_shape)
+
+
+@pytest.mark.parametrize(("kernel", "n_params"), [(3, 386), (5, 962)])
+def test_kernel_size_applies_to_stem_and_blocks(kernel: int, n_params: int) -> None:
+    # depth 1, width 4, 1 channel in, no BatchNorm, no skip: stem 4 * k * k + 4, the block's
+    # two convs 2 * (16 * k * k + 4), head 4 * 10 + 10.
+    model = _resnet(depth=1, kernel=kernel)
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    assert n_params == 4 * kernel**2 + 4 + 2 * (16 * kernel**2 + 4) + 50
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_kernel_5_downsamples_like_kernel_3() -> None:
+    for kernel in (3, 5):
+        model = _resnet(depth=2, kernel=kernel)
+        strided = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+        assert [(m.kernel_size, m.padding) for m in strided] == [
+            ((kernel, kernel), (kernel // 2, kernel // 2))
+        ]
+        assert model.blocks(model.stem(torch.randn(1, 1, 8, 8))).shape == (1, 8, 4, 4)
