@@ -12,8 +12,8 @@ PostgreSQL pool), time inside the driver, and wall time.
 Windows of trials, each measured between two trial ends so that a window holds whole
 claim-run-tell cycles (the first trial of a process, which loads the study, is left out):
 
-  early  trials 2 .. W+1            hpo: the whole budget still queued as WAITING
-  late   the last W trials          hpo: N - W trials finished, W waiting
+  early  trials 2 .. W+1            hpo: nearly the whole budget still to run
+  late   the last W trials          hpo: N - W trials finished
 
 and right before each, P trials run under cProfile with each statement attributed to the code
 that issued it (those P trials are not timed). Raw Optuna always runs its whole study. hpo runs
@@ -22,14 +22,13 @@ above that, the early window is the start of a real study of N and the late wind
 fast-forwarded to N - (1 + P + W) finished trials (written with Optuna's add_trials, each with
 the param, value, user attr and system attr a real trial has), so that the 2-core budget holds.
 
-Two more variants on request (--variants): optuna-hpo-storage, raw Optuna on hpo's tuned
-storage (open_storage: pre-pinged pool, retries, heartbeats); hpo-rolling, hpo's worker with
-the budget held as a small queue that this script tops up under hpo's study lock (a prototype
-of one proposed design; see RollingQueue), always run as a whole study.
+One more variant on request (--variants): optuna-hpo-storage, raw Optuna on hpo's tuned
+storage (open_storage: pre-pinged pool, retries, heartbeats). hpo holds its budget as a
+rolling queue of hpo.study.QUEUE_DEPTH WAITING trials (--queue overrides the depth).
 
     python3 benchmarks/storage_profile.py                              # ~8 min on 2 cores
     python3 benchmarks/storage_profile.py --backends sqlite --sizes 100,1000
-    python3 benchmarks/storage_profile.py --variants hpo-rolling,optuna-hpo-storage
+    python3 benchmarks/storage_profile.py --variants hpo,optuna-hpo-storage --queue 4
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ from optuna.trial import TrialState
 from tests.helpers import zero_cost
 
 STUDY_NAME = "storage-profile"
-VARIANTS = ("hpo", "optuna", "optuna-hpo-storage", "hpo-rolling")
+VARIANTS = ("hpo", "optuna", "optuna-hpo-storage")
 SITE = str(Path(optuna.__file__).resolve().parent.parent)
 ROOT = str(_machine.ROOT)
 SKIPPED_FRAMES = ("/sqlalchemy/", "/contextlib.py", "/functools.py", "/threading.py")
@@ -427,58 +426,10 @@ def fast_forward(storage: optuna.storages.BaseStorage, finished: int, kind: str)
     )
 
 
-class RollingQueue:
-    """A prototype (in this benchmark only, not in hpo) of a budget held as a small queue.
-
-    The study starts with `depth` WAITING trials; after every `depth` trials the worker's
-    on_trial_end takes hpo's study lock, counts the budget used so far in SQL (trials minus
-    retry copies, which carry the system attr `failed_trial`) and enqueues up to `depth` more,
-    never past `size`. So run_worker claims from a queue of at most `depth` trials.
-    """
-
-    def __init__(self, storage: optuna.storages.RDBStorage, size: int, depth: int) -> None:
-        from hpo._optuna import study_id
-
-        self.storage = storage
-        self.size = size
-        self.depth = depth
-        self.study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-        self.study_id = study_id(self.study)
-        self.finished = 0
-
-    def on_trial_end(self) -> None:
-        self.finished += 1
-        if self.finished % self.depth == 0:
-            self.top_up()
-
-    def top_up(self) -> None:
-        """Enqueue up to `depth` trials, under the lock that makes the budget exact."""
-        from hpo.storage import study_lock
-
-        with study_lock(self.storage, STUDY_NAME):
-            for _ in range(min(self.depth, self.size - self.used())):
-                self.study.enqueue_trial({})
-
-    def used(self) -> int:
-        """Trials that count against the budget: all but the retry copies of dead attempts."""
-        query = (
-            "SELECT (SELECT count(*) FROM trials WHERE study_id = :s) - (SELECT count(*) "
-            "FROM trial_system_attributes a JOIN trials t ON a.trial_id = t.trial_id "
-            "WHERE t.study_id = :s AND a.key = 'failed_trial')"
-        )
-        with self.storage.engine.connect() as connection:
-            return int(
-                connection.execute(sqlalchemy.text(query), {"s": self.study_id}).scalar_one()
-            )
-
-
 def run_hpo_part(
-    url: str, size: int, plan: Plan, forward: int, kind: str, queue: int = 0
+    url: str, size: int, plan: Plan, forward: int, kind: str
 ) -> tuple[Session, float, Counter[str]]:
-    """open_study(size) (after `forward` finished trials), then run_worker until plan.total.
-
-    With `queue`, the budget is held as a RollingQueue of that depth instead.
-    """
+    """open_study(size) (after `forward` finished trials), then run_worker until plan.total."""
     from hpo.storage import open_storage
     from hpo.study import open_study
     from hpo.worker import run_worker
@@ -488,24 +439,17 @@ def run_hpo_part(
         started = time.perf_counter()
         if forward:
             fast_forward(storage, forward, kind)
-        study = open_study(storage, study_spec(size), trials=min(queue, size) if queue else size)
-        rolling = RollingQueue(storage, size, queue) if queue else None
+        study = open_study(storage, study_spec(size), trials=size)
         setup = time.perf_counter() - started
         stop = threading.Event()
         with Recorder(storage.engine) as recorder:
             session = Session(recorder, plan, stop)
-
-            def on_trial_end() -> None:
-                if rolling is not None:
-                    rolling.on_trial_end()  # inside the trial's window: its cost counts
-                session.on_trial_end()
-
             run_worker(
                 storage,
                 STUDY_NAME,
                 stop=stop,
                 objective_factory=objective_factory(kind),
-                on_trial_end=on_trial_end,
+                on_trial_end=session.on_trial_end,
             )
         states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     finally:
@@ -513,22 +457,17 @@ def run_hpo_part(
     return session, setup, states
 
 
-def run_hpo(
-    url_factory: UrlFactory, backend: str, size: int, args: argparse.Namespace, queue: int = 0
-) -> Result:
-    """hpo's worker loop: the whole study, or (above --full-max) an early and a late part.
-
-    With `queue` (the hpo-rolling variant) always the whole study.
-    """
+def run_hpo(url_factory: UrlFactory, backend: str, size: int, args: argparse.Namespace) -> Result:
+    """hpo's worker loop: the whole study, or (above --full-max) an early and a late part."""
     window, profiled = fit_windows(size, args)
     profile = size in args.profile_sizes
-    if size <= args.full_max or queue:
+    if size <= args.full_max:
         with url_factory() as url:
             plan = Plan(size, window, profiled, profile=profile)
-            session, setup, states = run_hpo_part(url, size, plan, 0, args.objective, queue)
+            session, setup, states = run_hpo_part(url, size, plan, 0, args.objective)
         return Result(
             backend,
-            "hpo-rolling" if queue else "hpo",
+            "hpo",
             size,
             "full",
             setup,
@@ -783,7 +722,9 @@ def parse_args() -> argparse.Namespace:
         default="",
         help="comma list of sizes to profile and attribute (default: the largest size)",
     )
-    parser.add_argument("--queue", type=int, default=4, help="depth of hpo-rolling's WAITING queue")
+    parser.add_argument(
+        "--queue", type=int, default=0, help="hpo's WAITING queue depth [default: QUEUE_DEPTH]"
+    )
     parser.add_argument("--top", type=int, default=25, help="lines of each profile/caller table")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -804,6 +745,11 @@ def main() -> None:
         f"N in {sorted(args.profile_sizes)}; whole-study trials/s leave the profiled trials out"
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import hpo.study
+
+    if args.queue:
+        hpo.study.QUEUE_DEPTH = args.queue
+    print(f"hpo queue depth {hpo.study.QUEUE_DEPTH}")
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[Result] = []
     started = time.perf_counter()
@@ -812,9 +758,8 @@ def main() -> None:
             factory = url_factory_for(backend, Path(tmp))
             for size in sizes:
                 for variant in args.variants.split(","):
-                    if variant in ("hpo", "hpo-rolling"):
-                        queue = args.queue if variant == "hpo-rolling" else 0
-                        result = run_hpo(factory, backend, size, args, queue)
+                    if variant == "hpo":
+                        result = run_hpo(factory, backend, size, args)
                     else:
                         result = run_optuna(
                             factory, backend, size, args, variant == "optuna-hpo-storage"

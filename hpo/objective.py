@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 import torch
 
+from hpo._optuna import set_user_attrs
 from hpo.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.data import Dataset
 from hpo.diagnostics import diagnostic_batch, record_layer_stats
@@ -53,8 +54,7 @@ class Objective:
         finally:
             if self.device.type == "cuda":  # the data set included: what a trial occupies
                 attrs["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / MB, 1)
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
+            set_user_attrs(trial, attrs)  # one transaction, however many attrs
 
     def _run(self, trial: optuna.Trial, attrs: dict[str, Any]) -> float:
         params = suggest_params(trial, self.spec.space)
@@ -106,9 +106,14 @@ class Objective:
                 timer=timer,
             )
         attrs.update(_progress(result.final.epoch, result.seconds, timer))
+        if result.stopped_early_at is not None:  # patience ended it: a COMPLETE trial
+            attrs["stopped_early_at"] = result.stopped_early_at
         attrs["samples_per_s"] = round(result.samples_per_second, 1)
         record_layer_stats(attrs, "final", model, diagnostic_batch(self.data))
         _, attrs["test_accuracy"] = evaluate(model, self.data.test)
+        # The last epoch's value, also after an early stop: it is the model the trial ends
+        # with (test_accuracy above measures it), and picking the best epoch on the
+        # validation data would flatter the trial to the sampler.
         return self.metric_of(result.final)
 
     def metric_of(self, result: EpochResult) -> float:

@@ -30,8 +30,14 @@ class Budget:
         return sum(self.states[s] for s in FINISHED)
 
     @property
+    def unqueued(self) -> int:
+        """Budget not queued yet (hpo.study queues it a few trials at a time)."""
+        return max(0, self.target - sum(self.states.values()))
+
+    @property
     def pending(self) -> int:
-        return self.states[TrialState.WAITING] + self.states[TrialState.RUNNING]
+        """Trials still to finish: queued, running, and budget not queued yet."""
+        return self.states[TrialState.WAITING] + self.states[TrialState.RUNNING] + self.unqueued
 
     @property
     def done(self) -> bool:

@@ -31,7 +31,7 @@ import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
-from hpo._optuna import RDB_PRIVATE_METHODS
+from hpo._optuna import RDB_PRIVATE_METHODS, write_user_attrs
 from hpo.errors import StorageError
 from hpo.settings import ARTIFACTS_FOLDER, HEARTBEAT_INTERVAL
 
@@ -208,6 +208,11 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         """One heartbeat without retrying: the heartbeat thread has its own loop."""
         optuna.storages.RDBStorage.record_heartbeat(self, trial_id)
 
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Write several user attrs of a running trial in one transaction (an upsert, so a
+        retry after a lost answer writes the same)."""
+        write_user_attrs(self, trial_id, attrs)
+
 
 for _name in (
     "create_new_study",
@@ -242,6 +247,20 @@ for _name in (
         _name,
         _retrying(getattr(optuna.storages.RDBStorage, _name), _name),
     )
+
+ResilientRDBStorage.set_trial_user_attrs = _retrying(  # type: ignore[method-assign]
+    ResilientRDBStorage.set_trial_user_attrs, "set_trial_user_attrs"
+)
+
+
+def with_retries(storage: optuna.storages.RDBStorage, name: str, function: Callable[[], _T]) -> _T:
+    """Call `function` as hpo's storage calls are made: waiting out a database restart.
+
+    For a few statements hpo issues itself (a queue top-up); on a plain RDBStorage, once.
+    """
+    if not isinstance(storage, ResilientRDBStorage):
+        return function()
+    return _retrying(lambda _storage: function(), name)(storage)
 
 
 def _retry_seconds() -> float:

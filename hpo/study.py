@@ -1,10 +1,16 @@
 """Create or resume a study with its spec snapshot, and keep its study-wide trial budget.
 
-The budget is held as queued (WAITING) trials: launching a study for N trials makes sure N
-trials exist that count, and workers only ever run queued trials. Claiming a queued trial
-is atomic in the storage, so any number of workers on any number of hosts finish exactly N
-trials, never more. A trial whose worker died is re-queued by Optuna's retry callback; the
-dead attempt is then "superseded" and no longer counts.
+The budget is held as a small rolling queue of WAITING trials: creating a study queues the
+first QUEUE_DEPTH trials, and a worker that finds the queue empty tops it up (`top_up`),
+never past the budget. Every top-up counts the budget used so far in SQL under the study
+lock, and claiming a queued trial is atomic in the storage, so any number of workers on
+any number of hosts finish exactly the budget, never more, never less. A trial whose worker
+died is re-queued by Optuna's retry callback; the dead attempt is then "superseded" and no
+longer counts, so a retry never takes budget.
+
+Why a small queue rather than the whole budget up front: every claim (and the sampler,
+and the pruner) re-reads every unfinished trial of the study, so a study of N pre-queued
+trials costs O(N) per trial. A queue of QUEUE_DEPTH keeps that read bounded.
 """
 
 from __future__ import annotations
@@ -17,9 +23,15 @@ import optuna
 
 from hpo import _optuna
 from hpo.errors import HpoError, SpecError, StudyConflictError
-from hpo.records import BUDGET_ATTR, SPEC_ATTR, counted_trials
+from hpo.records import BUDGET_ATTR, SPEC_ATTR
 from hpo.spec import StudySpec, spec_from_dict
-from hpo.storage import mask_url, study_lock
+from hpo.storage import mask_url, study_lock, with_retries
+
+# Most WAITING trials a top-up leaves queued. A study of at most this many trials is queued
+# whole at creation, as before the queue rolled. Deep enough that eight workers rarely find
+# it empty at once (a top-up every 16 trials study-wide, one lock round per top-up), small
+# enough that re-reading it on every claim stays a few rows per trial.
+QUEUE_DEPTH = 16
 
 
 def open_study(
@@ -51,10 +63,36 @@ def open_study(
                 study.set_metric_names([spec.metric])
         if int(study.user_attrs.get(BUDGET_ATTR, 0)) != target:
             study.set_user_attr(BUDGET_ATTR, target)
-        queued = target - len(counted_trials(study.get_trials(deepcopy=False)))
-        for _ in range(queued):
-            study.enqueue_trial({})
+        _fill_queue(study, storage, target)
     return study
+
+
+def top_up(study: optuna.Study, storage: optuna.storages.RDBStorage) -> int:
+    """Queue trials up to QUEUE_DEPTH waiting, never past the budget; how many are waiting.
+
+    Under the study lock, so the count and the enqueues of two workers never interleave;
+    a database restart meanwhile is waited out (and the count taken again).
+    """
+
+    def locked() -> int:
+        with study_lock(storage, study.study_name):
+            target = int(storage.get_study_user_attrs(_optuna.study_id(study)).get(BUDGET_ATTR, 0))
+            return _fill_queue(study, storage, target)
+
+    return with_retries(storage, "top_up", locked)
+
+
+def _fill_queue(study: optuna.Study, storage: optuna.storages.RDBStorage, target: int) -> int:
+    """Enqueue up to QUEUE_DEPTH waiting trials within `target`; how many wait after.
+
+    The caller holds the study lock. Trials are queued without Optuna's empty fixed_params
+    attr (add_trial, not enqueue_trial): one row less to write and to read back per claim.
+    """
+    used, waiting = _optuna.queue_counts(storage, _optuna.study_id(study))
+    missing = min(QUEUE_DEPTH - waiting, target - used)
+    for _ in range(missing):
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING))
+    return waiting + max(0, missing)
 
 
 def load_spec_from_storage(storage: optuna.storages.RDBStorage, study_name: str) -> StudySpec:

@@ -1,8 +1,9 @@
 """The worker loop: claim a queued trial, run it with a heartbeat, record how it ended.
 
-A worker needs only a study name and a storage: the spec comes from the study. It never
-creates trials, it only claims queued ones (see hpo.study), so the study-wide budget holds
-however many workers join. It ends when nothing is queued or running, when its deadline
+A worker needs only a study name and a storage: the spec comes from the study. It only
+claims queued trials, and tops the queue up under the study lock when it finds it empty
+(see hpo.study), so the study-wide budget holds however many workers join. It ends when
+the whole budget has been queued and nothing is queued or running, when its deadline
 passes, or when asked to stop (SIGTERM / Ctrl-C: at the next epoch boundary, the trial
 re-queued).
 """
@@ -27,7 +28,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo._optuna import study_storage, trial_id
+from hpo._optuna import study_id, study_storage, trial_id
 from hpo.checkpoint import CheckpointStore
 from hpo.data import Dataset, load_dataset
 from hpo.errors import StorageError, TrialTooLarge
@@ -35,11 +36,12 @@ from hpo.objective import Objective
 from hpo.samplers import build_pruner, build_sampler, worker_seed
 from hpo.settings import CHECKPOINT_EVERY
 from hpo.spec import StudySpec
-from hpo.study import load_spec_from_storage
+from hpo.study import load_spec_from_storage, top_up
 from hpo.train import DivergedError, StopRequested
 
 log = logging.getLogger("hpo.worker")
 POLL_SECONDS = 1.0  # how often an idle worker looks for re-queued trials
+CLAIM_ROUNDS = 8  # claim-or-top-up rounds before an unlucky worker waits a poll
 
 
 @dataclass
@@ -147,16 +149,31 @@ def load_study_data(spec: StudySpec, data_dir: str | None = None) -> Dataset:
 def claim_trial(
     study: optuna.Study, storage: optuna.storages.RDBStorage, *, offset: int = 0
 ) -> optuna.Trial | None:
-    """Atomically move one queued trial to RUNNING; None if nothing is queued.
+    """Atomically move one queued trial to RUNNING, topping the queue up when it is empty.
 
-    Study.ask() would create a fresh trial when the queue is empty, overshooting the
-    budget; this claims only what the queue holds, with the same state-transition check.
+    None once the whole budget has been queued and nothing is left waiting. Study.ask()
+    would create a fresh trial instead, overshooting the budget; this claims only what the
+    queue holds, with the same state-transition check.
     """
+    for _ in range(CLAIM_ROUNDS):
+        trial = _claim_queued(study, storage, offset)
+        if trial is not None:
+            return trial
+        if top_up(study, storage) == 0:
+            return None
+    return None  # other workers took every queued trial each round: run_worker polls
+
+
+def _claim_queued(
+    study: optuna.Study, storage: optuna.storages.RDBStorage, offset: int
+) -> optuna.Trial | None:
+    """Claim one of the trials queued now; None if there are none or others took them all."""
     # Through the study's own storage wrapper (Optuna's per-process trial cache), so the
     # Trial we hand out is known to it; `storage` is the same database underneath.
     cached = study_storage(study)
-    study_id = cached.get_study_id_from_name(study.study_name)
-    queue = list(cached.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)))
+    queue = list(
+        cached.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.WAITING,))
+    )
     # Workers that all tried the oldest queued trial first would collide on every claim, so
     # each starts at its own place in the queue. A fixed (not random) place keeps a lone
     # worker's trial numbers, and so its seeds, reproducible.
@@ -164,12 +181,13 @@ def claim_trial(
     for queued in queue[start:] + queue[:start]:
         queued_id = trial_id(queued)
         try:
-            # Beat before claiming too: Optuna never finds a RUNNING trial stale if it has no
+            # Beat before claiming: Optuna never finds a RUNNING trial stale if it has no
             # heartbeat at all, so a worker killed between the claim and its first beat would
-            # leave the trial RUNNING forever. Beating a queued trial is harmless.
+            # leave the trial RUNNING forever. This beat, a moment before the claim, is also
+            # the claimed trial's first: the heartbeat thread's next one comes within an
+            # interval, well inside the grace period. Beating a queued trial is harmless.
             storage.record_heartbeat(queued_id)
             if cached.set_trial_state_values(queued_id, state=TrialState.RUNNING):
-                storage.record_heartbeat(queued_id)
                 return optuna.Trial(study, queued_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.checkpoint import CheckpointStore
-from hpo.records import counted_trials, superseded_numbers
+from hpo.records import budget_of, counted_trials, superseded_numbers
 from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
@@ -194,12 +194,32 @@ def _load_worker(url: str, study_name: str, index: int, errors: multiprocessing.
 
 
 def test_eight_workers_run_500_zero_cost_trials(postgres_url: str, create_study) -> None:
-    budget, n_workers = 500, 8
-    study = create_study(postgres_url, "load", trials=budget)
+    budget = 500
+    study = _load_test(postgres_url, create_study, "load", budget)
+    trials = _assert_accounted(study, budget)
+    assert len(trials) == budget  # nothing failed, so nothing was retried
+
+
+def test_eight_workers_run_3000_zero_cost_trials_through_the_rolling_queue(
+    postgres_url: str, create_study
+) -> None:
+    """The queue is topped up ~190 times by whichever worker finds it empty, under the
+    study lock: the budget still comes out exact, each trial number once."""
+    budget = 3000
+    study = _load_test(postgres_url, create_study, "load3k", budget)
+    trials = _assert_accounted(study, budget)
+    assert sorted(t.number for t in trials) == list(range(budget))
+    assert budget_of(study).done
+
+
+def _load_test(postgres_url: str, create_study, name: str, budget: int) -> optuna.Study:
+    """Eight worker processes run a zero-cost study of `budget` trials; each exits 0."""
+    n_workers = 8
+    study = create_study(postgres_url, name, trials=budget)
     context = multiprocessing.get_context("fork")  # no re-import of torch per worker
     errors = context.Queue()
     processes = [
-        context.Process(target=_load_worker, args=(postgres_url, "load", i, errors))
+        context.Process(target=_load_worker, args=(postgres_url, name, i, errors))
         for i in range(n_workers)
     ]
     for process in processes:
@@ -214,5 +234,4 @@ def test_eight_workers_run_500_zero_cost_trials(postgres_url: str, create_study)
                 process.join()
     assert errors.empty(), errors.get()
     assert [p.exitcode for p in processes] == [0] * n_workers
-    trials = _assert_accounted(study, budget)
-    assert len(trials) == budget  # nothing failed, so nothing was retried
+    return study

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import optuna
 import pytest
 from optuna.storages import RDBStorage
@@ -14,6 +17,26 @@ def test_rdb_private_method_exists(name: str) -> None:
     assert callable(getattr(RDBStorage, name, None)), f"RDBStorage.{name} is gone"
 
 
+@pytest.mark.parametrize("name", _optuna.RDB_SESSION_METHODS)
+def test_rdb_session_method_exists(name: str) -> None:
+    assert callable(getattr(RDBStorage, name, None)), f"RDBStorage.{name} is gone"
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(module, name) for module, names in _optuna.RDB_MODULE_NAMES.items() for name in names],
+)
+def test_rdb_module_name_exists(module: str, name: str) -> None:
+    assert hasattr(importlib.import_module(module), name), f"{module}.{name} is gone"
+
+
+def test_cached_storage_attributes_exist(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'cached.db'}")
+    for name in _optuna.CACHED_STORAGE_ATTRIBUTES:
+        assert hasattr(study._storage, name), f"_CachedStorage.{name} is gone"
+    assert _optuna.rdb_storage(study._storage) is study._storage._backend
+
+
 def _instances() -> dict[type, object]:
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     trial = study.ask()
@@ -23,6 +46,7 @@ def _instances() -> dict[type, object]:
         optuna.Trial: trial,
         optuna.trial.FrozenTrial: study.trials[0],
         optuna.study.StudySummary: optuna.get_all_study_summaries(study._storage)[0],
+        RDBStorage: RDBStorage("sqlite:///:memory:"),
     }
 
 

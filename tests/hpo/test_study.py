@@ -16,7 +16,7 @@ from hpo.errors import HpoError, StudyConflictError
 from hpo.records import BUDGET_ATTR, SPEC_ATTR, budget_of, counted_trials
 from hpo.spec import load_spec
 from hpo.storage import open_storage
-from hpo.study import load_spec_from_storage, open_study
+from hpo.study import QUEUE_DEPTH, load_spec_from_storage, open_study, top_up
 from tests.helpers import run_hpo
 
 
@@ -84,6 +84,67 @@ def test_superseded_attempts_do_not_count() -> None:
     optuna.storages.RetryHeartbeatStaleTrialCallback()(study, original)
     trials = study.get_trials()
     assert [t.number for t in counted_trials(trials)] == [1]
+
+
+def _waiting(study: optuna.Study) -> int:
+    return len(study.get_trials(states=(TrialState.WAITING,)))
+
+
+def _finish(study: optuna.Study, count: int) -> None:
+    """Run `count` queued trials to completion as a worker would (ask pops the queue)."""
+    for _ in range(count):
+        study.tell(study.ask(), 1.0)
+
+
+def test_a_budget_larger_than_the_queue_is_queued_a_batch_at_a_time(sqlite_url, spec) -> None:
+    storage = open_storage(sqlite_url)
+    study = open_study(storage, spec, trials=QUEUE_DEPTH + 24)
+    assert _waiting(study) == QUEUE_DEPTH
+    budget = budget_of(study)
+    assert (budget.target, budget.unqueued, budget.pending) == (QUEUE_DEPTH + 24, 24, 40)
+    assert not budget.done
+    _finish(study, 10)
+    assert top_up(study, storage) == QUEUE_DEPTH
+    assert _waiting(study) == QUEUE_DEPTH and budget_of(study).unqueued == 14
+    _finish(study, QUEUE_DEPTH)
+    assert top_up(study, storage) == 14  # the rest of the budget, no more
+    _finish(study, 14)
+    assert top_up(study, storage) == 0
+    assert len(study.get_trials()) == QUEUE_DEPTH + 24
+    assert budget_of(study).done
+
+
+def test_retries_take_no_budget_from_the_queue(sqlite_url, spec) -> None:
+    storage = open_storage(sqlite_url)
+    study = open_study(storage, spec, trials=QUEUE_DEPTH + 2)
+    trial = study.ask()
+    study.tell(trial, state=TrialState.FAIL)
+    optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study.get_trials()[trial.number])
+    # The retry copy is queued beside the 15 others; it took the dead attempt's place.
+    assert _waiting(study) == QUEUE_DEPTH
+    _finish(study, QUEUE_DEPTH)
+    assert top_up(study, storage) == 2
+    _finish(study, 2)
+    assert top_up(study, storage) == 0
+    assert len(counted_trials(study.get_trials())) == QUEUE_DEPTH + 2
+
+
+def test_concurrent_top_ups_never_pass_the_budget(sqlite_url, spec) -> None:
+    storage = open_storage(sqlite_url)
+    study = open_study(storage, spec, trials=QUEUE_DEPTH + 5)
+    _finish(study, QUEUE_DEPTH)
+
+    def top_up_from_another_process() -> None:
+        other = open_storage(sqlite_url)
+        top_up(optuna.load_study(study_name="s", storage=other), other)
+
+    threads = [threading.Thread(target=top_up_from_another_process) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(study.get_trials()) == QUEUE_DEPTH + 5
+    assert _waiting(study) == 5
 
 
 def test_concurrent_opens_make_one_study_and_one_budget(sqlite_url, spec) -> None:

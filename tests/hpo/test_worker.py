@@ -13,8 +13,9 @@ from optuna.trial import TrialState
 
 from hpo.checkpoint import CheckpointStore
 from hpo.data import load_dataset
-from hpo.records import counted_trials
+from hpo.records import budget_of, counted_trials
 from hpo.storage import default_artifacts_dir, open_storage
+from hpo.study import QUEUE_DEPTH
 from hpo.train import Checkpoint, TrainConfig, train
 from hpo.worker import run_worker
 from models import create_model
@@ -54,6 +55,31 @@ def test_two_workers_finish_exactly_the_budget(sqlite_url: str, create_study) ->
     # Parallel workers have different sampler seeds: they do not propose the same point.
     assert len({t.params["x"] for t in trials}) == 12
     assert all(":" in t.user_attrs["worker"] for t in trials)
+
+
+def test_workers_run_a_budget_larger_than_the_queue_exactly(sqlite_url: str, create_study) -> None:
+    budget = QUEUE_DEPTH * 2 + 5  # two top-ups and a partial one
+    storage = open_storage(sqlite_url, heartbeat_interval=1)
+    study = create_study(storage, trials=budget)
+    assert budget_of(study).unqueued == budget - QUEUE_DEPTH
+    reports = []
+    threads = [
+        threading.Thread(
+            target=lambda i=i: reports.append(
+                run_worker(storage, study.study_name, worker_index=i, objective_factory=zero_cost())
+            )
+        )
+        for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_SECONDS)
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(budget))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert sum(r.trials for r in reports) == budget
+    assert budget_of(study).done
 
 
 def test_out_of_memory_fails_that_trial_and_the_worker_goes_on(

@@ -1,0 +1,124 @@
+"""A trial's cost in the storage does not grow with the study: SQL statements and rows per
+trial, counted on SQLite, are the same in a 100-trial study and a 3,000-trial one.
+
+The 3,000-trial study is fast-forwarded: 2,000 finished trials are written with add_trials,
+so that 1,000 trials of budget remain when the measured trials run. Under a design that
+queued the whole budget (or re-read every finished trial per claim) its trials would read
+hundreds of rows more than the small study's; nothing here asserts on timing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from hpo.spec import load_spec
+from hpo.storage import open_storage
+from hpo.study import open_study
+from hpo.worker import run_worker
+from tests.helpers import zero_cost
+
+RUN = 80  # trials run in each study; the same queue top-up phases in both
+WINDOW = 50  # the last WINDOW of them are counted
+SLACK = 2.0  # per trial, statements or rows
+
+
+@dataclass
+class Counts:
+    """Statements issued and ORM rows loaded on one engine, as running totals."""
+
+    statements: int = 0
+    rows: int = 0
+    kinds: Counter[str] | None = None
+
+
+@pytest.fixture
+def counting() -> Iterator[Any]:
+    """A function that attaches counters to an engine; they are removed after the test."""
+    listeners: list[tuple[Any, str, Any]] = []
+
+    def attach(engine: sqlalchemy.Engine) -> Counts:
+        counts = Counts(kinds=Counter())
+
+        def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            counts.statements += 1
+            counts.kinds[" ".join(statement.split()[:3])] += 1
+
+        def loaded(_target: Any, _context: Any) -> None:
+            counts.rows += 1
+
+        for target, name, function in (
+            (engine, "before_cursor_execute", before),
+            (sqlalchemy.orm.Mapper, "load", loaded),
+        ):
+            sqlalchemy.event.listen(target, name, function)
+            listeners.append((target, name, function))
+        return counts
+
+    yield attach
+    for target, name, function in listeners:
+        sqlalchemy.event.remove(target, name, function)
+
+
+def _per_trial(
+    url: str, spec_path: Path, budget: int, finished: int, attach: Any
+) -> tuple[float, float]:
+    """(statements, rows) per trial over the last WINDOW of RUN trials of a study of `budget`
+    trials of which `finished` were already done."""
+    storage = open_storage(url)
+    spec = load_spec(spec_path)
+    if finished:
+        _fast_forward(storage, spec.name, spec.direction, finished)
+    open_study(storage, spec, trials=budget)
+    stop = threading.Event()
+    counts = attach(storage.engine)
+    marks: list[tuple[int, int]] = []
+
+    def on_trial_end() -> None:
+        marks.append((counts.statements, counts.rows))
+        if len(marks) == RUN:
+            stop.set()
+
+    run_worker(
+        storage, spec.name, stop=stop, objective_factory=zero_cost(), on_trial_end=on_trial_end
+    )
+    assert len(marks) == RUN
+    (s0, r0), (s1, r1) = marks[RUN - WINDOW - 1], marks[-1]
+    return (s1 - s0) / WINDOW, (r1 - r0) / WINDOW
+
+
+def _fast_forward(storage: Any, name: str, direction: str, finished: int) -> None:
+    """Write `finished` completed trials shaped like a worker's (a param, a value, its attr)."""
+    study = optuna.create_study(study_name=name, storage=storage, direction=direction)
+    distribution = optuna.distributions.FloatDistribution(0.0, 1.0)
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                state=TrialState.COMPLETE,
+                value=i / finished,
+                params={"x": i / finished},
+                distributions={"x": distribution},
+                user_attrs={"worker": "host:1"},
+            )
+            for i in range(finished)
+        ]
+    )
+
+
+def test_statements_and_rows_per_trial_do_not_grow_with_the_study(
+    tmp_path: Path, write_study: Any, counting: Any
+) -> None:
+    path = write_study("flat", trials=100)
+    small = _per_trial(f"sqlite:///{tmp_path / 'small.db'}", path, 100, 0, counting)
+    large = _per_trial(f"sqlite:///{tmp_path / 'large.db'}", path, 3000, 2000, counting)
+    assert abs(large[0] - small[0]) <= SLACK, f"statements per trial: {small[0]} -> {large[0]}"
+    assert abs(large[1] - small[1]) <= SLACK, f"rows per trial: {small[1]} -> {large[1]}"
