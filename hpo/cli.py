@@ -307,13 +307,15 @@ def _out_option(function: Any) -> Any:
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @click.option(
-    "--samplers",
-    default="random,tpe",
-    show_default=True,
-    help="Comma-separated samplers to compare (random, tpe, qmc, gp).",
+    "--arms",
+    help="Comma-separated arms to compare, each SAMPLER or SAMPLER+PRUNER: samplers random, "
+    "tpe, qmc, gp; pruners none, median, hyperband (e.g. random,tpe,tpe+hyperband). An arm "
+    "without +PRUNER uses the study file's pruner; +none turns pruning off. "
+    "[default: random,tpe]",
 )
+@click.option("--samplers", help="The older name of --arms, still accepted.")
 @click.option(
-    "--seeds", type=AtLeast(1), default=10, show_default=True, help="Studies (seeds) per sampler."
+    "--seeds", type=AtLeast(1), default=10, show_default=True, help="Studies (seeds) per arm."
 )
 @click.option("--trials", type=AtLeast(1), help="Trial budget of each study [default: study file].")
 @click.option(
@@ -335,7 +337,8 @@ def _out_option(function: Any) -> Any:
 def compare(
     settings: Settings,
     file: str,
-    samplers: str,
+    arms: str | None,
+    samplers: str | None,
     seeds: int,
     trials: int | None,
     workers: int,
@@ -344,16 +347,21 @@ def compare(
     out: str | None,
     no_report: bool,
 ) -> None:
-    """Run one study of FILE per (sampler, seed), then report which sampler wins.
+    """Run one study of FILE per (arm, seed), then report which arm wins.
 
-    Resumable: run it again and only what is missing runs. The comparison is named after
-    the file's study name; its studies are GROUP-SAMPLER-sSEED.
+    An arm is a sampler with a pruner. Everything else (data split, epochs, search space,
+    trial budget) is the same for every study. The report leads with compute to target:
+    the training seconds each arm needs until its best reaches the baseline's (random,
+    else the first arm) median final best. Resumable: run it again and only what is
+    missing runs. The comparison is named after the file's study name; its studies are
+    GROUP-ARM-sSEED (e.g. GROUP-tpe+hyperband-s0).
     """
     from hpo.compare import compare_file
 
     compare_file(
         settings,
         file,
+        arms=arms,
         samplers=samplers,
         seeds=seeds,
         trials=trials,

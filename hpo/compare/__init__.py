@@ -1,9 +1,11 @@
-"""Sampler comparisons: which search strategy wins, by how much compute, how surely.
+"""Comparisons of search strategies: which arm wins, by how much compute, how surely.
 
-`hpo compare FILE` runs one study per (sampler, seed); `hpo report GROUP` reads them back
-and renders the statistics. The parts, in the order data flows through them:
+An *arm* is a sampler with a pruner (`random`, `tpe+hyperband`). `hpo compare FILE` runs
+one study per (arm, seed); `hpo report GROUP` reads them back and renders the statistics,
+led by the training compute each arm needs to reach the baseline's median final best.
+The parts, in the order data flows through them:
 
-- run.py      arms (sampler x seed) derived from a study file; running them
+- run.py      arms (sampler + pruner) x seeds derived from a study file; running them
 - load.py     reading a comparison back from the storage as plain data
 - stats.py    the statistics: pure functions of numbers
 - analyze.py  a comparison -> its statistics (ComparisonStats)

@@ -19,38 +19,42 @@ from hpo.compare import stats
 from hpo.compare.load import Comparison, StudyRun
 from hpo.records import diag_attr
 
-BASELINE = "random"  # the sampler others are measured against, when it is in the group
+BASELINE = "random"  # the arm others are measured against when present; else the first
 
 
 @dataclass(frozen=True)
-class SamplerStats:
-    sampler: str
+class ArmStats:
+    arm: str  # label: `tpe`, `tpe+hyperband`
     studies: int
     trials: int  # finished trials over all its studies
     curves: list[np.ndarray]  # best so far per study, in trial-number order
-    band: stats.Band
+    costs: list[list[float]]  # training seconds per trial per study, same order
+    band: stats.Band  # best so far against finished trials
+    compute_band: stats.Band  # best so far against cumulative training seconds (the grid)
     finals: np.ndarray  # final best per study
     final: stats.Interval  # median final best with bootstrap 95% CI
     q25: float
     q75: float
-    target: stats.TargetResult
-    seconds: float  # summed trial seconds over all its studies
+    target: stats.TargetResult  # trials to target, from the median curve
+    compute: stats.ComputeTarget  # training seconds to target, per seed, and their median
+    seconds: float  # summed training seconds over all its studies
     importances: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class VersusBaseline:
-    sampler: str
-    test: stats.RankTest  # final bests of this sampler vs the baseline's
+    arm: str
+    test: stats.RankTest  # final bests of this arm vs the baseline's
     speedup_trials: float | None
-    speedup_seconds: float | None
+    compute_fraction: stats.Interval  # median compute to target / the baseline's, 95% CI
+    speedup_compute: float | None  # baseline median compute / this arm's
 
 
 @dataclass(frozen=True)
 class DiagRow:
     """One trial with the layer diagnostics reduced to scalars (see hpo.compare.stats)."""
 
-    sampler: str
+    arm: str
     study: str
     number: int
     state: str
@@ -69,60 +73,69 @@ class ComparisonStats:
     comparison: Comparison
     baseline: str
     target: float  # the baseline's median final best
-    samplers: list[SamplerStats]
+    arms: list[ArmStats]
     versus: list[VersusBaseline]
     diagnostics: list[DiagRow]
+    compute_grid: np.ndarray  # training seconds at which every arm's compute_band is read
 
-    def of(self, sampler: str) -> SamplerStats:
-        return next(s for s in self.samplers if s.sampler == sampler)
+    def of(self, arm: str) -> ArmStats:
+        return next(s for s in self.arms if s.arm == arm)
 
 
 def analyze(
     comparison: Comparison, importances: Mapping[str, Mapping[str, float]] | None = None
 ) -> ComparisonStats:
     direction = comparison.direction
-    samplers = comparison.samplers
-    baseline = BASELINE if BASELINE in samplers else samplers[0]
-    curves = {s: [_curve(r, direction) for r in comparison.runs_of(s)] for s in samplers}
-    costs = {s: [[t.seconds for t in r.trials] for r in comparison.runs_of(s)] for s in samplers}
+    arms = comparison.arms
+    baseline = BASELINE if BASELINE in arms else arms[0]
+    curves = {a: [_curve(r, direction) for r in comparison.runs_of(a)] for a in arms}
+    # Compute is training seconds (TrialRecord.compute), the same measure for every arm.
+    costs = {a: [[t.compute for t in r.trials] for r in comparison.runs_of(a)] for a in arms}
     base_finals = stats.final_bests(curves[baseline])
     target = float(np.nanmedian(base_finals)) if np.any(~np.isnan(base_finals)) else math.nan
+    grid = stats.compute_grid([c for a in arms for c in costs[a]])
 
-    per_sampler = []
-    for s in samplers:
-        finals = stats.final_bests(curves[s])
+    per_arm = []
+    for a in arms:
+        finals = stats.final_bests(curves[a])
         q25, q75 = (
             np.nanpercentile(finals, [25, 75]) if np.any(~np.isnan(finals)) else (math.nan,) * 2
         )
-        per_sampler.append(
-            SamplerStats(
-                sampler=s,
-                studies=len(curves[s]),
-                trials=sum(len(c) for c in curves[s]),
-                curves=curves[s],
-                band=stats.band(curves[s]),
+        per_arm.append(
+            ArmStats(
+                arm=a,
+                studies=len(curves[a]),
+                trials=sum(len(c) for c in curves[a]),
+                curves=curves[a],
+                costs=costs[a],
+                band=stats.band(curves[a]),
+                compute_band=stats.compute_band(curves[a], costs[a], grid),
                 finals=finals,
                 final=stats.bootstrap_ci(finals.tolist()),
                 q25=float(q25),
                 q75=float(q75),
-                target=stats.to_target(curves[s], costs[s], target, direction),
-                seconds=float(sum(sum(c) for c in costs[s])),
-                importances=dict((importances or {}).get(s, {})),
+                target=stats.to_target(curves[a], costs[a], target, direction),
+                compute=stats.compute_to_target(curves[a], costs[a], target, direction),
+                seconds=float(sum(sum(c) for c in costs[a])),
+                importances=dict((importances or {}).get(a, {})),
             )
         )
-    by_name = {s.sampler: s for s in per_sampler}
+    base = next(s for s in per_arm if s.arm == baseline)
     versus = [
         VersusBaseline(
-            s.sampler,
-            stats.mann_whitney(s.finals.tolist(), by_name[baseline].finals.tolist(), direction),
-            stats.speedup(by_name[baseline].target.trials, s.target.trials),
-            stats.speedup(by_name[baseline].target.seconds, s.target.seconds),
+            s.arm,
+            stats.mann_whitney(s.finals.tolist(), base.finals.tolist(), direction),
+            stats.speedup(base.target.trials, s.target.trials),
+            stats.compute_fraction_ci(s.compute.per_seed, base.compute.per_seed)
+            if math.isfinite(target)
+            else stats.Interval(math.nan, math.nan, math.nan),  # no target: nothing to compare
+            stats.speedup(base.compute.median.estimate, s.compute.median.estimate),
         )
-        for s in per_sampler
-        if s.sampler != baseline
+        for s in per_arm
+        if s.arm != baseline
     ]
     return ComparisonStats(
-        comparison, baseline, target, per_sampler, versus, diagnostic_rows(comparison)
+        comparison, baseline, target, per_arm, versus, diagnostic_rows(comparison), grid
     )
 
 
@@ -139,7 +152,7 @@ def diagnostic_rows(comparison: Comparison) -> list[DiagRow]:
                 continue  # recorded by an hpo version without diagnostics
             rows.append(
                 DiagRow(
-                    sampler=run.sampler,
+                    arm=run.arm,
                     study=run.name,
                     number=t.number,
                     state=t.state,

@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from plotly.subplots import make_subplots
 
 from hpo.compare.analyze import ComparisonStats, DiagRow
+from hpo.compare.stats import Band
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
 PNG_DPI = 110  # readable in a README, small enough to commit
@@ -52,7 +53,7 @@ def _zoom(stats: ComparisonStats) -> tuple[float, float] | None:
     part that matters, the last percent, into a flat line at the top.
     """
     lows, highs = [], []
-    for s in stats.samplers:
+    for s in stats.arms:
         n = len(s.band.median)
         start = min(n - 1, max(1, n // 8))
         tail = [v for v in (*s.band.q25[start:], *s.band.q75[start:]) if not math.isnan(v)]
@@ -69,45 +70,61 @@ def _zoom(stats: ComparisonStats) -> tuple[float, float] | None:
 # ---------------------------------------------------------------- plotly
 
 
+def _band_traces(
+    x: list[float], b: Band, color: str, arm: str, label: str, *, visible: bool
+) -> list[go.Scatter]:
+    """IQR band (two edge traces, the second filled to the first) and the median line."""
+    edge = {"mode": "lines", "line": {"width": 0}, "legendgroup": arm, "visible": visible}
+    return [
+        go.Scatter(x=x, y=_list(b.q75), showlegend=False, hoverinfo="skip", **edge),
+        go.Scatter(
+            x=x,
+            y=_list(b.q25),
+            fill="tonexty",
+            fillcolor=_rgba(color, 0.2),
+            name=f"{arm} IQR",
+            **edge,
+        ),
+        go.Scatter(
+            x=x,
+            y=_list(b.median),
+            mode="lines",
+            line={"color": color, "width": 2.5},
+            name=label,
+            legendgroup=arm,
+            visible=visible,
+        ),
+    ]
+
+
 def best_so_far_figure(stats: ComparisonStats) -> go.Figure:
-    """Median best-so-far per sampler with its interquartile band, and the target."""
+    """Median best-so-far per arm with its interquartile band, and the target; buttons
+    switch the x axis between finished trials and cumulative training seconds."""
     fig = go.Figure()
-    for i, s in enumerate(stats.samplers):
-        x = s.band.trials.tolist()
-        color = _color(i)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=_list(s.band.q75),
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=s.sampler,
-            )
+    by_trials: list[bool] = []
+    for i, s in enumerate(stats.arms):
+        traces = _band_traces(
+            s.band.trials.tolist(),
+            s.band,
+            _color(i),
+            s.arm,
+            f"{s.arm} median ({s.studies} seeds)",
+            visible=True,
         )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=_list(s.band.q25),
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=_rgba(color, 0.2),
-                name=f"{s.sampler} IQR",
-                legendgroup=s.sampler,
-            )
+        fig.add_traces(traces)
+        by_trials += [True] * len(traces)
+    for i, s in enumerate(stats.arms):
+        # Named "ARM compute median", not "ARM median ...": one median per arm per axis.
+        traces = _band_traces(
+            stats.compute_grid.tolist(),
+            s.compute_band,
+            _color(i),
+            s.arm,
+            f"{s.arm} compute median ({s.studies} seeds)",
+            visible=False,
         )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=_list(s.band.median),
-                mode="lines",
-                line={"color": color, "width": 2.5},
-                name=f"{s.sampler} median ({s.studies} seeds)",
-                legendgroup=s.sampler,
-            )
-        )
+        fig.add_traces(traces)
+        by_trials += [False] * len(traces)
     if math.isfinite(stats.target):
         fig.add_hline(
             y=stats.target,
@@ -118,28 +135,53 @@ def best_so_far_figure(stats: ComparisonStats) -> go.Figure:
     zoom = _zoom(stats)
     if zoom is not None:
         fig.update_yaxes(range=list(zoom))
+    by_seconds = [not v for v in by_trials]
     fig.update_layout(
         title="Best value so far: median and interquartile band across seeds",
         xaxis_title="finished trials",
         yaxis_title=f"best {_metric(stats)}",
         template="plotly_white",
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "right",
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.12,
+                "buttons": [
+                    {
+                        "label": "by trials",
+                        "method": "update",
+                        "args": [{"visible": by_trials}, {"xaxis.title.text": "finished trials"}],
+                    },
+                    {
+                        "label": "by training seconds",
+                        "method": "update",
+                        "args": [
+                            {"visible": by_seconds},
+                            {"xaxis.title.text": "cumulative training seconds"},
+                        ],
+                    },
+                ],
+            }
+        ],
     )
     return fig
 
 
 def final_bests_figure(stats: ComparisonStats) -> go.Figure:
-    """Each study's final best, per sampler, as a box with every seed shown."""
+    """Each study's final best, per arm, as a box with every seed shown."""
     fig = go.Figure()
-    for i, s in enumerate(stats.samplers):
+    for i, s in enumerate(stats.arms):
         fig.add_trace(
             go.Box(
                 y=_list(s.finals),
-                name=s.sampler,
+                name=s.arm,
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0,
                 marker_color=_color(i),
-                text=[f"seed {r.seed}" for r in stats.comparison.runs_of(s.sampler)],
+                text=[f"seed {r.seed}" for r in stats.comparison.runs_of(s.arm)],
             )
         )
     fig.update_layout(
@@ -152,19 +194,19 @@ def final_bests_figure(stats: ComparisonStats) -> go.Figure:
 
 
 def importances_figure(stats: ComparisonStats) -> go.Figure:
-    """fANOVA importance of each hyperparameter, per sampler."""
+    """fANOVA importance of each hyperparameter, per arm."""
     params = sorted(
-        {p for s in stats.samplers for p in s.importances},
-        key=lambda p: sum(s.importances.get(p, 0.0) for s in stats.samplers),
+        {p for s in stats.arms for p in s.importances},
+        key=lambda p: sum(s.importances.get(p, 0.0) for s in stats.arms),
     )
     fig = go.Figure()
-    for i, s in enumerate(stats.samplers):
+    for i, s in enumerate(stats.arms):
         fig.add_trace(
             go.Bar(
                 y=params,
                 x=[s.importances.get(p, 0.0) for p in params],
                 orientation="h",
-                name=s.sampler,
+                name=s.arm,
                 marker_color=_color(i),
             )
         )
@@ -173,21 +215,19 @@ def importances_figure(stats: ComparisonStats) -> go.Figure:
         xaxis_title="importance",
         barmode="group",
         template="plotly_white",
-        height=max(400, 40 * len(params) * max(1, len(stats.samplers))),
+        height=max(400, 40 * len(params) * max(1, len(stats.arms))),
     )
     return fig
 
 
 def params_figure(stats: ComparisonStats) -> go.Figure:
-    """Value against each hyperparameter, every completed trial, colored by sampler."""
+    """Value against each hyperparameter, every completed trial, colored by arm."""
     params = sorted({p for r in stats.comparison.runs for t in r.trials for p in t.params})
     cols = 3
     rows = max(1, math.ceil(len(params) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=params, vertical_spacing=0.08)
-    for i, sampler in enumerate(stats.comparison.samplers):
-        trials = [
-            t for r in stats.comparison.runs_of(sampler) for t in r.trials if t.value is not None
-        ]
+    for i, arm in enumerate(stats.comparison.arms):
+        trials = [t for r in stats.comparison.runs_of(arm) for t in r.trials if t.value is not None]
         for k, p in enumerate(params):
             xs = [t.params.get(p) for t in trials]
             fig.add_trace(
@@ -198,9 +238,9 @@ def params_figure(stats: ComparisonStats) -> go.Figure:
                     ],
                     y=[t.value for t in trials],
                     mode="markers",
-                    name=sampler,
+                    name=arm,
                     marker={"color": _color(i), "size": 5, "opacity": 0.6},
-                    legendgroup=sampler,
+                    legendgroup=arm,
                     showlegend=k == 0,
                 ),
                 row=k // cols + 1,
@@ -298,7 +338,7 @@ def write_pngs(stats: ComparisonStats, folder: Path) -> list[Path]:
         _png_best_so_far(stats, folder / "best_so_far.png"),
         _png_final_bests(stats, folder / "final_bests.png"),
     ]
-    if any(s.importances for s in stats.samplers):
+    if any(s.importances for s in stats.arms):
         paths.append(_png_importances(stats, folder / "importances.png"))
     if stats.diagnostics:
         paths.append(_png_diagnostics(stats, folder / "diagnostics.png"))
@@ -313,29 +353,37 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _png_best_so_far(stats: ComparisonStats, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, s in enumerate(stats.samplers):
+    """Two panels, one y axis: best so far against finished trials and against cumulative
+    training seconds (where a pruner's savings show)."""
+    fig, (by_trials, by_seconds) = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    for i, s in enumerate(stats.arms):
         x = s.band.trials
-        ax.fill_between(x, s.band.q25, s.band.q75, color=_color(i), alpha=0.2)
-        ax.plot(x, s.band.median, color=_color(i), lw=2, label=f"{s.sampler} (median, IQR)")
-    if math.isfinite(stats.target):
-        ax.axhline(stats.target, color="gray", ls=":", label=f"target {stats.target:.4f}")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        by_trials.fill_between(x, s.band.q25, s.band.q75, color=_color(i), alpha=0.2)
+        by_trials.plot(x, s.band.median, color=_color(i), lw=2, label=f"{s.arm} (median, IQR)")
+        b, grid = s.compute_band, stats.compute_grid
+        by_seconds.fill_between(grid, b.q25, b.q75, color=_color(i), alpha=0.2)
+        by_seconds.plot(grid, b.median, color=_color(i), lw=2, label=s.arm)
+    for ax in (by_trials, by_seconds):
+        if math.isfinite(stats.target):
+            ax.axhline(stats.target, color="gray", ls=":", label=f"target {stats.target:.4f}")
+        ax.grid(alpha=0.3)
+    by_trials.xaxis.set_major_locator(MaxNLocator(integer=True))
     zoom = _zoom(stats)
     if zoom is not None:
-        ax.set_ylim(*zoom)
-    ax.set_xlabel("finished trials")
-    ax.set_ylabel(f"best {_metric(stats)} so far")
-    ax.set_title(f"{stats.comparison.group}: best so far across seeds")
-    ax.legend()
-    ax.grid(alpha=0.3)
+        by_trials.set_ylim(*zoom)
+    by_trials.set_xlabel("finished trials")
+    by_seconds.set_xlabel("cumulative training seconds")
+    by_trials.set_ylabel(f"best {_metric(stats)} so far")
+    by_trials.set_title(f"{stats.comparison.group}: best so far across seeds")
+    by_seconds.set_title("... against training compute")
+    by_trials.legend()
     return _save(fig, path)
 
 
 def _png_final_bests(stats: ComparisonStats, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 4.2))
-    data = [s.finals[~(s.finals != s.finals)] for s in stats.samplers]
-    ax.boxplot(data, tick_labels=[s.sampler for s in stats.samplers], showfliers=False)
+    data = [s.finals[~(s.finals != s.finals)] for s in stats.arms]
+    ax.boxplot(data, tick_labels=[s.arm for s in stats.arms], showfliers=False)
     for i, values in enumerate(data):
         jitter = [(k % 5 - 2) * 0.04 for k in range(len(values))]
         ax.scatter([i + 1 + j for j in jitter], values, color=_color(i), s=18, zorder=3)
@@ -347,19 +395,19 @@ def _png_final_bests(stats: ComparisonStats, path: Path) -> Path:
 
 def _png_importances(stats: ComparisonStats, path: Path) -> Path:
     params = sorted(
-        {p for s in stats.samplers for p in s.importances},
-        key=lambda p: sum(s.importances.get(p, 0.0) for s in stats.samplers),
+        {p for s in stats.arms for p in s.importances},
+        key=lambda p: sum(s.importances.get(p, 0.0) for s in stats.arms),
     )
-    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(params) * len(stats.samplers) + 1.2))
-    height = 0.8 / max(1, len(stats.samplers))
-    for i, s in enumerate(stats.samplers):
+    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(params) * len(stats.arms) + 1.2))
+    height = 0.8 / max(1, len(stats.arms))
+    for i, s in enumerate(stats.arms):
         ys = [k + i * height for k in range(len(params))]
         ax.barh(
             ys,
             [s.importances.get(p, 0.0) for p in params],
             height=height,
             color=_color(i),
-            label=s.sampler,
+            label=s.arm,
         )
     ax.set_yticks([k + 0.4 - height / 2 for k in range(len(params))], params)
     ax.set_xlabel("fANOVA importance (all seeds pooled)")

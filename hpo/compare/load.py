@@ -1,8 +1,9 @@
 """Reading a comparison back from the storage, as plain data for the statistics and plots.
 
-A comparison ("group") is one study per (sampler, seed). Each study carries user attrs
-naming its group, sampler and seed (written by hpo.compare.run); that is how
-`hpo report GROUP` finds them again, whoever ran them.
+A comparison ("group") is one study per (arm, seed), an arm being a sampler with a pruner.
+Each study carries user attrs naming its group, arm, sampler, pruner and seed (written by
+hpo.compare.run); that is how `hpo report GROUP` finds them again, whoever ran them.
+Studies of an hpo version before arms have no arm attr: their arm is their sampler.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from hpo.storage import mask_url
 GROUP_ATTR = "hpo_compare_group"  # study user attr: the comparison this study belongs to
 SAMPLER_ATTR = "hpo_sampler"  # study user attr: the sampler of this arm
 SEED_ATTR = "hpo_seed"  # study user attr: the seed index (0, 1, ...) within the group
+ARM_ATTR = "hpo_arm"  # study user attr: the arm's label, `tpe` or `tpe+hyperband`
+PRUNER_ATTR = "hpo_pruner"  # study user attr: the pruner the arm ran with (resolved)
+TRAIN_SECONDS_ATTR = "train_seconds"  # trial user attr (hpo.objective): training wall time
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,23 @@ class TrialRecord:
     params: dict[str, Any]
     attrs: dict[str, Any]  # diag_* and other user attrs
 
+    @property
+    def compute(self) -> float:
+        """Training seconds the trial cost: its `train_seconds` attr, recorded by completed
+        and pruned trials, else (a trial that failed before recording it) its wall time."""
+        recorded = self.attrs.get(TRAIN_SECONDS_ATTR)
+        if isinstance(recorded, int | float) and math.isfinite(recorded) and recorded >= 0:
+            return float(recorded)
+        return self.seconds
+
 
 @dataclass(frozen=True)
 class StudyRun:
     name: str
     study_id: int
+    arm: str  # label: `tpe`, `tpe+hyperband`
     sampler: str
+    pruner: str | None  # None: a study from before arms, whose pruner was not recorded
     seed: int
     trials: list[TrialRecord]  # finished trials in trial-number order
 
@@ -52,15 +67,19 @@ class Comparison:
     direction: str
     metric: str
     budget: int  # trial budget per study
-    spec: dict[str, Any]  # spec snapshot of the first study (the others differ in sampler)
+    spec: dict[str, Any]  # spec snapshot of the first study (the others: sampler, pruner)
     runs: list[StudyRun]
+
+    @property
+    def arms(self) -> list[str]:
+        return list(dict.fromkeys(r.arm for r in self.runs))
 
     @property
     def samplers(self) -> list[str]:
         return list(dict.fromkeys(r.sampler for r in self.runs))
 
-    def runs_of(self, sampler: str) -> list[StudyRun]:
-        return [r for r in self.runs if r.sampler == sampler]
+    def runs_of(self, arm: str) -> list[StudyRun]:
+        return [r for r in self.runs if r.arm == arm]
 
 
 def list_groups(storage: optuna.storages.BaseStorage) -> list[str]:
@@ -68,8 +87,12 @@ def list_groups(storage: optuna.storages.BaseStorage) -> list[str]:
     return sorted(g for g in groups if g)
 
 
+def arm_of(user_attrs: dict[str, Any]) -> str:
+    return str(user_attrs.get(ARM_ATTR, user_attrs[SAMPLER_ATTR]))
+
+
 def load_comparison(storage: optuna.storages.RDBStorage, group: str) -> Comparison:
-    """Every study of `group`, ordered by sampler (as first run) then seed."""
+    """Every study of `group`, ordered by arm (as first run) then seed."""
     summaries = [
         s
         for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
@@ -82,8 +105,8 @@ def load_comparison(storage: optuna.storages.RDBStorage, group: str) -> Comparis
             f"{known}); start one with `hpo compare FILE`"
         )
     summaries.sort(key=study_id)
-    order = list(dict.fromkeys(s.user_attrs[SAMPLER_ATTR] for s in summaries))
-    summaries.sort(key=lambda s: (order.index(s.user_attrs[SAMPLER_ATTR]), s.user_attrs[SEED_ATTR]))
+    order = list(dict.fromkeys(arm_of(s.user_attrs) for s in summaries))
+    summaries.sort(key=lambda s: (order.index(arm_of(s.user_attrs)), s.user_attrs[SEED_ATTR]))
     runs = []
     for s in summaries:
         study = optuna.load_study(study_name=s.study_name, storage=storage)
@@ -92,7 +115,9 @@ def load_comparison(storage: optuna.storages.RDBStorage, group: str) -> Comparis
             StudyRun(
                 name=s.study_name,
                 study_id=study_id(s),
+                arm=arm_of(s.user_attrs),
                 sampler=s.user_attrs[SAMPLER_ATTR],
+                pruner=s.user_attrs.get(PRUNER_ATTR),
                 seed=int(s.user_attrs[SEED_ATTR]),
                 trials=[_record(t) for t in sorted(finished, key=lambda t: t.number)],
             )
@@ -121,18 +146,18 @@ def _record(trial: FrozenTrial) -> TrialRecord:
     )
 
 
-def importances_by_sampler(
+def importances_by_arm(
     storage: optuna.storages.RDBStorage, comparison: Comparison
 ) -> dict[str, dict[str, float]]:
-    """Optuna's fANOVA importances per sampler, on the completed trials of all its seeds.
+    """Optuna's fANOVA importances per arm, on the completed trials of all its seeds.
 
     Pooling the seeds gives the evaluator several hundred trials instead of a few dozen,
     which is what makes its random forest stable; seed 0 keeps the result reproducible.
     """
     out: dict[str, dict[str, float]] = {}
-    for sampler in comparison.samplers:
+    for arm in comparison.arms:
         pooled = optuna.create_study(direction=comparison.direction)
-        for run in comparison.runs_of(sampler):
+        for run in comparison.runs_of(arm):
             study = optuna.load_study(study_name=run.name, storage=storage)
             pooled.add_trials(
                 [
@@ -147,7 +172,7 @@ def importances_by_sampler(
             warnings.simplefilter("ignore")
             try:
                 evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-                out[sampler] = dict(
+                out[arm] = dict(
                     optuna.importance.get_param_importances(pooled, evaluator=evaluator)
                 )
             except (RuntimeError, ValueError):  # e.g. every trial has the same value

@@ -1,7 +1,7 @@
 """Publishing a comparison to optuna-dashboard: notes, plotly figures and report files.
 
-Every study of a comparison gets a note saying what it is (sampler, seed, group) with
-links to its siblings; the *lead* study (the baseline sampler's first seed) also carries
+Every study of a comparison gets a note saying what it is (arm, seed, group) with links
+to its siblings; the *lead* study (the baseline arm's first seed) also carries
 the summary table, the comparison figures (rendered by the dashboard from the storage)
 and the report files as artifacts. Re-publishing replaces all of it instead of piling up.
 """
@@ -35,15 +35,17 @@ def dashboard_path(run: StudyRun) -> str:
 def study_note(comparison: Comparison, run: StudyRun, lead: StudyRun) -> str:
     """Markdown note of one study: what it is and where its siblings are."""
     siblings = "\n".join(
-        f"- [{r.name}]({dashboard_path(r)}) ({r.sampler}, seed {r.seed})"
+        f"- [{r.name}]({dashboard_path(r)}) ({r.arm}, seed {r.seed})"
         + (" (this study)" if r.name == run.name else "")
         for r in comparison.runs
     )
+    pruner = run.pruner or comparison.spec.get("pruner", {}).get("name", "-")
     return (
-        f"## {run.sampler} search, seed {run.seed}\n\n"
-        f"One arm of the sampler comparison **{comparison.group}** "
-        f"({', '.join(comparison.samplers)} x {len(comparison.runs_of(run.sampler))} seeds x "
-        f"{comparison.budget} trials; everything but sampler and seed identical). "
+        f"## {run.arm} search, seed {run.seed}\n\n"
+        f"Sampler {run.sampler}, pruner {pruner}. One arm of the comparison "
+        f"**{comparison.group}** ({', '.join(comparison.arms)} x "
+        f"{len(comparison.runs_of(run.arm))} seeds x {comparison.budget} trials; everything "
+        "but sampler, pruner and seed identical). "
         f"Summary table, comparison plots and report files: "
         f"[{lead.name}]({dashboard_path(lead)}).\n\n"
         f"Studies of this comparison:\n\n{siblings}\n"
@@ -54,7 +56,7 @@ def lead_note(built: BuiltReport, lead: StudyRun) -> str:
     stats = built.stats
     c = stats.comparison
     return (
-        f"## Sampler comparison {c.group}\n\n"
+        f"## Comparison of search strategies {c.group}\n\n"
         f"{headline(stats)}\n\n"
         f"{md_table(HEADERS, summary_rows(stats))}\n\n"
         "The comparison plots are below (graphs of this study); the HTML report and PNGs are "

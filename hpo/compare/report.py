@@ -1,4 +1,4 @@
-"""Rendering of sampler comparisons: progress lines, terminal table, Markdown, HTML, files.
+"""Rendering of comparisons: progress lines, terminal table, Markdown, HTML, the files.
 
 Everything here takes ready-made statistics (hpo.compare.analyze) and only prints or
 writes; reading the storage and computing happen before.
@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from hpo.compare.analyze import ComparisonStats, diagnostics_by
 from hpo.compare.figures import plotly_figures, write_pngs
+from hpo.compare.stats import Interval
 from hpo.console import console
 from hpo.paths import safe_folder_name
 
@@ -44,7 +46,7 @@ def report_folder(group: str, out: str | Path | None = None) -> Path:
 def print_plan(plan: ComparisonPlan, storage_shown: str, workers: int) -> None:
     """The line before a comparison starts: what runs where."""
     console.print(
-        f"comparison {plan.group} in {storage_shown}: {', '.join(plan.samplers)} x "
+        f"comparison {plan.group} in {storage_shown}: {', '.join(plan.labels)} x "
         f"{plan.seeds} seed(s) x {plan.trials} trials, {workers} worker(s) per study",
         markup=False,
         soft_wrap=True,
@@ -52,7 +54,7 @@ def print_plan(plan: ComparisonPlan, storage_shown: str, workers: int) -> None:
 
 
 class ProgressPrinter:
-    """One line per change: per sampler, trials done of its budget and the best so far."""
+    """One line per change: per arm, trials done of its budget and the best so far."""
 
     def __init__(self) -> None:
         self.last: tuple[object, ...] | None = None
@@ -64,8 +66,8 @@ class ProgressPrinter:
             return
         self.last = key
         parts = [
-            f"[bold]{sampler}[/] {done}/{budget} best {'-' if best is None else f'{best:.4f}'}"
-            for sampler, done, budget, best in rows
+            f"[bold]{escape(arm)}[/] {done}/{budget} best {'-' if best is None else f'{best:.4f}'}"
+            for arm, done, budget, best in rows
         ]
         # The study name is free text: escaped, so a '[' in it is not read as markup.
         console.print(f"{'  '.join(parts)}  (running {escape(arm.spec.name)})", soft_wrap=True)
@@ -127,66 +129,107 @@ def _f(value: float | None, digits: int = 4) -> str:
 
 
 def _x(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}x"
+
+
+def _s(value: float | None) -> str:
+    """Seconds of compute, to three significant digits below 100 s; inf: never reached."""
+    if value is None or math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "never"
+    return f"{value:.0f} s" if value >= 100 else f"{value:.3g} s"
+
+
+def _compute_cell(ci: Interval) -> str:
+    if math.isinf(ci.estimate):
+        return f"not reached [{_s(ci.low)}, {_s(ci.high)}]"
+    return f"{_s(ci.estimate)} [{_s(ci.low)}, {_s(ci.high)}]"
+
+
+def _xn(value: float) -> str:
+    """A compute fraction; inf: the arm never reaches the target (in that resample)."""
+    return "never" if math.isinf(value) else _x(value)
+
+
+def _fraction_cell(ci: Interval) -> str:
+    if math.isnan(ci.estimate):
+        return "-"
+    return f"{_xn(ci.estimate)} [{_xn(ci.low)}, {_xn(ci.high)}]"
 
 
 def summary_rows(stats: ComparisonStats) -> list[list[str]]:
-    """The comparison table as text cells (shared by terminal, Markdown and HTML)."""
-    versus = {v.sampler: v for v in stats.versus}
+    """The comparison table as text cells (shared by terminal, Markdown and HTML); compute
+    to target first, since that is what an arm is chosen for."""
+    versus = {v.arm: v for v in stats.versus}
     rows = []
-    for s in stats.samplers:
-        v = versus.get(s.sampler)
+    for s in stats.arms:
+        v = versus.get(s.arm)
         rows.append(
             [
-                s.sampler,
+                s.arm,
                 str(s.studies),
                 str(s.trials),
+                _compute_cell(s.compute.median),
+                "baseline" if v is None else _fraction_cell(v.compute_fraction),
+                f"{s.compute.reached}/{s.compute.studies}",
+                "-" if s.target.trials is None else str(s.target.trials),
                 f"{_f(s.final.estimate)} [{_f(s.final.low)}, {_f(s.final.high)}]",
                 f"{_f(s.q25)} - {_f(s.q75)}",
-                "-" if s.target.trials is None else str(s.target.trials),
-                _f(s.target.seconds, 1),
-                f"{s.target.hit}/{s.target.studies}",
                 "baseline" if v is None else _f(v.test.p_value, 3),
                 "-" if v is None else _f(v.test.p_better, 2),
-                "baseline" if v is None else f"{_x(v.speedup_trials)} / {_x(v.speedup_seconds)}",
+                "baseline" if v is None else f"{_x(v.speedup_compute)} / {_x(v.speedup_trials)}",
             ]
         )
     return rows
 
 
 HEADERS = [
-    "sampler",
+    "arm",
     "seeds",
     "trials",
+    "compute to target [95% CI]",
+    "compute vs base [95% CI]",
+    "seeds at target",
+    "trials to target",
     "median final best [95% CI]",
     "IQR",
-    "trials to target",
-    "s to target",
-    "seeds at target",
     "Mann-Whitney p",
     "P(beats base)",
-    "speedup trials / s",
+    "speedup compute / trials",
 ]
+# The terminal table must fit 140 columns: these stay in the Markdown and HTML (the
+# speedup is the inverse of "compute vs base"; the headline below the table gives P; the
+# title gives the trials per study).
+TERMINAL_LEFT_OUT = ("trials", "IQR", "P(beats base)", "speedup compute / trials")
 
 
 def print_comparison(stats: ComparisonStats) -> None:
     c = stats.comparison
     table = Table(
         title=f"Comparison {escape(c.group)}: {c.metric} ({c.direction}), {c.budget} trials per "
-        f"study, target {_f(stats.target)} = {stats.baseline}'s median final best",
+        f"study, target {_f(stats.target)} = {escape(stats.baseline)}'s median final best",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    # The IQR stays in the Markdown and HTML: the terminal table must fit 140 columns.
-    keep = [i for i, h in enumerate(HEADERS) if h != "IQR"]
+    keep = [i for i, h in enumerate(HEADERS) if h not in TERMINAL_LEFT_OUT]
     for i in keep:
-        table.add_column(HEADERS[i], justify="left" if i == 0 else "right")
+        # Headers on two lines, so that the columns are as wide as their cells.
+        header = HEADERS[i].replace(" [", "\n[").replace(" target", "\ntarget")
+        table.add_column(
+            header.replace("Mann-Whitney p", "M-W p"),
+            justify="left" if i == 0 else "right",
+            no_wrap=True,  # numbers, intervals and arm names whole
+        )
     for row in summary_rows(stats):
-        table.add_row(*(row[i] for i in keep))
+        table.add_row(*(escape(row[i]) for i in keep))
     console.print(table)
-    for s in stats.samplers:
+    console.print(headline_compute(stats), markup=False, soft_wrap=True)
+    for s in stats.arms:
         top = ", ".join(f"{k} {v:.2f}" for k, v in list(s.importances.items())[:4])
         if top:
-            console.print(f"[bold]{s.sampler}[/] most important: {top}")
+            console.print(f"[bold]{escape(s.arm)}[/] most important: {top}")
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -195,22 +238,52 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def headline_compute(stats: ComparisonStats) -> str:
+    """The lead sentence: how much training compute each arm needs to reach the target,
+    relative to the baseline, and honestly so when it does not get there."""
+    base = stats.of(stats.baseline)
+    if math.isnan(stats.target):
+        return f"No target: {stats.baseline} completed no trial, so compute to target is undefined."
+    target = f"{stats.baseline}'s median final best ({_f(stats.target)})"
+    parts = [
+        f"Target: {target}; {stats.baseline} gets there in {base.compute.reached}/"
+        f"{base.compute.studies} seeds, half of its seeds within "
+        f"{_s(base.compute.median.estimate)} of training."
+    ]
+    for v in stats.versus:
+        s = stats.of(v.arm)
+        got = f"{s.compute.reached}/{s.compute.studies} seeds get there"
+        if math.isinf(s.compute.median.estimate):
+            parts.append(
+                f"{v.arm} does not reach {target} in at least half of its seeds within the "
+                f"budget ({got}), so it shows no compute saving."
+            )
+            continue
+        ci = v.compute_fraction
+        parts.append(
+            f"{v.arm} reaches {target} with {_x(ci.estimate)} of its training compute "
+            f"(95% CI {_xn(ci.low)}-{_xn(ci.high)}; median {_s(s.compute.median.estimate)} against "
+            f"{_s(base.compute.median.estimate)} per seed, {got})."
+        )
+    return " ".join(parts)
+
+
 def headline(stats: ComparisonStats) -> str:
-    """One paragraph: who wins, by how much, how sure."""
-    parts = []
+    """One paragraph: compute to target first, then who wins on final bests, how sure."""
+    parts = [headline_compute(stats)]
     base = stats.of(stats.baseline)
     for v in stats.versus:
-        s = stats.of(v.sampler)
+        s = stats.of(v.arm)
         parts.append(
-            f"{v.sampler} reaches a median final best of {_f(s.final.estimate)} "
+            f"{v.arm} reaches a median final best of {_f(s.final.estimate)} "
             f"(95% CI {_f(s.final.low)}-{_f(s.final.high)}) against {stats.baseline}'s "
             f"{_f(base.final.estimate)} ({_f(base.final.low)}-{_f(base.final.high)}); "
             f"Mann-Whitney U = {_f(v.test.u, 1)}, two-sided p = {_f(v.test.p_value, 3)}; "
-            f"a {v.sampler} study beats a {stats.baseline} study with probability "
-            f"{_f(v.test.p_better, 2)}. The typical {v.sampler} study reaches the target "
-            f"({_f(stats.target)}) after {s.target.trials or 'never (within budget)'} trials "
-            f"vs {base.target.trials or '-'} for {stats.baseline}: a speedup of "
-            f"{_x(v.speedup_trials)} in trials and {_x(v.speedup_seconds)} in trial-seconds."
+            f"a {v.arm} study beats a {stats.baseline} study with probability "
+            f"{_f(v.test.p_better, 2)}. The typical {v.arm} study reaches the target "
+            f"after {s.target.trials or 'never (within budget)'} trials "
+            f"vs {base.target.trials or '-'} for {stats.baseline} "
+            f"({_x(v.speedup_trials)} in trials)."
         )
     return " ".join(parts)
 
@@ -218,34 +291,41 @@ def headline(stats: ComparisonStats) -> str:
 def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
     c = stats.comparison
     space = ", ".join(sorted(c.spec.get("space", {})))
-    data, train, pruner = (c.spec.get(k, {}) for k in ("data", "train", "pruner"))
+    data, train = (c.spec.get(k, {}) for k in ("data", "train"))
+    file_pruner = c.spec.get("pruner", {}).get("name")
+    pruners = {r.arm: r.pruner or file_pruner for r in c.runs}
+    arms = ", ".join(f"`{a}` (pruner {pruners[a]})" for a in c.arms)
     lines = [
-        f"# Sampler comparison `{c.group}`",
+        f"# Comparison of search strategies `{c.group}`",
         "",
-        f"{', '.join(c.samplers)} x {max(s.studies for s in stats.samplers)} seeds x "
+        f"{arms} x {max(s.studies for s in stats.arms)} seeds x "
         f"{c.budget} trials; model `{c.spec.get('model')}` on `{data.get('name')}`,"
-        f" {train.get('epochs')} epochs, pruner "
-        f"`{pruner.get('name')}`, metric `{c.metric}` ({c.direction}); "
+        f" {train.get('epochs')} epochs, metric `{c.metric}` ({c.direction}); "
         f"search space: {space}.",
         "",
         headline(stats),
         "",
         md_table(HEADERS, summary_rows(stats)),
         "",
-        f"Target = {stats.baseline}'s median final best ({_f(stats.target)}). *Trials to target*: "
-        "finished trials (trial-number order) until the median best-so-far curve reaches it. "
-        "*Seconds*: wall time of those trials (start to finish of each trial, summed, i.e. "
-        "worker CPU/GPU-seconds including pruned and failed trials; not the `train_seconds` "
-        "attr, which only completed trials have). CI: percentile bootstrap of the median, "
-        "10,000 resamples, seed 0.",
+        f"Target = {stats.baseline}'s median final best ({_f(stats.target)}). *Compute to "
+        "target*: per seed, the training seconds (`train_seconds` of each trial; a failed "
+        "trial that recorded none counts its wall time) summed in trial-number order, pruned "
+        "and failed trials included, until that seed's best so far reaches the target; the "
+        "cell is the median over seeds, a seed that never gets there counting as never (so "
+        "it reads *not reached* when fewer than half the seeds do), with a bootstrap 95% CI. "
+        f"*Compute vs base*: that median as a fraction of {stats.baseline}'s (0.25x = a "
+        "quarter of the compute; CI from resampling both arms' seeds). *Trials to target*: "
+        "finished trials until the median best-so-far curve reaches it. *Speedup*: the "
+        "baseline's median over the arm's. CIs: percentile bootstrap, 10,000 resamples, "
+        "seed 0.",
         "",
         "## Which hyperparameters mattered (fANOVA, seeds pooled)",
         "",
     ]
-    params = list(dict.fromkeys(p for s in stats.samplers for p in s.importances))
+    params = list(dict.fromkeys(p for s in stats.arms for p in s.importances))
     if params:
-        rows = [[p, *(_f(s.importances.get(p), 3) for s in stats.samplers)] for p in params]
-        lines += [md_table(["parameter", *c.samplers], rows), ""]
+        rows = [[p, *(_f(s.importances.get(p), 3) for s in stats.arms)] for p in params]
+        lines += [md_table(["parameter", *c.arms], rows), ""]
     else:
         lines += ["Not enough completed trials to compute importances.", ""]
     lines += diagnostics_markdown(stats)
@@ -268,7 +348,7 @@ def diagnostics_markdown(stats: ComparisonStats) -> list[str]:
         "(strongly negative: vanishing gradients); *grad scale*: log10 of the largest "
         "gradient norm at init (large: exploding); *dead*: mean fraction of units that are "
         "<= 0 for the whole batch after training. *median value* is over completed trials, "
-        "the other columns over all trials of both samplers.",
+        "the other columns over all trials of every arm.",
         "",
     ]
     headers = ["trials", "pruned", "failed", "median value", "act scale", "act spread"]
@@ -331,7 +411,7 @@ def write_html(
 table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
 </head><body>
-<h1>Sampler comparison {html.escape(c.group)}</h1>
+<h1>Comparison of search strategies {html.escape(c.group)}</h1>
 <p>{html.escape(headline(stats))}</p>
 <table><tr>{head}</tr>{table}</table>
 {divs}

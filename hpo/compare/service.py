@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpo.compare.analyze import analyze
-from hpo.compare.load import importances_by_sampler, load_comparison
+from hpo.compare.load import importances_by_arm, load_comparison
 from hpo.compare.publish import publish_comparison
 from hpo.compare.report import (
     BuiltReport,
@@ -33,7 +33,8 @@ def compare_file(
     settings: Settings,
     file: str,
     *,
-    samplers: str = "random,tpe",
+    arms: str | None = None,
+    samplers: str | None = None,
     seeds: int = 10,
     trials: int | None = None,
     workers: int = 1,
@@ -42,23 +43,30 @@ def compare_file(
     out: str | Path | None = None,
     report: bool = True,
 ) -> BuiltReport | None:
-    """Run one study of `file` per (sampler, seed), then build and publish the report.
+    """Run one study of `file` per (arm, seed), then build and publish the report.
 
-    `samplers` is comma-separated, as on the command line; each study gets `workers` CPU
-    workers, or one per GPU of `gpus`. Resumable: run it again and only what is missing
-    runs. The file, the options and the data set are checked before the storage is
-    opened. Returns the report, or None with `report=False`.
+    `arms` is comma-separated, as on the command line (`random,tpe+hyperband`; None:
+    random,tpe); an arm without `+PRUNER` keeps the study file's pruner. `samplers` is the
+    older name of `arms` (`--samplers`), accepted when `arms` is not given.
+    Each study gets `workers` CPU workers, or one per GPU of `gpus`. Resumable: run it
+    again and only what is missing runs. The file, the options and the data set are
+    checked before the storage is opened. Returns the report, or None with `report=False`.
     """
     # Imported here: they load torch (through the spec's model names), which `hpo report`
     # never needs.
-    from hpo.compare.run import plan_comparison, run_comparison
+    from hpo.compare.run import DEFAULT_ARMS, plan_comparison, run_comparison
     from hpo.devices import parse_gpus, visible_gpus
     from hpo.launch import plan_workers
     from hpo.service import check_data
     from hpo.spec import load_spec
 
+    if arms is not None and samplers is not None:
+        raise HpoError("give --arms or its older name --samplers, not both")
+    option, text = ("--samplers", samplers) if samplers is not None else ("--arms", arms)
     spec = load_spec(file)
-    plan = plan_comparison(spec, samplers, seeds=seeds, trials=trials)
+    plan = plan_comparison(
+        spec, DEFAULT_ARMS if text is None else text, seeds=seeds, trials=trials, option=option
+    )
     if workers < 1:
         raise HpoError(f"--workers must be >= 1, got {workers}")
     plans = plan_workers(workers, parse_gpus(gpus, visible_gpus()))
@@ -104,5 +112,5 @@ def report_group(
 def build_report(storage: optuna.storages.RDBStorage, group: str, folder: Path) -> BuiltReport:
     """Read comparison `group`, compute its statistics and write the report files (silent)."""
     comparison = load_comparison(storage, group)
-    stats = analyze(comparison, importances_by_sampler(storage, comparison))
+    stats = analyze(comparison, importances_by_arm(storage, comparison))
     return write_report(stats, folder)

@@ -1,8 +1,9 @@
-"""Sampler comparison statistics: pure functions of plain numbers, no storage, no plots.
+"""Comparison statistics: pure functions of plain numbers, no storage, no plots.
 
 Conventions: a *curve* is one study's best value so far after 1, 2, ... finished trials
-(NaN until the first completed trial); *direction* is "maximize" or "minimize"; values
-that are None (pruned, failed) never improve a curve.
+(NaN until the first completed trial); *costs* are the training seconds of those trials,
+in the same order; *direction* is "maximize" or "minimize"; values that are None (pruned,
+failed) never improve a curve, but their seconds count.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def band(curves: Sequence[np.ndarray]) -> Band:
     table = np.full((len(curves), length), np.nan)
     for i, curve in enumerate(curves):
         table[i, : len(curve)] = curve
+    return _band_of(table)
+
+
+def _band_of(table: np.ndarray) -> Band:
+    """Median and quartiles of each column of a (studies x points) table, NaNs left out."""
+    length = table.shape[1]
     n = np.sum(~np.isnan(table), axis=0)
     with np.errstate(all="ignore"):
         if length and n.min() == 0:
@@ -87,8 +94,14 @@ def bootstrap_ci(
     confidence: float = 0.95,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    method: str = "linear",
 ) -> Interval:
-    """Percentile bootstrap interval of `statistic` (default: the median); NaNs dropped."""
+    """Percentile bootstrap interval of `statistic` (default: the median); NaNs dropped.
+
+    `method` is np.quantile's for the interval's ends: "inverted_cdf" takes resampled
+    estimates as they are, which infinite ones ("never reached") need; interpolating
+    between a finite estimate and an infinite one gives NaN.
+    """
     data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if data.size == 0:
         return Interval(math.nan, math.nan, math.nan)
@@ -96,7 +109,7 @@ def bootstrap_ci(
     samples = data[rng.integers(0, data.size, size=(resamples, data.size))]
     estimates = np.apply_along_axis(statistic, 1, samples)
     alpha = (1 - confidence) / 2
-    low, high = np.quantile(estimates, [alpha, 1 - alpha])
+    low, high = np.quantile(estimates, [alpha, 1 - alpha], method=method)
     return Interval(float(statistic(data)), float(low), float(high))
 
 
@@ -185,10 +198,141 @@ def to_target(
 
 
 def speedup(baseline: float | None, other: float | None) -> float | None:
-    """How many times fewer trials (or seconds) `other` needs than the baseline."""
+    """How many times fewer trials (or seconds) `other` needs than the baseline; None when
+    either is missing or never reached (infinite)."""
     if baseline is None or other is None or other <= 0:
         return None
+    if math.isinf(baseline) or math.isinf(other):
+        return None
     return baseline / other
+
+
+# ---------------------------------------------------------------- compute to target
+
+
+def censored_median(values: np.ndarray) -> float:
+    """The smallest x such that at least half of `values` are <= x; inf counts as
+    "never reached", so the result is inf when fewer than half the seeds got there.
+
+    The lower median, not the mean of the two middle values: with an even number of seeds
+    the baseline reaches its own median final best in exactly half of them, and the
+    ordinary median of (last one reached, inf) would say the baseline never gets there.
+    """
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return math.nan
+    return float(np.quantile(data, 0.5, method="inverted_cdf"))
+
+
+@dataclass(frozen=True)
+class ComputeTarget:
+    """How much training compute one arm spends until it reaches the target, per seed."""
+
+    per_seed: tuple[float | None, ...]  # seconds until reached; None: never, within budget
+    median: Interval  # censored median with bootstrap 95% CI; inf: not reached by half
+    reached: int  # seeds that reach the target
+    studies: int
+
+    @property
+    def fraction(self) -> float:
+        return self.reached / self.studies if self.studies else math.nan
+
+
+def compute_to_target(
+    curves: Sequence[np.ndarray],
+    costs: Sequence[Sequence[float]],
+    target: float,
+    direction: str,
+) -> ComputeTarget:
+    """Per seed, the cumulative training seconds of its trials (in trial-number order,
+    pruned and failed ones included) until its best so far first reaches `target`; then
+    their censored median with a percentile bootstrap 95% CI (seeds resampled)."""
+    per_seed = tuple(
+        cost_to_target(curve, cost, target, direction)
+        for curve, cost in zip(curves, costs, strict=True)
+    )
+    values = [math.inf if v is None else v for v in per_seed]
+    median = bootstrap_ci(values, statistic=censored_median, method="inverted_cdf")
+    reached_count = sum(v is not None for v in per_seed)
+    return ComputeTarget(per_seed, median, reached_count, len(per_seed))
+
+
+def compute_fraction_ci(
+    arm: Sequence[float | None],
+    baseline: Sequence[float | None],
+    *,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """The arm's median compute-to-target as a fraction of the baseline's (0.25: a quarter
+    of the compute), with a percentile bootstrap CI: each arm's seeds resampled on their
+    own, the ratio of censored medians taken per resample.
+
+    Per-seed values are seconds, None for never. A resample where the arm never gets there
+    counts as inf (no better than the baseline can be shown), one where only the baseline
+    never does as 0.
+    """
+    a = np.asarray([math.inf if v is None else v for v in arm], dtype=float)
+    b = np.asarray([math.inf if v is None else v for v in baseline], dtype=float)
+    if a.size == 0 or b.size == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    a_medians = np.quantile(
+        a[rng.integers(0, a.size, size=(resamples, a.size))], 0.5, axis=1, method="inverted_cdf"
+    )
+    b_medians = np.quantile(
+        b[rng.integers(0, b.size, size=(resamples, b.size))], 0.5, axis=1, method="inverted_cdf"
+    )
+    ratios = _fraction(a_medians, b_medians)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(ratios, [alpha, 1 - alpha], method="inverted_cdf")
+    estimate = _fraction(np.array([censored_median(a)]), np.array([censored_median(b)]))[0]
+    return Interval(float(estimate), float(low), float(high))
+
+
+def _fraction(arm: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """arm / baseline with the conventions of compute_fraction_ci for infinities."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = arm / baseline
+    out[np.isinf(arm)] = math.inf  # the arm never gets there: inf, whatever the baseline
+    return out
+
+
+def step_on_grid(x: Sequence[float], y: Sequence[float], grid: Sequence[float]) -> np.ndarray:
+    """A step curve (value y[i] from x[i] on, x ascending) read at every grid point.
+
+    NaN before x[0] (no trial finished yet) and after x[-1] (the study had stopped: a
+    study that spent less compute drops out of the band there, as a shorter study drops
+    out of the trial-count band).
+    """
+    xs = np.asarray(x, dtype=float)
+    ys = np.asarray(y, dtype=float)
+    points = np.asarray(grid, dtype=float)
+    out = np.full(points.shape, np.nan)
+    if xs.size == 0:
+        return out
+    index = np.searchsorted(xs, points, side="right") - 1
+    inside = (index >= 0) & (points <= xs[-1])
+    out[inside] = ys[index[inside]]
+    return out
+
+
+def compute_band(
+    curves: Sequence[np.ndarray], costs: Sequence[Sequence[float]], grid: Sequence[float]
+) -> Band:
+    """Median and IQR of best-so-far against cumulative training seconds, across seeds:
+    each seed's step curve (its best after the trial that brings the sum to x) on `grid`."""
+    table = np.full((len(curves), len(grid)), np.nan)
+    for i, (curve, cost) in enumerate(zip(curves, costs, strict=True)):
+        table[i] = step_on_grid(np.cumsum(np.asarray(cost, dtype=float)), curve, grid)
+    return _band_of(table)
+
+
+def compute_grid(costs: Sequence[Sequence[float]], points: int = 200) -> np.ndarray:
+    """A common seconds axis for several arms: 0 to the largest total compute of a study."""
+    totals = [float(np.sum(c)) for c in costs if len(c)]
+    return np.linspace(0.0, max(totals, default=0.0), points)
 
 
 # ---------------------------------------------------------------- layer diagnostics

@@ -1,10 +1,13 @@
-"""hpo.compare.report: where report files go (the files themselves: test_service.py)."""
+"""hpo.compare.report: where report files go, the compute headline and table cells (the
+files themselves: test_service.py, test_arms.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hpo.compare.report import REPORTS_DIR, report_folder
+from hpo.compare.analyze import ComparisonStats, analyze
+from hpo.compare.load import Comparison, StudyRun, TrialRecord
+from hpo.compare.report import REPORTS_DIR, headline_compute, report_folder, summary_rows
 
 HOSTILE = ["/tmp/x/Y", "../../Y", "a/b", "a b", "a_b", "比較実験", "比較", "x" * 300]
 
@@ -21,3 +24,53 @@ def test_a_group_name_never_leaves_the_reports_folder(tmp_path: Path) -> None:
 
 def test_out_is_taken_as_given() -> None:
     assert report_folder("../../Y", "somewhere/else") == Path("somewhere/else")
+
+
+def _run(arm: str, seed: int, values: list[float | None], seconds: list[float]) -> StudyRun:
+    trials = [
+        TrialRecord(i, "COMPLETE" if v is not None else "PRUNED", v, 99.0, {}, {"train_seconds": s})
+        for i, (v, s) in enumerate(zip(values, seconds, strict=True))
+    ]
+    return StudyRun(f"g-{arm}-s{seed}", seed, arm, arm.split("+")[0], None, seed, trials)
+
+
+def _stats(runs: list[StudyRun]) -> ComparisonStats:
+    return analyze(Comparison("g", "maximize", "val_accuracy", 2, {}, runs))
+
+
+def test_the_headline_states_the_compute_fraction_and_its_interval() -> None:
+    # random: finals 0.8, 0.9 -> target 0.85, reached by seed 1 after 10 + 10 s.
+    # tpe+hyperband: both seeds reach 0.85 after 2 + 3 = 5 s -> 0.25x.
+    stats = _stats(
+        [
+            _run("random", 0, [0.8, 0.7], [10.0, 10.0]),
+            _run("random", 1, [0.5, 0.9], [10.0, 10.0]),
+            _run("tpe+hyperband", 0, [None, 0.9], [2.0, 3.0]),
+            _run("tpe+hyperband", 1, [None, 0.86], [2.0, 3.0]),
+        ]
+    )
+    text = headline_compute(stats)
+    assert text.startswith("Target: random's median final best (0.8500); random gets there in")
+    assert "tpe+hyperband reaches random's median final best (0.8500) with 0.25x" in text
+    # A quarter of random's resamples draw its unreached seed twice: no median, ratio 0.
+    assert "(95% CI 0.00x-0.25x; median 5 s against 20 s per seed, 2/2 seeds get there)" in text
+    base, arm = summary_rows(stats)
+    assert base[3:6] == ["20 s [20 s, never]", "baseline", "1/2"]
+    assert arm[:6] == ["tpe+hyperband", "2", "4", "5 s [5 s, 5 s]", "0.25x [0.00x, 0.25x]", "2/2"]
+
+
+def test_the_headline_says_so_when_an_arm_does_not_reach_the_target() -> None:
+    stats = _stats(
+        [
+            _run("random", 0, [0.9], [10.0]),
+            _run("tpe", 0, [0.5], [1.0]),
+        ]
+    )
+    text = headline_compute(stats)
+    assert "tpe does not reach random's median final best (0.9000)" in text
+    assert "(0/1 seeds get there), so it shows no compute saving" in text
+    assert summary_rows(stats)[1][3:6] == [
+        "not reached [never, never]",
+        "never [never, never]",
+        "0/1",
+    ]

@@ -141,3 +141,106 @@ def test_layer_diagnostic_summaries() -> None:
     assert stats.grad_ratio([0.0, 1.0]) is None
     assert stats.mean_or_none([0.2, None, 0.4]) == pytest.approx(0.3)
     assert stats.mean_or_none([None]) is None
+
+
+# ---------------------------------------------------------------- compute to target
+
+
+def test_compute_to_target_counts_pruned_and_failed_seconds_and_censors_misses() -> None:
+    # Maximize, target 0.8. Seed a: trials 2 (pruned) and 3 (failed) have no value but
+    # their seconds count: 10 + 2 + 3 + 5 = 20 at trial 4. Seed b: 4 s, on its first
+    # trial. Seed c: never (0.7 is its best).
+    curves = [
+        stats.best_so_far([0.5, None, None, 0.8], "maximize"),
+        stats.best_so_far([0.9, 0.1], "maximize"),
+        stats.best_so_far([0.1, 0.7], "maximize"),
+    ]
+    costs = [[10.0, 2.0, 3.0, 5.0], [4.0, 9.0], [1.0, 1.0]]
+    result = stats.compute_to_target(curves, costs, 0.8, "maximize")
+    assert result.per_seed == (20.0, 4.0, None)
+    assert (result.reached, result.studies) == (2, 3)
+    assert result.fraction == pytest.approx(2 / 3)
+    # Sorted 4, 20, never: half the seeds (2 of 3) are there after 20 s.
+    assert result.median.estimate == 20.0
+    assert result.median.low <= 20.0 <= result.median.high
+
+
+def test_compute_to_target_ties_at_the_target_count_as_reached() -> None:
+    curves = [np.array([0.8]), np.array([0.7, 0.8])]
+    result = stats.compute_to_target(curves, [[3.0], [1.0, 2.0]], 0.8, "maximize")
+    assert result.per_seed == (3.0, 3.0)
+    assert (result.median.estimate, result.median.low, result.median.high) == (3.0, 3.0, 3.0)
+    minimize = stats.compute_to_target([np.array([2.0, 1.0])], [[1.0, 1.0]], 1.0, "minimize")
+    assert minimize.per_seed == (2.0,)
+
+
+def test_the_baseline_reaches_its_own_median_with_an_even_number_of_seeds() -> None:
+    # Finals 0.8 and 0.9: the target 0.85 is reached by one seed of two. The ordinary median
+    # of (7 s, never) would be "never"; half the seeds are there after 7 s.
+    curves = [np.array([0.8]), np.array([0.6, 0.9])]
+    target = float(np.median(stats.final_bests(curves)))
+    result = stats.compute_to_target(curves, [[5.0], [3.0, 4.0]], target, "maximize")
+    assert result.per_seed == (None, 7.0)
+    assert result.median.estimate == 7.0
+
+
+def test_an_arm_that_reaches_the_target_in_under_half_its_seeds_is_not_reached() -> None:
+    curves = [np.array([0.9]), np.array([0.1]), np.array([0.2])]
+    result = stats.compute_to_target(curves, [[1.0], [1.0], [1.0]], 0.8, "maximize")
+    assert result.per_seed == (1.0, None, None)
+    assert math.isinf(result.median.estimate)
+    # A resample's median is 1 s when two or three of its three draws are seed 0:
+    # probability 7/27 > 2.5%, so the interval's low end is 1 s and its high end never.
+    assert (result.median.low, result.median.high) == (1.0, math.inf)
+    assert stats.speedup(10.0, result.median.estimate) is None
+    nothing = stats.compute_to_target([np.array([0.1])], [[1.0]], math.nan, "maximize")
+    assert nothing.per_seed == (None,) and nothing.reached == 0
+
+
+def test_censored_median_is_the_lower_median_with_never_last() -> None:
+    assert stats.censored_median(np.array([3.0, 1.0, 2.0])) == 2.0
+    assert stats.censored_median(np.array([4.0, 1.0, 3.0, 2.0])) == 2.0
+    assert stats.censored_median(np.array([1.0, math.inf])) == 1.0
+    assert math.isinf(stats.censored_median(np.array([1.0, math.inf, math.inf])))
+    assert math.isnan(stats.censored_median(np.array([])))
+
+
+def test_compute_fraction_is_the_ratio_of_median_compute_with_a_bootstrap_ci() -> None:
+    ci = stats.compute_fraction_ci([2.0, 2.0], [8.0, 8.0])
+    assert (ci.estimate, ci.low, ci.high) == (0.25, 0.25, 0.25)
+    never = stats.compute_fraction_ci([None, None], [8.0, 8.0])
+    assert (never.estimate, never.low, never.high) == (math.inf, math.inf, math.inf)
+    only_arm = stats.compute_fraction_ci([2.0], [None])  # the baseline never gets there
+    assert only_arm.estimate == 0.0
+    spread = stats.compute_fraction_ci([1.0, 2.0, 3.0], [10.0, 10.0, 10.0])
+    assert spread.estimate == pytest.approx(0.2)
+    assert 0.1 <= spread.low <= 0.2 <= spread.high <= 0.3
+    assert math.isnan(stats.compute_fraction_ci([], [1.0]).estimate)
+
+
+def test_speedup_is_none_for_infinite_compute() -> None:
+    assert stats.speedup(8.0, 2.0) == 4.0
+    assert stats.speedup(math.inf, 2.0) is None
+    assert stats.speedup(8.0, math.inf) is None
+
+
+def test_step_curve_on_a_grid_holds_values_and_is_nan_outside_the_study() -> None:
+    grid = [0.0, 1.0, 2.0, 3.0, 5.0, 6.0, 7.0]
+    read = stats.step_on_grid([1.0, 3.0, 6.0], [0.5, 0.5, 0.9], grid)
+    assert same(read, [NAN, 0.5, 0.5, 0.5, 0.5, 0.9, NAN])
+    assert same(stats.step_on_grid([], [], [1.0]), [NAN])
+    assert same(stats.step_on_grid([1.0, 2.0], [NAN, 0.3], [1.5, 2.0]), [NAN, 0.3])
+
+
+def test_compute_band_puts_seeds_on_the_common_seconds_grid() -> None:
+    curves = [np.array([0.2, 0.6]), np.array([0.4, 0.8]), np.array([0.3])]
+    costs = [[1.0, 1.0], [2.0, 2.0], [3.0]]  # totals 2, 4, 3
+    grid = stats.compute_grid(costs, points=5)
+    assert grid.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    b = stats.compute_band(curves, costs, grid)
+    # At 1 s: seed 0 has 0.2; at 2 s: 0.6, 0.4; at 3 s: 0.4 (seed 0 has stopped), 0.3;
+    # at 4 s: 0.8 alone.
+    assert same(b.median, [NAN, 0.2, 0.5, 0.35, 0.8])
+    assert b.n.tolist() == [0, 1, 2, 2, 1]
+    assert same(b.q25, [NAN, 0.2, 0.45, 0.325, 0.8])
+    assert stats.compute_grid([[]], points=3).tolist() == [0.0, 0.0, 0.0]
