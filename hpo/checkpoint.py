@@ -45,6 +45,7 @@ from hpo.settings import CHECKPOINT_EVERY
 from hpo.train import Checkpoint, EpochResult, StopRequested
 
 log = logging.getLogger("hpo.checkpoint")
+_TEMP_PREFIX = ".trial-{number}-"  # a save in progress: written, then renamed into place
 FORMAT = 2  # layout of the file; files of another layout are ignored
 RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(EpochResult))
 
@@ -238,7 +239,7 @@ class CheckpointStore:
             "params": params,
             "rng": checkpoint.rng,  # dropout draws continue as in an unbroken run
         }
-        handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".trial-{number}-")
+        handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=_TEMP_PREFIX.format(number=number))
         try:
             with os.fdopen(handle, "wb") as file:
                 torch.save(state, file)
@@ -278,8 +279,12 @@ class CheckpointStore:
         return None
 
     def delete(self, *numbers: int) -> None:
+        """Remove the trials' checkpoints, and the half-written temporary files a worker
+        killed in the middle of a save left behind (it never got to remove them)."""
         for number in numbers:
             self.path(number).unlink(missing_ok=True)
+            for partial in self.folder.glob(f"{_TEMP_PREFIX.format(number=number)}*"):
+                partial.unlink(missing_ok=True)
 
 
 class TrialCheckpoints:

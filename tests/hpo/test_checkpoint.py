@@ -83,6 +83,17 @@ def test_similar_names_get_folders_of_their_own(tmp_path: Path) -> None:
     assert CheckpointStore(tmp_path, "a b").folder.name.startswith("a_b")  # still readable
 
 
+def test_deleting_a_trial_removes_what_a_killed_save_left_half_written(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, "s")
+    store.folder.mkdir(parents=True)
+    store.path(1).write_bytes(b"done")
+    # What a worker SIGKILLed between mkstemp and the rename leaves: ours, and another trial's.
+    (store.folder / ".trial-1-abc123").write_bytes(b"half")
+    (store.folder / ".trial-12-def456").write_bytes(b"half")
+    store.delete(1)
+    assert sorted(p.name for p in store.folder.iterdir()) == [".trial-12-def456"]
+
+
 def test_a_300_character_study_name_saves_and_loads(tmp_path: Path) -> None:
     name = "long " * 60
     spec = _spec(tmp_path, "short")  # only the data and params matter here
