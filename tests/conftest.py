@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy
 
+from tests.helpers import study_text
+
 if TYPE_CHECKING:  # annotations only
     import optuna
 
@@ -20,36 +22,12 @@ PG_ADMIN_URLS = (
     "postgresql+psycopg://root@127.0.0.1:5432/test",
 )
 
-# A study that trains in well under a second per trial on CPU.
-TINY_STUDY = """
-[study]
-name = "{name}"
-trials = {trials}
-
-[model]
-name = "mlp"
-
-[data]
-name = "{dataset}"
-max_train = 300
-
-[train]
-epochs = {epochs}
-
-[sampler]
-name = "{sampler}"
-seed = 0
-
-[pruner]
-name = "{pruner}"
-
-[space]
-depth = {{ low = 1, high = 2 }}
-width = {{ low = 8, high = 16 }}
-activation = {{ choices = ["relu", "tanh"] }}
-lr = {{ low = 1e-3, high = 1e-1, log = true }}
-batch_size = 64
-"""
+# The space of a study that trains in well under a second per trial on CPU.
+TINY_SPACE = """depth = { low = 1, high = 2 }
+width = { low = 8, high = 16 }
+activation = { choices = ["relu", "tanh"] }
+lr = { low = 1e-3, high = 1e-1, log = true }
+batch_size = 64"""
 
 
 def write_tiny_study(
@@ -66,8 +44,9 @@ def write_tiny_study(
     """Write a tiny study file into `folder` and return its path (also for fixtures of a
     wider scope than one test, which have no tmp_path)."""
     path = folder / f"{name}.toml"
-    text = TINY_STUDY.format(
-        name=name, trials=trials, epochs=epochs, dataset=dataset, sampler=sampler, pruner=pruner
+    data = f'name = "{dataset}"\nmax_train = 300'
+    text = study_text(
+        name, TINY_SPACE, trials=trials, epochs=epochs, data=data, sampler=sampler, pruner=pruner
     )
     path.write_text(text + extra)
     return path

@@ -40,9 +40,11 @@ def study_text(
     epochs: int = 1,
     data: str = 'name = "rings"\nmax_train = 200',
     train: str = "",
+    sampler: str = "random",
+    pruner: str = "none",
 ) -> str:
-    """A one-worker MLP study file (random sampler, no pruner) with the given [space]
-    lines: for tests that need a space the tiny study of conftest.py does not have."""
+    """An MLP study file with the given [space] lines (and [data], [train] lines): the
+    text behind conftest.write_tiny_study, and for tests that need another space."""
     return f"""
 [study]
 name = "{name}"
@@ -59,10 +61,11 @@ epochs = {epochs}
 {train}
 
 [sampler]
-name = "random"
+name = "{sampler}"
+seed = 0
 
 [pruner]
-name = "none"
+name = "{pruner}"
 
 [space]
 {space}

@@ -32,22 +32,28 @@ from tests.helpers import (
 PASSWORD = "pw-Zq8-secret"
 
 
-def test_two_workers_finish_exactly_the_budget(sqlite_url: str, create_study) -> None:
-    storage = open_storage(sqlite_url, heartbeat_interval=1)
-    study = create_study(storage, trials=12)
+def _run_workers_in_threads(storage: object, name: str, workers: int) -> list[object]:
+    """Run `workers` zero-cost workers of study `name` side by side; their reports."""
     reports = []
     threads = [
         threading.Thread(
             target=lambda i=i: reports.append(
-                run_worker(storage, study.study_name, worker_index=i, objective_factory=zero_cost())
+                run_worker(storage, name, worker_index=i, objective_factory=zero_cost())
             )
         )
-        for i in range(2)
+        for i in range(workers)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(WAIT_SECONDS)
+    return reports
+
+
+def test_two_workers_finish_exactly_the_budget(sqlite_url: str, create_study) -> None:
+    storage = open_storage(sqlite_url, heartbeat_interval=1)
+    study = create_study(storage, trials=12)
+    reports = _run_workers_in_threads(storage, study.study_name, 2)
     trials = study.get_trials()
     assert len(trials) == 12
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -62,19 +68,7 @@ def test_workers_run_a_budget_larger_than_the_queue_exactly(sqlite_url: str, cre
     storage = open_storage(sqlite_url, heartbeat_interval=1)
     study = create_study(storage, trials=budget)
     assert budget_of(study).unqueued == budget - QUEUE_DEPTH
-    reports = []
-    threads = [
-        threading.Thread(
-            target=lambda i=i: reports.append(
-                run_worker(storage, study.study_name, worker_index=i, objective_factory=zero_cost())
-            )
-        )
-        for i in range(2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT_SECONDS)
+    reports = _run_workers_in_threads(storage, study.study_name, 2)
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == list(range(budget))
     assert all(t.state == TrialState.COMPLETE for t in trials)
