@@ -15,6 +15,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 SPEC_ATTR = "hpo_spec"  # study user attr: the validated spec, as JSON-able dict
 BUDGET_ATTR = "hpo_trials"  # study user attr: the study-wide trial budget
+# Study user attr: when workers stop taking trials, in UTC epoch seconds (null: never). Set
+# from [study] timeout when the study is created, and again when a launch changes timeout.
+DEADLINE_ATTR = "hpo_deadline"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 

@@ -98,7 +98,7 @@ class StudySpec:
     trials: int = 30  # study-wide budget of finished trials
     metric: str = "val_accuracy"  # what the sampler optimizes, measured on validation data
     direction: str = "maximize"  # follows the metric unless given
-    timeout: float | None = None  # seconds after which workers stop taking new trials
+    timeout: float | None = None  # seconds from study creation to its shared trial deadline
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     sampler: SamplerSpec = field(default_factory=SamplerSpec)

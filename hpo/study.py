@@ -11,11 +11,17 @@ longer counts, so a retry never takes budget.
 Why a small queue rather than the whole budget up front: every claim (and the sampler,
 and the pruner) re-reads every unfinished trial of the study, so a study of N pre-queued
 trials costs O(N) per trial. A queue of QUEUE_DEPTH keeps that read bounded.
+
+`[study] timeout` is one deadline for the whole study, stored with it as absolute UTC epoch
+seconds (DEADLINE_ATTR) when the study is created, so every worker, wherever and whenever it
+starts, stops taking trials at the same moment. Relaunching the same file keeps the deadline;
+a launch whose timeout differs from the stored one sets a new deadline from now.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from typing import Any
 
@@ -23,7 +29,7 @@ import optuna
 
 from hpo import _optuna
 from hpo.errors import HpoError, SpecError, StudyConflictError
-from hpo.records import BUDGET_ATTR, SPEC_ATTR
+from hpo.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
 from hpo.spec import StudySpec, spec_from_dict
 from hpo.storage import mask_url, study_lock, with_retries
 
@@ -57,6 +63,7 @@ def open_study(
         )
         if existing is None:
             study.set_user_attr(SPEC_ATTR, spec.to_dict())
+        _set_deadline(study, spec, existing)
         if study.metric_names != [spec.metric]:  # the dashboard's label instead of Objective 0
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -65,6 +72,40 @@ def open_study(
             study.set_user_attr(BUDGET_ATTR, target)
         _fill_queue(study, storage, target)
     return study
+
+
+def _set_deadline(study: optuna.Study, spec: StudySpec, snapshot: dict[str, Any] | None) -> None:
+    """Store the study's deadline: at creation, and when a launch changes the timeout.
+
+    The caller holds the study lock. Relaunching with the stored timeout keeps the deadline,
+    so a resumed study gets no more time by being launched again. A different timeout (not
+    part of the spec's identity) is the user asking for a new deadline: it runs from now,
+    and the snapshot records the timeout so that the next relaunch keeps it. A study stored
+    before deadlines existed gets one from now too.
+    """
+    if snapshot is None:
+        changed = spec.timeout is not None
+    else:
+        timeout_changed = snapshot.get("timeout") != spec.timeout
+        missing = spec.timeout is not None and DEADLINE_ATTR not in study.user_attrs
+        changed = timeout_changed or missing
+        if timeout_changed:
+            study.set_user_attr(SPEC_ATTR, {**snapshot, "timeout": spec.timeout})
+    if changed:
+        study.set_user_attr(DEADLINE_ATTR, time.time() + spec.timeout if spec.timeout else None)
+
+
+def study_deadline(study: optuna.Study) -> float | None:
+    """The study's deadline in UTC epoch seconds; None if it has none.
+
+    Read from the storage each time, so a deadline a later launch moved is seen.
+    """
+    deadline = study.user_attrs.get(DEADLINE_ATTR)
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+        raise _corrupt(study.study_name, f"its deadline is {_kind(deadline)}, not a number")
+    return float(deadline)
 
 
 def top_up(study: optuna.Study, storage: optuna.storages.RDBStorage) -> int:

@@ -3,9 +3,10 @@
 A worker needs only a study name and a storage: the spec comes from the study. It only
 claims queued trials, and tops the queue up under the study lock when it finds it empty
 (see hpo.study), so the study-wide budget holds however many workers join. It ends when
-the whole budget has been queued and nothing is queued or running, when its deadline
-passes, or when asked to stop (SIGTERM / Ctrl-C: at the next epoch boundary, the trial
-re-queued).
+the whole budget has been queued and nothing is queued or running, when the study's
+deadline passes (one for all workers, stored with the study: a running trial finishes, no
+new one is taken, queued ones stay WAITING), or when asked to stop (SIGTERM / Ctrl-C: at
+the next epoch boundary, the trial re-queued).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from hpo.objective import Objective
 from hpo.samplers import build_pruner, build_sampler, worker_seed
 from hpo.settings import CHECKPOINT_EVERY
 from hpo.spec import StudySpec
-from hpo.study import load_spec_from_storage, top_up
+from hpo.study import load_spec_from_storage, study_deadline, top_up
 from hpo.train import DivergedError, StopRequested
 
 log = logging.getLogger("hpo.worker")
@@ -92,6 +93,11 @@ def run_worker(
             spec.pruner.name, max_epochs=spec.train.epochs, options=spec.pruner.options
         ),
     )
+    deadline = Deadline(study)
+    report = WorkerReport()
+    if deadline.passed():  # before loading any data: a latecomer has nothing to do
+        report.seconds = time.perf_counter() - started
+        return report
     if objective_factory is None:
         checkpoints = (
             CheckpointStore(artifacts, study_name, every_seconds=checkpoint_every)
@@ -101,9 +107,7 @@ def run_worker(
         objective = _training_objective(spec, device, data_dir, stop, checkpoints)
     else:
         objective = objective_factory(spec, stop)
-    deadline = started + spec.timeout if spec.timeout else float("inf")
-    report = WorkerReport()
-    while not stop.is_set() and time.perf_counter() < deadline:
+    while not stop.is_set() and not deadline.passed():
         trial = claim_trial(study, storage, offset=worker_index)
         if trial is None:
             if not _others_running(study):
@@ -120,6 +124,33 @@ def run_worker(
     report.seconds = time.perf_counter() - started
     report.stopped = stop.is_set()
     return report
+
+
+class Deadline:
+    """The study's deadline, read once and read again only when it seems to have passed.
+
+    Wall-clock (UTC epoch) time, so that workers on every host agree while their clocks do
+    (NTP). Checked before each claim, never per trial in the storage: the second read, once
+    the deadline seems past, sees a deadline that a later launch moved.
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        self.at = study_deadline(study)
+
+    def passed(self) -> bool:
+        """True, with a log line, once the deadline has passed (the worker then ends)."""
+        if self.at is None or time.time() < self.at:
+            return False
+        self.at = study_deadline(self.study)
+        if self.at is None or time.time() < self.at:
+            return False
+        log.info(
+            "study %r passed its deadline (%s UTC): taking no new trial",
+            self.study.study_name,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.at)),
+        )
+        return True
 
 
 def _training_objective(
