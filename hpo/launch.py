@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from hpo.devices import (
     gpu_memory_fraction,
     threads_per_worker,
 )
+from hpo.errors import HpoError
 from hpo.progress import StudyProgress, progress_of
 
 if TYPE_CHECKING:
@@ -242,6 +243,13 @@ def run_local_workers(
     if on_progress is not None:
         on_progress(progress_of(study))
     return [p.returncode for p in processes]
+
+
+def check_exit_codes(codes: Sequence[int]) -> None:
+    """One line naming the failed workers' exit codes, if any worker failed."""
+    failed = [code for code in codes if code]
+    if failed:
+        raise HpoError(f"{len(failed)} worker(s) exited with errors: {list(codes)}")
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -38,9 +38,9 @@ class LaunchOutcome:
 
     def raise_for_failures(self) -> None:
         """One line and a non-zero exit when workers failed or no trial completed."""
-        failed = [code for code in self.exit_codes if code]
-        if failed:
-            raise HpoError(f"{len(failed)} worker(s) exited with errors: {list(self.exit_codes)}")
+        from hpo.launch import check_exit_codes
+
+        check_exit_codes(self.exit_codes)
         if self.summary is not None and self.summary.best is None:
             raise HpoError(
                 f"study {self.name!r} ended with no completed trial (every trial failed or was "
@@ -107,7 +107,13 @@ def join_study(
     left. Several GPUs (or several workers per GPU) get a process each; otherwise the
     worker runs in this process, and a stop request ends it with exit 0."""
     from hpo.devices import parse_gpus, visible_gpus
-    from hpo.launch import default_worker_index, plan_workers, run_in_process, run_local_workers
+    from hpo.launch import (
+        check_exit_codes,
+        default_worker_index,
+        plan_workers,
+        run_in_process,
+        run_local_workers,
+    )
     from hpo.study import load_spec_from_storage
 
     selected = parse_gpus(gpus, visible_gpus())
@@ -122,8 +128,7 @@ def join_study(
         codes = run_local_workers(
             study, settings.storage_url, plans, data_dir=data_dir, extra_env=settings.worker_env()
         )
-        if any(codes):
-            raise HpoError(f"worker(s) exited with errors: {codes}")
+        check_exit_codes(codes)
         return
     device = f"cuda:{selected[0]}" if selected else "cpu"
     report = run_in_process(

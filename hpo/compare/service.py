@@ -56,7 +56,7 @@ def compare_file(
     # never needs.
     from hpo.compare.run import DEFAULT_ARMS, plan_comparison, run_comparison
     from hpo.devices import parse_gpus, visible_gpus
-    from hpo.launch import plan_workers
+    from hpo.launch import check_exit_codes, plan_workers
     from hpo.service import check_data
     from hpo.spec import load_spec
 
@@ -83,8 +83,7 @@ def compare_file(
         on_progress=ProgressPrinter(),
         extra_env=settings.worker_env(),
     )
-    if any(codes):
-        raise HpoError(f"{sum(1 for c in codes if c)} worker(s) exited with errors: {codes}")
+    check_exit_codes(codes)
     if not report:
         return None
     return report_group(settings, plan.group, out=out, storage=storage)
