@@ -106,13 +106,11 @@ def run_workers(
     Raises KeyboardInterrupt after a Ctrl-C / SIGTERM, once every worker has stopped.
     """
     if plans == [WorkerPlan(0, None)]:
+        show = (lambda: on_progress(progress_of(study))) if on_progress else None
+        if show is not None:
+            show()  # where the study stands before the first trial
         report = run_in_process(
-            storage,
-            study.study_name,
-            settings,
-            data_dir=data_dir,
-            on_trial_end=(lambda: on_progress(progress_of(study))) if on_progress else None,
-            first=(lambda: on_progress(progress_of(study))) if on_progress else None,
+            storage, study.study_name, settings, data_dir=data_dir, on_trial_end=show
         )
         if report.stopped:
             raise KeyboardInterrupt
@@ -136,7 +134,6 @@ def run_in_process(
     worker_index: int = 0,
     data_dir: str | None = None,
     on_trial_end: Callable[[], None] | None = None,
-    first: Callable[[], None] | None = None,
 ) -> WorkerReport:
     """Run one worker in this process until nothing is left or it is asked to stop.
 
@@ -151,8 +148,6 @@ def run_in_process(
     apply_worker_limits(device)
     stop = threading.Event()
     with stop_on_signals(stop), stop_when_launcher_dies(stop):
-        if first is not None:
-            first()
         return run_worker(
             storage,
             study_name,
