@@ -20,7 +20,9 @@ from hpo.records import diag_attr
 from hpo.train import loss_and_correct
 from models import layer_stats
 
-DIAG_BATCH = 256  # samples in the diagnostic batch: enough for stable std, still one batch
+# Samples in the diagnostic batch: about one training step's worth, so the two calls of a
+# trial cost a few steps; a conv layer's std still pools thousands of values.
+DIAG_BATCH = 64
 DIAG_DIGITS = 4  # significant digits kept: the attrs stay short in storage and dashboard
 PHASES = ("init", "final")
 STATS = ("act_std", "grad_norm", "dead_fraction")

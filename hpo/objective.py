@@ -74,7 +74,7 @@ class Objective:
         attrs["n_params"] = sum(p.numel() for p in model.parameters())
         attrs["device"] = _device_name(self.device)
         attrs["host"] = HOST
-        record_layer_stats(attrs, "init", model, diagnostic_batch(self.data))
+        self._diagnose(attrs, "init", model)
         config = TrainConfig(epochs=self.spec.train.epochs, seed=seed, **train_params)
         timer = DeviceTimer(self.device)
         started = time.perf_counter()
@@ -84,7 +84,7 @@ class Objective:
             if trial.should_prune():
                 # Seconds-to-target comparisons count pruned trials' training too.
                 attrs.update(_progress(result.epoch, time.perf_counter() - started, timer))
-                record_layer_stats(attrs, "final", model, diagnostic_batch(self.data))
+                self._diagnose(attrs, "final", model)
                 raise optuna.TrialPruned(f"pruned after epoch {result.epoch}")
 
         with trial_checkpoints(
@@ -109,12 +109,16 @@ class Objective:
         if result.stopped_early_at is not None:  # patience ended it: a COMPLETE trial
             attrs["stopped_early_at"] = result.stopped_early_at
         attrs["samples_per_s"] = round(result.samples_per_second, 1)
-        record_layer_stats(attrs, "final", model, diagnostic_batch(self.data))
+        self._diagnose(attrs, "final", model)
         _, attrs["test_accuracy"] = evaluate(model, self.data.test)
         # The last epoch's value, also after an early stop: it is the model the trial ends
         # with (test_accuracy above measures it), and picking the best epoch on the
         # validation data would flatter the trial to the sampler.
         return self.metric_of(result.final)
+
+    def _diagnose(self, attrs: dict[str, Any], phase: str, model: torch.nn.Module) -> None:
+        if self.spec.train.diagnostics:
+            record_layer_stats(attrs, phase, model, diagnostic_batch(self.data))
 
     def metric_of(self, result: EpochResult) -> float:
         return result.val_accuracy if self.spec.metric == "val_accuracy" else result.val_loss

@@ -76,6 +76,7 @@ class TrainSpec:
     epochs: int = 10  # epochs per trial; also the pruner's step budget
     max_memory_mb: float | None = None  # a trial estimated above fails; None: device share
     force_augment: bool = False  # allow space.augment = crop_flip on digits / mnist anyway
+    diagnostics: bool = True  # layer stats on one small batch before and after; off: leanest
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "study": frozenset({"name", "metric", "direction", "trials", "timeout"}),
     "model": frozenset({"name"}),
     "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}),
-    "train": frozenset({"epochs", "max_memory_mb", "force_augment"}),
+    "train": frozenset({"epochs", "max_memory_mb", "force_augment", "diagnostics"}),
     "sampler": frozenset({"name", "seed", "options"}),
     "pruner": frozenset({"name", "options"}),
 }
@@ -326,8 +327,9 @@ def _parse_train(table: Mapping[str, Any], err: _Reporter) -> TrainSpec:
     limit = spec.max_memory_mb
     if limit is not None and not (_is_number(limit) and limit > 0):
         raise err("train.max_memory_mb", f"{limit!r} must be a number of megabytes > 0")
-    if not isinstance(spec.force_augment, bool):
-        raise err("train.force_augment", f"{spec.force_augment!r} must be true or false")
+    for key in ("force_augment", "diagnostics"):
+        if not isinstance(getattr(spec, key), bool):
+            raise err(f"train.{key}", f"{getattr(spec, key)!r} must be true or false")
     return spec
 
 

@@ -78,8 +78,12 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 MEASURED = {"epochs", "train_seconds", "train_device_seconds"}
 
 
-def run_one(write_study, pruner: optuna.pruners.BasePruner) -> tuple[FrozenTrial, Counter[str]]:
-    spec = load_spec(write_study("one", trials=1, epochs=2))
+def run_one(
+    write_study, pruner: optuna.pruners.BasePruner, *, train_extra: str = ""
+) -> tuple[FrozenTrial, Counter[str]]:
+    path = write_study("one", trials=1, epochs=2)
+    path.write_text(path.read_text().replace("[train]\n", f"[train]\n{train_extra}"))
+    spec = load_spec(path)
     storage = CountingStorage()
     study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
     study.optimize(Objective(spec, load_dataset("rings", max_train=300)), n_trials=1)
@@ -95,6 +99,13 @@ def test_completed_trial_writes_each_attr_once(write_study) -> None:
     assert "peak_gpu_mb" not in attrs  # a CPU trial
     assert {diag_attr(p, s) for p in PHASES for s in STATS} <= attrs.keys()
     assert set(writes) == set(attrs) and set(writes.values()) == {1}
+
+
+def test_diagnostics_off_records_everything_but_the_layer_stats(write_study) -> None:
+    trial, _ = run_one(write_study, optuna.pruners.NopPruner(), train_extra="diagnostics = false\n")
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs.keys() >= MEASURED | {"samples_per_s", "test_accuracy", "n_params"}
+    assert not [key for key in trial.user_attrs if key.startswith("diag_")]
 
 
 def test_pruned_trial_records_what_it_cost(write_study) -> None:

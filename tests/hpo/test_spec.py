@@ -210,6 +210,7 @@ BAD_SPECS = {
     ),
     "unknown augment": (CNN + '[space]\naugment = "mixup"\n', "augment must be one of: crop_flip"),
     "force_augment not a bool": (MINIMAL + '[train]\nforce_augment = "yes"\n', "true or false"),
+    "diagnostics not a bool": (MINIMAL + "[train]\ndiagnostics = 1\n", "train.diagnostics"),
     "kernel 4": (
         CNN + "[space]\nkernel = 4\n",
         "space.kernel: value 4 is not allowed; kernel must be one of: 3, 5",
