@@ -2,17 +2,20 @@
 
 Optuna offers no public way to get a study's storage or id, a trial's id, to wrap the
 private RDBStorage methods its per-process cache calls, to list studies whose attrs do
-not parse, to count a study's trials without reading them all, or to write several attrs
-of a trial in one transaction. hpo needs each of these; every other module goes through
-the functions here, and `tests/hpo/test_optuna_internals.py` checks that each name still
-exists in the installed Optuna, so an upgrade that removes one fails a test instead of
-breaking a worker silently.
+not parse, to count a study's trials without reading them all, to write several attrs
+of a trial or queue several trials in one transaction, or to serve its gRPC storage
+service on a server of one's own (beside hpo's calls, on a port it chose). hpo needs
+each of these; every other module goes through the functions here, and
+`tests/hpo/test_optuna_internals.py` checks that each name still exists in the installed
+Optuna, so an upgrade that removes one fails a test instead of breaking a worker
+silently.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import optuna
@@ -41,19 +44,31 @@ INSTANCE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
 }
 
 # Private names of optuna.storages._rdb (module attributes and RDBStorage methods) that
-# count a study's trials in SQL and write a trial's attrs in one session.
+# count a study's trials in SQL, and queue, claim or write a trial's attrs in one session.
 RDB_MODULE_NAMES: dict[str, tuple[str, ...]] = {
     "optuna.storages._rdb.storage": ("_create_scoped_session",),
     "optuna.storages._rdb.models": (
+        "StudyModel",
+        "TrialHeartbeatModel",
         "TrialModel",
         "TrialSystemAttributeModel",
         "TrialUserAttributeModel",
     ),
 }
 # Private RDBStorage methods called inside a session of hpo's (never retried on their own).
-RDB_SESSION_METHODS: tuple[str, ...] = ("_set_trial_attr_without_commit",)
+RDB_SESSION_METHODS: tuple[str, ...] = (
+    "_set_trial_attr_without_commit",
+    "_get_prepared_new_trial",
+)
 # Optuna's per-process cache (optuna.storages._CachedStorage) keeps the RDBStorage here.
 CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = ("_backend",)
+# What run_grpc_proxy_server puts on its server (hpo.proxy adds its own calls beside them,
+# and learns the port it bound), and Optuna's own wrapper for a served storage.
+PROXY_MODULE_NAMES: dict[str, tuple[str, ...]] = {
+    "optuna.storages._grpc.servicer": ("OptunaStorageProxyService",),
+    "optuna.storages._grpc.auto_generated.api_pb2_grpc": ("add_StorageServiceServicer_to_server",),
+    "optuna.storages": ("get_storage",),
+}
 
 
 def study_storage(study: optuna.Study) -> BaseStorage:
@@ -139,27 +154,104 @@ def write_user_attrs(
 
     if not attrs:
         return
-    model = models.TrialUserAttributeModel
     with _create_scoped_session(storage.scoped_session) as session:
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
         storage.check_trial_is_updatable(trial_id, trial.state)
-        rows = [
-            {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
-        ]
-        dialect = storage.engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            insert = _dialect_insert(dialect)(model).values(rows)
-            session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[model.trial_id, model.key],
-                    set_={"value_json": insert.excluded.value_json},
-                )
+        _upsert_user_attrs(storage, session, trial_id, attrs)
+
+
+def claim_waiting_trial(
+    storage: optuna.storages.RDBStorage,
+    trial_id: int,
+    attrs: Mapping[str, Any],
+    *,
+    heartbeat: bool,
+) -> bool:
+    """Move a WAITING trial to RUNNING with its first heartbeat and `attrs`, in one transaction.
+
+    What set_trial_state_values, record_heartbeat and set_trial_user_attr do in three
+    commits. The heartbeat lands with the claim, so a worker killed right after it still
+    leaves a trial that goes stale. False if another worker claimed the trial first;
+    UpdateFinishedTrialError if it has finished meanwhile, as set_trial_state_values does.
+    """
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+        storage.check_trial_is_updatable(trial_id, trial.state)
+        if trial.state != TrialState.WAITING:
+            return False
+        trial.state = TrialState.RUNNING
+        trial.datetime_start = datetime.now()
+        if heartbeat:
+            _upsert_heartbeat(storage, session, trial_id)
+        _upsert_user_attrs(storage, session, trial_id, attrs)
+    return True
+
+
+def _upsert_user_attrs(
+    storage: optuna.storages.RDBStorage, session: Any, trial_id: int, attrs: Mapping[str, Any]
+) -> None:
+    from optuna.storages._rdb import models
+
+    if not attrs:
+        return
+    model = models.TrialUserAttributeModel
+    rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+    dialect = storage.engine.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = _dialect_insert(dialect)(model).values(rows)
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[model.trial_id, model.key],
+                set_={"value_json": insert.excluded.value_json},
             )
-            return
-        for row in rows:  # MySQL and others: Optuna's own upsert, one attr at a time
-            storage._set_trial_attr_without_commit(
-                session, model, trial_id, row["key"], attrs[row["key"]]
+        )
+        return
+    for row in rows:  # MySQL and others: Optuna's own upsert, one attr at a time
+        storage._set_trial_attr_without_commit(
+            session, model, trial_id, row["key"], attrs[row["key"]]
+        )
+
+
+def _upsert_heartbeat(storage: optuna.storages.RDBStorage, session: Any, trial_id: int) -> None:
+    """The trial's heartbeat row at the database's clock, as record_heartbeat writes it."""
+    from optuna.storages._rdb import models
+
+    model = models.TrialHeartbeatModel
+    dialect = storage.engine.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = _dialect_insert(dialect)(model).values(trial_id=trial_id)
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[model.trial_id], set_={"heartbeat": sqlalchemy.func.now()}
             )
+        )
+        return
+    row = model.where_trial_id(trial_id, session, True)
+    if row is None:
+        session.add(model(trial_id=trial_id))
+    else:
+        row.heartbeat = session.execute(sqlalchemy.func.now()).scalar()
+
+
+def create_waiting_trials(storage: optuna.storages.RDBStorage, study_id: int, count: int) -> None:
+    """Queue `count` empty WAITING trials of a study in one transaction.
+
+    Study.add_trial commits each trial on its own; this takes the same study row lock that
+    Optuna takes to number a new trial, then prepares every trial in one session.
+    """
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    if count <= 0:
+        return
+    template = optuna.trial.create_trial(state=TrialState.WAITING)
+    with _create_scoped_session(storage.scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        for _ in range(count):
+            storage._get_prepared_new_trial(study_id, template, session)
 
 
 def _dialect_insert(dialect: str) -> Any:
@@ -187,3 +279,17 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     else:
         write_user_attrs(storage, trial_id(trial), attrs)
     trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def cached_storage(storage: BaseStorage) -> BaseStorage:
+    """The storage wrapped in Optuna's per-process trial cache (RDBStorage only), as
+    run_grpc_proxy_server's documentation asks of a served storage."""
+    return optuna.storages.get_storage(storage)
+
+
+def add_storage_service(server: Any, storage: BaseStorage) -> None:
+    """Serve Optuna's gRPC storage service for `storage` on `server` (a grpc.Server)."""
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)

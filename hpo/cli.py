@@ -393,6 +393,65 @@ def report(settings: Settings, group: str, out: str | None, no_dashboard: bool) 
     report_group(settings, group, out=out, publish=not no_dashboard)
 
 
+# ---------------------------------------------------------------- the lectures' claims (issue 11)
+
+
+@cli.command()
+@click.option(
+    "--seeds", type=AtLeast(1), default=3, show_default=True, help="Runs (seeds) per variant."
+)
+@click.option(
+    "--size",
+    type=click.Choice(["full", "quick"]),
+    default="full",
+    show_default=True,
+    help="quick: 2 epochs on small grids, seconds in all, for smoke tests; its verdicts "
+    "mean little. Its studies are claims-quick-NAME.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Folder for the report files [default: reports/claims, reports/claims-quick].",
+)
+@click.option("--no-report", is_flag=True, help="Only train the runs; build the report later.")
+@click.option(
+    "--report-only", is_flag=True, help="Train nothing: rebuild the report from the storage."
+)
+@click.option(
+    "--no-dashboard",
+    is_flag=True,
+    help="Write the files only; leave notes, plots and artifacts as they are.",
+)
+@pass_settings
+def claims(
+    settings: Settings,
+    seeds: int,
+    size: str,
+    out: str | None,
+    no_report: bool,
+    report_only: bool,
+    no_dashboard: bool,
+) -> None:
+    """Reproduce the lectures' claims from real training runs, and judge each one.
+
+    BatchNorm on the rings network (curves, decision boundary), vanishing gradients,
+    initialisation, BatchNorm and the learning rate, dropout. One study per claim
+    (claims-NAME), one trial per run; the report says, from the numbers, where the data
+    agree with each claim and where not. Resumable: finished runs are skipped.
+    """
+    from hpo.claims import claims_command
+
+    claims_command(
+        settings,
+        seeds=seeds,
+        size=size,
+        out=out,
+        report=not no_report,
+        report_only=report_only,
+        publish=not no_dashboard,
+    )
+
+
 @cli.command()
 @click.option(
     "--host",
@@ -417,6 +476,50 @@ def dashboard(settings: Settings, host: str, port: int) -> None:
         f"artifacts in {settings.artifacts}"
     )
     serve(settings.open(), host=host, port=port, artifact_dir=settings.artifacts)
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; 0.0.0.0 serves workers on other machines (keep it off the internet: "
+    "the proxy has no authentication).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=13000,
+    show_default=True,
+    help="Port to listen on (0: any free port; the line printed at start names it).",
+)
+@click.option(
+    "--threads",
+    type=AtLeast(1),
+    default=8,
+    show_default=True,
+    help="Calls served at once; the proxy holds one database connection per thread, plus one.",
+)
+@pass_settings
+def proxy(settings: Settings, host: str, port: int, threads: int) -> None:
+    """Serve Optuna's gRPC storage proxy in front of --storage, for large fleets.
+
+    Workers pass --storage grpc://HOST:PORT and open no database connection of their own.
+    Stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from hpo.proxy import serve_proxy
+
+    serve_proxy(
+        settings.storage_url,
+        host=host,
+        port=port,
+        threads=threads,
+        heartbeat_interval=settings.heartbeat_interval,
+        on_ready=lambda url: click.echo(
+            f"storage proxy for {settings.shown} on {url}; workers use --storage {url}"
+            + (" (with this machine's address)" if host in ("0.0.0.0", "::") else ""),
+        ),
+    )
 
 
 def main() -> None:

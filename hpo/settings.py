@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: importing the storage would load Optuna at start-up
+    from hpo.proxy import ProxyStorage
     from hpo.storage import ResilientRDBStorage
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"  # the embedded default, in the working directory
@@ -27,8 +28,8 @@ class Settings:
     artifacts: str  # epoch checkpoints and report files; optuna-dashboard serves it
     checkpoint_every: float  # seconds of training between a trial's checkpoint writes
 
-    def open(self) -> ResilientRDBStorage:
-        """Connect to the storage (one line and exit 2 if that fails)."""
+    def open(self) -> ResilientRDBStorage | ProxyStorage:
+        """Connect to the storage, or to a storage proxy (one line and exit 2 if that fails)."""
         import optuna
 
         from hpo.storage import open_storage

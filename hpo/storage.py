@@ -1,4 +1,4 @@
-"""Storage URL -> Optuna RDBStorage, tuned per backend; passwords never printed.
+"""Storage URL -> Optuna storage, tuned per backend; passwords never printed.
 
 SQLite (the embedded default) is set up so that several local worker processes can share
 one file without "database is locked": WAL journal, a long busy timeout, and every
@@ -8,6 +8,7 @@ connections a process) so that connections broken by a database restart are repl
 instead of failing a trial, and every storage call is retried with backoff while the
 database is away (ResilientRDBStorage), so a restart delays a study instead of failing its
 trials; a server that is full or starting up is waited for at the first connection too.
+A `grpc://` URL opens a client of `hpo proxy` instead (hpo.proxy).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
-from hpo._optuna import RDB_PRIVATE_METHODS, write_user_attrs
+from hpo._optuna import RDB_PRIVATE_METHODS, claim_waiting_trial, write_user_attrs
 from hpo.errors import StorageError
 from hpo.settings import ARTIFACTS_FOLDER, HEARTBEAT_INTERVAL
 
@@ -52,10 +53,19 @@ CREATE_ATTEMPTS = 5  # tries at connecting while other processes create the tabl
 # How long a storage call keeps retrying while the database is unreachable (a restart, a
 # failover) before the worker gives up with one line; env HPO_DB_RETRY_SECONDS overrides.
 DB_RETRY_SECONDS = 300.0
+PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.proxy)
 SCHEMA_LOCK_KEY = zlib.crc32(b"hpo:schema")  # advisory lock around Optuna's table creation
+
+if TYPE_CHECKING:  # annotations only: hpo.proxy loads grpc
+    from hpo.proxy import ProxyStorage
 
 log = logging.getLogger("hpo.storage")
 _T = TypeVar("_T")
+
+
+def is_proxy_url(url: str) -> bool:
+    """Whether `url` names a storage proxy (`grpc://HOST:PORT`) rather than a database."""
+    return url.strip().lower().startswith(f"{PROXY_SCHEME}://")
 
 
 def default_artifacts_dir(storage_url: str) -> Path:
@@ -87,15 +97,15 @@ def normalize_url(url: str) -> str:
     parsed = _parse_url(url)
     if parsed is None:
         raise StorageError(
-            f"malformed storage URL {mask_url(url)!r}; expected e.g. sqlite:///hpo.db "
-            "or postgresql://user@host:5432/dbname"
+            f"malformed storage URL {mask_url(url)!r}; expected e.g. sqlite:///hpo.db, "
+            "postgresql://user@host:5432/dbname or grpc://host:13000 (hpo proxy)"
         )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise StorageError(
             f"unsupported storage {parsed.get_backend_name()!r} in {mask_url(url)!r}; "
-            "use sqlite:///FILE or postgresql://user@host/dbname"
+            "use sqlite:///FILE, postgresql://user@host/dbname or grpc://host:port (hpo proxy)"
         )
     return parsed.render_as_string(hide_password=False)
 
@@ -142,7 +152,7 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _delays(seconds: float) -> Iterator[float]:
+def backoff_delays(seconds: float) -> Iterator[float]:
     """Backoff delays between retries (0.25 s, doubling up to 8 s) for `seconds` in all."""
     deadline = time.monotonic() + seconds
     delay = 0.25
@@ -154,7 +164,7 @@ def _delays(seconds: float) -> Iterator[float]:
 def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
     @functools.wraps(method)
     def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> _T:
-        delays = _delays(self.retry_seconds)
+        delays = backoff_delays(self.retry_seconds)
         attempt = 0
         while True:
             try:
@@ -214,6 +224,16 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         retry after a lost answer writes the same)."""
         write_user_attrs(self, trial_id, attrs)
 
+    def claim_waiting_trial(self, trial_id: int, attrs: dict[str, Any]) -> bool:
+        """WAITING -> RUNNING with the trial's first heartbeat and `attrs`, one transaction.
+
+        After a lost answer the retry finds the trial RUNNING and reports False, as a
+        retried set_trial_state_values does: the claim's own heartbeat then lets the trial
+        go stale and be re-queued, so nothing is lost.
+        """
+        heartbeat = self.get_heartbeat_interval() is not None
+        return claim_waiting_trial(self, trial_id, attrs, heartbeat=heartbeat)
+
 
 for _name in (
     "create_new_study",
@@ -249,9 +269,8 @@ for _name in (
         _retrying(getattr(optuna.storages.RDBStorage, _name), _name),
     )
 
-ResilientRDBStorage.set_trial_user_attrs = _retrying(  # type: ignore[method-assign]
-    ResilientRDBStorage.set_trial_user_attrs, "set_trial_user_attrs"
-)
+for _name in ("set_trial_user_attrs", "claim_waiting_trial"):  # hpo's own, one transaction each
+    setattr(ResilientRDBStorage, _name, _retrying(getattr(ResilientRDBStorage, _name), _name))
 
 
 def with_retries(storage: optuna.storages.RDBStorage, name: str, function: Callable[[], _T]) -> _T:
@@ -294,15 +313,26 @@ def open_storage(
     *,
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
     grace_period: int | None = None,
-) -> ResilientRDBStorage:
+    pool_size: int | None = None,
+) -> ResilientRDBStorage | ProxyStorage:
     """Connect (creating tables if needed); StorageError with one line if that fails.
 
     A trial whose worker stops sending heartbeats for `grace_period` seconds (default:
     twice the interval) is failed by the next worker that looks, and re-queued. A server
     that answers "too many connections" (or "starting up") is waited for, like every later
     call, for HPO_DB_RETRY_SECONDS; any other failure to connect is reported at once. A
-    process holds at most HPO_DB_POOL_SIZE connections to PostgreSQL (default 2).
+    process holds at most HPO_DB_POOL_SIZE connections to PostgreSQL (default 2; `pool_size`
+    raises it for the one process that serves many, `hpo proxy`).
+
+    `grpc://HOST:PORT` is a storage proxy (`hpo proxy`, see hpo.proxy): no database
+    connection of this process's own; it must answer within a few seconds.
     """
+    if is_proxy_url(url):
+        from hpo.proxy import open_proxy
+
+        return open_proxy(
+            url, heartbeat_interval=heartbeat_interval, retry_seconds=_retry_seconds()
+        )
     url = normalize_url(url)
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -313,13 +343,14 @@ def open_storage(
         engine_kwargs = {
             "pool_pre_ping": True,  # replace connections a database restart broke
             # One connection stays open; the heartbeat thread's (or the study lock's) second
-            # one is opened when both are busy and closed after, sparing a full server.
-            "pool_size": 1,
-            "max_overflow": _pool_size() - 1,
+            # one is opened when both are busy and closed after, sparing a full server. A
+            # proxy keeps all of its `pool_size` open: it is busy all the time.
+            "pool_size": pool_size or 1,
+            "max_overflow": max(_pool_size(), pool_size or 0) - (pool_size or 1),
             "connect_args": _postgres_connect_args(parsed),
         }
     retry_seconds = _retry_seconds()
-    delays = _delays(retry_seconds)
+    delays = backoff_delays(retry_seconds)
     races = waited = 0
     while True:
         try:

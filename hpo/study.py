@@ -12,6 +12,9 @@ Why a small queue rather than the whole budget up front: every claim (and the sa
 and the pruner) re-reads every unfinished trial of the study, so a study of N pre-queued
 trials costs O(N) per trial. A queue of QUEUE_DEPTH keeps that read bounded.
 
+Behind a storage proxy (`hpo proxy`, grpc://) a process has no SQL session of its own:
+creating the study and every top-up then run on the proxy, under the same lock.
+
 `[study] timeout` is one deadline for the whole study, stored with it as absolute UTC epoch
 seconds (DEADLINE_ATTR) when the study is created, so every worker, wherever and whenever it
 starts, stops taking trials at the same moment. Relaunching the same file keeps the deadline;
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -31,7 +34,10 @@ from hpo import _optuna
 from hpo.errors import HpoError, SpecError, StudyConflictError
 from hpo.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
 from hpo.spec import StudySpec, spec_from_dict
-from hpo.storage import mask_url, study_lock, with_retries
+from hpo.storage import is_proxy_url, mask_url, study_lock, with_retries
+
+if TYPE_CHECKING:  # annotations only: hpo.proxy loads grpc
+    from hpo.proxy import ProxyStorage
 
 # Most WAITING trials a top-up leaves queued. A study of at most this many trials is queued
 # whole at creation, as before the queue rolled. Deep enough that eight workers rarely find
@@ -51,6 +57,10 @@ def open_study(
     target = trials if trials is not None else spec.trials
     if target < 1:
         raise HpoError(f"--trials must be >= 1, got {target}")
+    proxy = _proxy(storage)
+    if proxy is not None:  # no SQL session here: the proxy does all this under its lock
+        proxy.open_study(spec.to_dict(), target)
+        return optuna.load_study(study_name=spec.name, storage=storage)
     with study_lock(storage, spec.name):
         existing = _stored_snapshot(storage, spec.name)
         if existing is not None:
@@ -112,8 +122,12 @@ def top_up(study: optuna.Study, storage: optuna.storages.RDBStorage) -> int:
     """Queue trials up to QUEUE_DEPTH waiting, never past the budget; how many are waiting.
 
     Under the study lock, so the count and the enqueues of two workers never interleave;
-    a database restart meanwhile is waited out (and the count taken again).
+    a database restart meanwhile is waited out (and the count taken again). Behind a storage
+    proxy, the proxy does the same on its side of the wire.
     """
+    proxy = _proxy(storage)
+    if proxy is not None:
+        return proxy.top_up(study.study_name)
 
     def locked() -> int:
         with study_lock(storage, study.study_name):
@@ -123,16 +137,24 @@ def top_up(study: optuna.Study, storage: optuna.storages.RDBStorage) -> int:
     return with_retries(storage, "top_up", locked)
 
 
+def _proxy(storage: object) -> ProxyStorage | None:
+    """The storage if it is a client of `hpo proxy` (which queues trials on its side).
+
+    Told by its URL, so that a process on a database never imports grpc.
+    """
+    return storage if is_proxy_url(getattr(storage, "url", "")) else None  # type: ignore[return-value]
+
+
 def _fill_queue(study: optuna.Study, storage: optuna.storages.RDBStorage, target: int) -> int:
     """Enqueue up to QUEUE_DEPTH waiting trials within `target`; how many wait after.
 
     The caller holds the study lock. Trials are queued without Optuna's empty fixed_params
-    attr (add_trial, not enqueue_trial): one row less to write and to read back per claim.
+    attr (as add_trial does, not enqueue_trial): one row less to write and to read back per
+    claim; and all in one transaction, not one each.
     """
     used, waiting = _optuna.queue_counts(storage, _optuna.study_id(study))
     missing = min(QUEUE_DEPTH - waiting, target - used)
-    for _ in range(missing):
-        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING))
+    _optuna.create_waiting_trials(storage, _optuna.study_id(study), missing)
     return waiting + max(0, missing)
 
 

@@ -14,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
-import platform
 import threading
 import time
 import traceback
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +30,9 @@ from hpo._optuna import study_id, study_storage, trial_id
 from hpo.checkpoint import CheckpointStore
 from hpo.data import Dataset, load_dataset
 from hpo.errors import StorageError, TrialTooLarge
+from hpo.heartbeats import heartbeats_for
 from hpo.objective import Objective
+from hpo.records import WORKER_ATTR, worker_name
 from hpo.samplers import build_pruner, build_sampler, worker_seed
 from hpo.settings import CHECKPOINT_EVERY
 from hpo.spec import StudySpec
@@ -212,17 +211,32 @@ def _claim_queued(
     for queued in queue[start:] + queue[:start]:
         queued_id = trial_id(queued)
         try:
-            # Beat before claiming: Optuna never finds a RUNNING trial stale if it has no
-            # heartbeat at all, so a worker killed between the claim and its first beat would
-            # leave the trial RUNNING forever. This beat, a moment before the claim, is also
-            # the claimed trial's first: the heartbeat thread's next one comes within an
-            # interval, well inside the grace period. Beating a queued trial is harmless.
-            storage.record_heartbeat(queued_id)
-            if cached.set_trial_state_values(queued_id, state=TrialState.RUNNING):
+            if _claim(storage, cached, queued_id):
                 return optuna.Trial(study, queued_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
+
+
+def _claim(
+    storage: optuna.storages.BaseStorage, cached: optuna.storages.BaseStorage, queued_id: int
+) -> bool:
+    """Move a queued trial to RUNNING with its first heartbeat and this worker's name.
+
+    hpo's database storage does it in one transaction. Elsewhere (the proxy) it takes three
+    calls, the beat first: a worker killed between the claim and its first beat must still
+    leave a trial that goes stale.
+    """
+    attrs = {WORKER_ATTR: worker_name()}
+    claim = getattr(storage, "claim_waiting_trial", None)
+    if claim is not None:
+        return claim(queued_id, attrs)
+    heartbeats_for(storage).before_claim(queued_id)
+    if not cached.set_trial_state_values(queued_id, state=TrialState.RUNNING):
+        return False
+    for key, value in attrs.items():
+        cached.set_trial_user_attr(queued_id, key, value)
+    return True
 
 
 def run_trial(
@@ -237,8 +251,6 @@ def run_trial(
     """
     with heartbeat(storage, trial_id(trial)):
         try:
-            # Which process ran it: with the host, enough to find its log or kill it.
-            trial.set_user_attr("worker", f"{platform.node()}:{os.getpid()}")
             return _run_and_tell(study, trial, objective)
         except optuna.exceptions.UpdateFinishedTrialError:
             # Our heartbeats stopped reaching the database for longer than the grace period
@@ -304,9 +316,9 @@ def _others_running(study: optuna.Study) -> bool:
 
 
 def _fail_stale_trials(study: optuna.Study) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    # The study's own storage: behind a proxy, the same object whose heartbeats remember
+    # what this worker saw at its last poll.
+    heartbeats_for(study_storage(study)).fail_stale(study)
 
 
 def _free_device_memory() -> None:
@@ -315,16 +327,12 @@ def _free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _beat_once(storage: optuna.storages.RDBStorage, trial_id: int) -> None:
-    """One heartbeat; no retry loop of its own (the heartbeat thread simply beats again)."""
-    once = getattr(storage, "record_heartbeat_once", storage.record_heartbeat)
-    once(trial_id)
-
-
 @contextlib.contextmanager
-def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> Iterator[None]:
-    """Record the trial's heartbeat every interval while the body runs."""
-    interval = storage.get_heartbeat_interval()
+def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while the body runs (hpo.heartbeats: the
+    kind the storage supports)."""
+    beats = heartbeats_for(storage)
+    interval = beats.interval
     if interval is None:
         yield
         return
@@ -333,7 +341,7 @@ def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> Iterator[No
     def beat() -> None:
         while not done.wait(interval):
             try:
-                _beat_once(storage, trial_id)
+                beats.beat(trial_id)
             except Exception as exc:  # a database restart: the next beat tries again
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 log.warning("heartbeat of trial %d failed (%s); retrying", trial_id, reason)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:  # annotations only
     import optuna
+    import sqlalchemy
 
     from hpo.spec import StudySpec
 
@@ -198,6 +201,107 @@ class HpoProcesses:
                     stream.close()
 
 
+def start_proxy(
+    processes: HpoProcesses, storage_url: str, *, timeout: float = WAIT_SECONDS
+) -> tuple[subprocess.Popen[str], str]:
+    """Start `hpo proxy` in front of `storage_url` on a free loopback port; the process and
+    the grpc:// URL it printed."""
+    process = processes.start("proxy", "--port", "0", env={"HPO_STORAGE": storage_url})
+    line = read_line(process, timeout=timeout)
+    url = next((word for word in line.split() if word.startswith("grpc://")), None)
+    assert url, f"no grpc:// URL in the proxy's first line: {line!r}"
+    return process, url.rstrip(";")
+
+
+def read_line(process: subprocess.Popen[str], *, timeout: float = WAIT_SECONDS) -> str:
+    """The next line of `process`'s stdout, waiting at most `timeout` s (its stderr if it
+    exits instead)."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    if not ready:
+        raise AssertionError(f"timed out after {timeout} s waiting for a line of output")
+    line = process.stdout.readline()
+    if not line and process.wait(timeout) is not None:
+        stderr = process.stderr.read() if process.stderr else ""
+        raise AssertionError(f"exited {process.returncode} before a line: {stderr[-2000:]}")
+    return line.strip()
+
+
+@contextlib.contextmanager
+def serving_proxy(storage_url: str, *, heartbeat_interval: int = 1) -> Iterator[str]:
+    """A storage proxy (hpo.proxy.serve_proxy) in front of `storage_url`, served by a thread
+    of this process on a free loopback port; yields its grpc:// URL and stops it after."""
+    from hpo.proxy import serve_proxy
+
+    stop = threading.Event()
+    ready: list[str] = []
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            serve_proxy(
+                storage_url,
+                host="127.0.0.1",
+                port=0,
+                heartbeat_interval=heartbeat_interval,
+                on_ready=ready.append,
+                stop=stop,
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve, name="test-proxy", daemon=True)
+    thread.start()
+    try:
+
+        def started() -> str | None:
+            if errors:
+                raise errors[0]
+            return ready[0] if ready else None
+
+        yield wait_for(started, "the proxy to listen")
+    finally:
+        stop.set()
+        thread.join(WAIT_SECONDS)
+
+
+def connections_by_application(admin: sqlalchemy.Engine, database: str) -> dict[str, int]:
+    """Open PostgreSQL connections to `database` right now, by application_name (hpo names
+    each of its connections `hpo host:pid`)."""
+    import sqlalchemy
+
+    query = sqlalchemy.text(
+        "SELECT application_name, count(*) FROM pg_stat_activity "
+        "WHERE datname = :database GROUP BY application_name"
+    )
+    with admin.connect() as connection:
+        return dict(connection.execute(query, {"database": database}).all())
+
+
+def connection_name(pid: int) -> str:
+    """The application_name hpo gives the PostgreSQL connections of process `pid` here."""
+    return f"hpo {platform.node()}:{pid}"[:63]
+
+
+def assert_budget_accounted(study: optuna.Study, budget: int) -> list[optuna.trial.FrozenTrial]:
+    """The study finished exactly `budget` counted trials, all COMPLETE; none RUNNING or
+    WAITING; each trial number once. Returns every trial (superseded attempts too)."""
+    from optuna.trial import TrialState
+
+    from hpo.records import counted_trials
+
+    trials = study.get_trials()
+    counted = counted_trials(trials)
+    assert len(counted) == budget, [(t.number, t.state.name) for t in trials]
+    assert all(t.state == TrialState.COMPLETE for t in counted), [
+        (t.number, t.state.name, t.user_attrs.get("fail_reason"), t.system_attrs) for t in counted
+    ]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    return trials
+
+
 def run_hpo(
     *args: str,
     cwd: Path | None = None,
@@ -247,3 +351,11 @@ def tagged(tag: str) -> list[int]:
         if marker in environ.split(b"\0"):
             found.append(pid)
     return found
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    """`result` is what the CLI does with bad input: exit 2, one line on stderr with
+    `message` in it, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

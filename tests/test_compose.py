@@ -53,11 +53,12 @@ def test_every_variable_is_defined_by_env_example_or_a_default() -> None:
 
 def test_services_and_their_wiring(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "launch", "worker", "dashboard"}
+    assert set(services) == {"postgres", "proxy", "launch", "worker", "dashboard"}
     assert "healthcheck" in services["postgres"]
     assert "ports" not in services["postgres"]  # the database stays off the host network
-    assert services["launch"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["launch"]["depends_on"]["proxy"]["condition"] == "service_healthy"
     worker = services["worker"]
+    assert worker["depends_on"]["proxy"]["condition"] == "service_healthy"
     assert worker["depends_on"]["launch"]["condition"] == "service_completed_successfully"
     assert worker["restart"] == "on-failure"
     assert "replicas" not in worker.get("deploy", {})  # scalable with --scale worker=N
@@ -66,6 +67,38 @@ def test_services_and_their_wiring(compose: dict[str, Any]) -> None:
     missing: set[str] = set()
     ports = [_substitute(p, _env_example(), missing) for p in services["dashboard"]["ports"]]
     assert ports == ["127.0.0.1:8080:8080"]
+
+
+def _storage(service: dict[str, Any]) -> str:
+    missing: set[str] = set()
+    return _substitute(service["environment"]["HPO_STORAGE"], _env_example(), missing)
+
+
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_workers_talk_to_the_proxy_and_only_the_proxy_to_postgres(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    proxy = services["proxy"]
+    missing: set[str] = set()
+    command = [_substitute(part, _env_example(), missing) for part in proxy["command"]]
+    assert command[:2] == ["hpo", "proxy"]
+    assert _option(command, "--host") == "0.0.0.0"  # reachable on the compose network
+    assert _storage(proxy).startswith("postgresql://") and "@postgres:5432/" in _storage(proxy)
+    assert proxy["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in proxy and "ports" not in proxy  # not published on the host
+    assert proxy["networks"] == ["backend"]
+    url = f"grpc://proxy:{_option(command, '--port')}"
+    for name in ("launch", "worker"):
+        assert _storage(services[name]) == url, name
+        assert "POSTGRES_PASSWORD" not in str(services[name]["environment"]), name
+    # The proxy's health check probes the port it serves.
+    probe = _substitute(" ".join(proxy["healthcheck"]["test"]), _env_example(), missing)
+    assert f"'127.0.0.1', {_option(command, '--port')})" in probe
+    assert not missing
 
 
 def test_volumes_and_files_exist(compose: dict[str, Any]) -> None:

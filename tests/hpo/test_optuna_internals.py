@@ -30,6 +30,14 @@ def test_rdb_module_name_exists(module: str, name: str) -> None:
     assert hasattr(importlib.import_module(module), name), f"{module}.{name} is gone"
 
 
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(module, name) for module, names in _optuna.PROXY_MODULE_NAMES.items() for name in names],
+)
+def test_proxy_module_name_exists(module: str, name: str) -> None:
+    assert hasattr(importlib.import_module(module), name), f"{module}.{name} is gone"
+
+
 def test_cached_storage_attributes_exist(tmp_path: Path) -> None:
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'cached.db'}")
     for name in _optuna.CACHED_STORAGE_ATTRIBUTES:

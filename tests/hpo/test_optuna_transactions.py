@@ -1,0 +1,106 @@
+"""hpo/_optuna.py's one-transaction writes do what Optuna's separate calls do, in one commit:
+queueing several trials, and claiming a queued trial with its heartbeat and attrs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from hpo import _optuna
+
+WORKER = {"worker": "host:123"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def rdb(request: pytest.FixtureRequest, tmp_path) -> Iterator[optuna.storages.RDBStorage]:
+    """A fresh RDBStorage with Optuna's heartbeat on, on SQLite and on PostgreSQL."""
+    url = (
+        f"sqlite:///{tmp_path / 'tx.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    yield optuna.storages.RDBStorage(url, heartbeat_interval=60)
+
+
+def commits(storage: optuna.storages.RDBStorage) -> list[int]:
+    """A running count of the engine's commits (a list so the caller sees it grow)."""
+    count = [0]
+    sqlalchemy.event.listen(
+        storage.engine, "commit", lambda _conn: count.__setitem__(0, count[0] + 1)
+    )
+    return count
+
+
+def test_create_waiting_trials_queues_numbered_trials_in_one_commit(rdb) -> None:
+    study = optuna.create_study(storage=rdb)
+    study.ask()  # trial 0, so the queued ones must number on from it
+    counted = commits(rdb)
+
+    _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 5)
+
+    assert counted[0] == 1
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.number for t in waiting] == [1, 2, 3, 4, 5]
+    assert all(not t.params and not t.system_attrs for t in waiting)
+    assert _optuna.queue_counts(rdb, _optuna.study_id(study)) == (6, 5)
+
+
+def test_create_no_trials_is_a_no_op(rdb) -> None:
+    study = optuna.create_study(storage=rdb)
+    counted = commits(rdb)
+    _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 0)
+    assert counted[0] == 0 and not study.trials
+
+
+def test_claim_sets_running_heartbeat_and_attrs_in_one_commit(rdb) -> None:
+    study = optuna.create_study(storage=rdb)
+    _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 1)
+    queued = study.trials[0]
+    counted = commits(rdb)
+
+    assert _optuna.claim_waiting_trial(rdb, _optuna.trial_id(queued), WORKER, heartbeat=True)
+
+    assert counted[0] == 1
+    claimed = rdb.get_trial(_optuna.trial_id(queued))
+    assert claimed.state == TrialState.RUNNING and claimed.datetime_start is not None
+    assert claimed.user_attrs == WORKER
+    # Its heartbeat is fresh: with a grace period of 60 s nothing is stale yet, and once the
+    # grace period is zero the claimed trial (and only it) is. SQLite's clock counts whole
+    # seconds, so the beat must be a second old for "older than now" to hold.
+    assert rdb._get_stale_trial_ids(_optuna.study_id(study)) == []
+    rdb.grace_period = 0
+    time.sleep(1.1)
+    assert rdb._get_stale_trial_ids(_optuna.study_id(study)) == [_optuna.trial_id(queued)]
+
+
+def test_claim_of_a_trial_another_worker_took_is_refused(rdb) -> None:
+    study = optuna.create_study(storage=rdb)
+    _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 1)
+    queued_id = _optuna.trial_id(study.trials[0])
+    assert _optuna.claim_waiting_trial(rdb, queued_id, {"worker": "first"}, heartbeat=True)
+
+    assert not _optuna.claim_waiting_trial(rdb, queued_id, {"worker": "second"}, heartbeat=True)
+    assert rdb.get_trial(queued_id).user_attrs == {"worker": "first"}
+
+
+def test_claim_of_a_finished_trial_raises_as_optuna_does(rdb) -> None:
+    study = optuna.create_study(storage=rdb)
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        _optuna.claim_waiting_trial(rdb, _optuna.trial_id(trial), WORKER, heartbeat=False)
+
+
+def test_claim_without_heartbeat_writes_no_heartbeat_row(rdb) -> None:
+    study = optuna.create_study(storage=rdb)
+    _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 1)
+    queued_id = _optuna.trial_id(study.trials[0])
+    assert _optuna.claim_waiting_trial(rdb, queued_id, WORKER, heartbeat=False)
+    rdb.grace_period = 0
+    time.sleep(1.1)
+    assert rdb._get_stale_trial_ids(_optuna.study_id(study)) == []  # no beat: never stale
