@@ -47,6 +47,7 @@ INSTANCE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
 # count a study's trials in SQL, and queue, claim or write a trial's attrs in one session.
 RDB_MODULE_NAMES: dict[str, tuple[str, ...]] = {
     "optuna.storages._rdb.storage": ("_create_scoped_session",),
+    "optuna.storages._cached_storage": ("_StudyInfo",),
     "optuna.storages._rdb.models": (
         "StudyModel",
         "TrialHeartbeatModel",
@@ -60,8 +61,10 @@ RDB_SESSION_METHODS: tuple[str, ...] = (
     "_set_trial_attr_without_commit",
     "_get_prepared_new_trial",
 )
-# Optuna's per-process cache (optuna.storages._CachedStorage) keeps the RDBStorage here.
-CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = ("_backend",)
+# Optuna's per-process cache (optuna.storages._CachedStorage) keeps the RDBStorage, its
+# studies and its lock here, and registers a trial it has read with this method.
+CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = ("_backend", "_studies", "_lock")
+CACHED_STORAGE_METHODS: tuple[str, ...] = ("_add_trials_to_cache",)
 # What run_grpc_proxy_server puts on its server (hpo.proxy adds its own calls beside them,
 # and learns the port it bound), and Optuna's own wrapper for a served storage.
 PROXY_MODULE_NAMES: dict[str, tuple[str, ...]] = {
@@ -138,6 +141,42 @@ def queue_counts(storage: optuna.storages.RDBStorage, study_id: int) -> tuple[in
     with storage.engine.connect() as connection:
         used, queued = connection.execute(query).one()
     return int(used), int(queued)
+
+
+def waiting_trial_ids(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
+    """Ids of a study's WAITING trials in number order, in one statement of ids alone.
+
+    Reading them through Optuna's cache loads each queued trial whole (its params, attrs,
+    values: four more statements and a row each) on every claim.
+    """
+    from optuna.storages._rdb.models import TrialModel
+
+    trials = TrialModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.trial_id)
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING)
+        .order_by(trials.c.number)
+    )
+    with storage.engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
+def cache_claimed_trial(storage: BaseStorage, study_id: int, trial: FrozenTrial) -> None:
+    """Tell Optuna's per-process cache (if `storage` is one) about a trial claimed outside it.
+
+    The cache maps each trial it serves to its study (set_trial_param needs that) and
+    re-reads its unfinished trials; a trial claimed by id it has never read would be
+    unknown to it. Registered as unfinished, it is refreshed on the cache's next read.
+    """
+    studies = getattr(storage, "_studies", None)
+    if studies is None:
+        return
+    from optuna.storages._cached_storage import _StudyInfo
+
+    with storage._lock:
+        info = studies.setdefault(study_id, _StudyInfo())
+        storage._add_trials_to_cache(study_id, [trial])
+        info.unfinished_trial_ids.add(trial._trial_id)
 
 
 def write_user_attrs(

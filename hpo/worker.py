@@ -26,7 +26,13 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo._optuna import study_id, study_storage, trial_id
+from hpo._optuna import (
+    cache_claimed_trial,
+    study_id,
+    study_storage,
+    trial_id,
+    waiting_trial_ids,
+)
 from hpo.checkpoint import CheckpointStore
 from hpo.data import Dataset, load_dataset
 from hpo.errors import StorageError, TrialTooLarge
@@ -36,6 +42,7 @@ from hpo.records import WORKER_ATTR, worker_name
 from hpo.samplers import build_pruner, build_sampler, worker_seed
 from hpo.settings import CHECKPOINT_EVERY
 from hpo.spec import StudySpec
+from hpo.storage import with_retries
 from hpo.study import load_spec_from_storage, study_deadline, top_up
 from hpo.train import DivergedError, StopRequested
 
@@ -198,24 +205,33 @@ def _claim_queued(
     study: optuna.Study, storage: optuna.storages.RDBStorage, offset: int
 ) -> optuna.Trial | None:
     """Claim one of the trials queued now; None if there are none or others took them all."""
-    # Through the study's own storage wrapper (Optuna's per-process trial cache), so the
-    # Trial we hand out is known to it; `storage` is the same database underneath.
+    # The study's own storage wrapper (Optuna's per-process trial cache) must know the
+    # Trial we hand out; `storage` is the same database underneath.
     cached = study_storage(study)
-    queue = list(
-        cached.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.WAITING,))
-    )
+    queue = _waiting_ids(study, storage)
     # Workers that all tried the oldest queued trial first would collide on every claim, so
     # each starts at its own place in the queue. A fixed (not random) place keeps a lone
     # worker's trial numbers, and so its seeds, reproducible.
     start = offset % len(queue) if queue else 0
-    for queued in queue[start:] + queue[:start]:
-        queued_id = trial_id(queued)
+    for queued_id in queue[start:] + queue[:start]:
         try:
             if _claim(storage, cached, queued_id):
-                return optuna.Trial(study, queued_id)
+                trial = optuna.Trial(study, queued_id)
+                cache_claimed_trial(cached, study_id(study), trial._cached_frozen_trial)
+                return trial
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
+
+
+def _waiting_ids(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
+    """The queued trials' ids: one short SQL read on a database, the trials elsewhere."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        return with_retries(storage, "queue", lambda: waiting_trial_ids(storage, study_id(study)))
+    waiting = study_storage(study).get_all_trials(
+        study_id(study), deepcopy=False, states=(TrialState.WAITING,)
+    )
+    return [trial_id(t) for t in waiting]
 
 
 def _claim(

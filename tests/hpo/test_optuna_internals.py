@@ -42,6 +42,8 @@ def test_cached_storage_attributes_exist(tmp_path: Path) -> None:
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'cached.db'}")
     for name in _optuna.CACHED_STORAGE_ATTRIBUTES:
         assert hasattr(study._storage, name), f"_CachedStorage.{name} is gone"
+    for name in _optuna.CACHED_STORAGE_METHODS:
+        assert callable(getattr(study._storage, name, None)), f"_CachedStorage.{name} is gone"
     assert _optuna.rdb_storage(study._storage) is study._storage._backend
 
 

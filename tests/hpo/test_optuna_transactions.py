@@ -104,3 +104,33 @@ def test_claim_without_heartbeat_writes_no_heartbeat_row(rdb) -> None:
     rdb.grace_period = 0
     time.sleep(1.1)
     assert rdb._get_stale_trial_ids(_optuna.study_id(study)) == []  # no beat: never stale
+
+
+def test_waiting_trial_ids_lists_the_queue_in_number_order(rdb) -> None:
+    study = optuna.create_study(storage=rdb)
+    _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 3)
+    first, second, third = (_optuna.trial_id(t) for t in study.trials)
+    assert _optuna.claim_waiting_trial(rdb, second, WORKER, heartbeat=False)
+    assert _optuna.waiting_trial_ids(rdb, _optuna.study_id(study)) == [first, third]
+
+
+def test_a_trial_claimed_by_id_is_usable_through_optunas_cache(tmp_path) -> None:
+    """Optuna's per-process cache must know a trial to take its params; a trial claimed by
+    id from the queue is told to it."""
+    # Random search reads no trials before sampling (TPE would fill the cache first).
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'cache.db'}", sampler=optuna.samplers.RandomSampler()
+    )
+    cached = _optuna.study_storage(study)
+    rdb = _optuna.rdb_storage(cached)
+    _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 1)
+    queued_id = _optuna.waiting_trial_ids(rdb, _optuna.study_id(study))[0]
+    assert _optuna.claim_waiting_trial(rdb, queued_id, WORKER, heartbeat=False)
+    trial = optuna.Trial(study, queued_id)
+    with pytest.raises(KeyError):  # what the cache does with a trial it never read
+        trial.suggest_float("x", 0, 1)
+
+    _optuna.cache_claimed_trial(cached, _optuna.study_id(study), trial._cached_frozen_trial)
+    x = trial.suggest_float("x", 0, 1)
+    study.tell(trial, x)
+    assert study.trials[0].params == {"x": x} and study.trials[0].state == TrialState.COMPLETE
