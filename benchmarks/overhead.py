@@ -44,7 +44,9 @@ HERE = Path(__file__).resolve().parent
 STUDY_FILE = _machine.ROOT / "studies" / "digits-cnn.toml"
 
 
-def reduced_study_file(folder: Path, *, epochs: int, trials: int, same_configs: bool) -> Path:
+def reduced_study_file(
+    folder: Path, *, epochs: int, trials: int, same_configs: bool, diagnostics: bool = True
+) -> Path:
     """digits-cnn.toml with fewer epochs and trials.
 
     same_configs: random search with one seed and no pruner, so that both sides train the
@@ -55,6 +57,8 @@ def reduced_study_file(folder: Path, *, epochs: int, trials: int, same_configs: 
     text = STUDY_FILE.read_text()
     text = re.sub(r"(?m)^epochs = \d+", f"epochs = {epochs}", text)
     text = re.sub(r"(?m)^trials = \d+", f"trials = {trials}", text)
+    if not diagnostics:  # hpo's layer diagnostics off: the leanest trial it runs
+        text = text.replace("[train]\n", "[train]\ndiagnostics = false\n")
     if same_configs:
         text = re.sub(r"\[sampler\][^\[]*", '[sampler]\nname = "random"\nseed = 0\n\n', text)
         text = re.sub(r"\[pruner\][^\[]*", '[pruner]\nname = "none"\n\n', text)
@@ -291,6 +295,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (file: 12)")
     parser.add_argument("--repeats", type=int, default=4, help="A/B pairs")
     parser.add_argument("--skip-ab", action="store_true", help="only the instrumented run")
+    parser.add_argument(
+        "--no-diagnostics", action="store_true", help="hpo's side with [train] diagnostics = false"
+    )
     parser.add_argument("--skip-instrumented", action="store_true", help="only the A/B runs")
     parser.add_argument(
         "--as-file",
@@ -304,11 +311,16 @@ def main() -> None:
         f"study {STUDY_FILE.name} with epochs={args.epochs}, trials={args.trials}; "
         f"1 worker process each; SQLite; {args.repeats} A/B pairs (ABBA order); "
         + ("the file's sampler and pruner" if args.as_file else "same configs: random, no pruner")
+        + ("; hpo's layer diagnostics off" if args.no_diagnostics else "")
     )
     with tempfile.TemporaryDirectory(prefix="hpo-bench-") as tmp:
         folder = Path(tmp)
         file = reduced_study_file(
-            folder, epochs=args.epochs, trials=args.trials, same_configs=not args.as_file
+            folder,
+            epochs=args.epochs,
+            trials=args.trials,
+            same_configs=not args.as_file,
+            diagnostics=not args.no_diagnostics,
         )
         if not args.skip_ab:
             print_ab(ab(file, folder, args.trials, args.repeats))
