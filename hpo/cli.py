@@ -46,8 +46,8 @@ _SETTINGS_OPTIONS = (
         default=DEFAULT_STORAGE,
         show_default=True,
         help="Optuna storage URL (env HPO_STORAGE): a SQLite file locally, "
-        "postgresql://user@host/db for distributed workers. Put passwords in HPO_STORAGE, "
-        "not on the command line.",
+        "postgresql://user@host/db for distributed workers, or grpc://host:port for a running "
+        "`hpo proxy` (large fleets). Put passwords in HPO_STORAGE, not on the command line.",
     ),
     click.option(
         "--artifacts",
@@ -107,7 +107,7 @@ def _settings(ctx: click.Context) -> Settings:
     given = {name: value for name, (value, _) in chosen.items()}
     artifacts = given["artifacts"]
     if not artifacts:
-        from hpo.storage import default_artifacts_dir
+        from hpo.storage_urls import default_artifacts_dir
 
         artifacts = str(default_artifacts_dir(given["storage"]))
     return Settings(

@@ -20,13 +20,11 @@ restarting (UNAVAILABLE) for HPO_DB_RETRY_SECONDS, as calls to the database do.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import signal
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,15 +40,8 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.errors import HpoError, StorageError
-from hpo.storage import (
-    MAX_RETRY,
-    PROXY_SCHEME,
-    StaleTrialRetry,
-    backoff_delays,
-    is_proxy_url,
-    mask_url,
-    open_storage,
-)
+from hpo.storage import MAX_RETRY, StaleTrialRetry, open_storage, retrying
+from hpo.storage_urls import PROXY_SCHEME, is_proxy_url, mask_url
 
 DEFAULT_PORT = 13000  # Optuna's default for its proxy
 CONNECT_SECONDS = 5.0  # how long a client waits for a proxy at start-up before one line
@@ -86,34 +77,21 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
-    """Retry a call while the proxy is unreachable (restarting), as storage.py does for the
-    database; a state change whose answer was lost is recognised on the retry."""
+    """Retry a call while the proxy is unreachable (restarting), with the loop the
+    database's calls use (hpo.storage.retrying)."""
+    return retrying(method, name, retryable=_unavailable, give_up=_gave_up, warn=_warn)
 
-    @functools.wraps(method)
-    def call(self: ProxyStorage, *args: Any, **kwargs: Any) -> _T:
-        delays = backoff_delays(self.retry_seconds)
-        attempt = 0
-        while True:
-            try:
-                if attempt and name == "set_trial_state_values":
-                    done = self._already_set(*args, **kwargs)
-                    if done is not None:
-                        return done  # type: ignore[return-value]
-                return method(self, *args, **kwargs)
-            except grpc.RpcError as exc:
-                if not _unavailable(exc):
-                    raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise StorageError(
-                        f"storage proxy {self.url} unreachable for {self.retry_seconds:g} s "
-                        f"({_details(exc)}); check that `hpo proxy` runs there"
-                    ) from None
-                log.warning("storage proxy unreachable during %s; retrying in %.1f s", name, delay)
-            time.sleep(delay)
-            attempt += 1
 
-    return call
+def _gave_up(proxy: ProxyStorage, exc: BaseException) -> str:
+    assert isinstance(exc, grpc.RpcError)  # retryable only when it is one (_unavailable)
+    return (
+        f"storage proxy {proxy.url} unreachable for {proxy.retry_seconds:g} s "
+        f"({_details(exc)}); check that `hpo proxy` runs there"
+    )
+
+
+def _warn(_proxy: ProxyStorage, name: str, _exc: BaseException, delay: float) -> None:
+    log.warning("storage proxy unreachable during %s; retrying in %.1f s", name, delay)
 
 
 def _details(exc: grpc.RpcError) -> str:

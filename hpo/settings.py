@@ -40,7 +40,7 @@ class Settings:
     @property
     def shown(self) -> str:
         """The storage URL with its password masked, for output."""
-        from hpo.storage import mask_url
+        from hpo.storage_urls import mask_url
 
         return mask_url(self.storage_url)
 

@@ -8,7 +8,8 @@ connections a process) so that connections broken by a database restart are repl
 instead of failing a trial, and every storage call is retried with backoff while the
 database is away (ResilientRDBStorage), so a restart delays a study instead of failing its
 trials; a server that is full or starting up is waited for at the first connection too.
-A `grpc://` URL opens a client of `hpo proxy` instead (hpo.proxy).
+A `grpc://` URL opens a client of `hpo proxy` instead (hpo.proxy). What a URL is and how it
+is shown: hpo.storage_urls; what a driver error means: hpo.storage_errors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import functools
 import logging
 import os
 import platform
-import re
 import sqlite3
 import time
 import warnings
@@ -35,25 +35,22 @@ from sqlalchemy.engine import URL, make_url
 
 from hpo._optuna import RDB_PRIVATE_METHODS, claim_waiting_trial, write_user_attrs
 from hpo.errors import StorageError
-from hpo.settings import ARTIFACTS_FOLDER, HEARTBEAT_INTERVAL
+from hpo.settings import HEARTBEAT_INTERVAL
+from hpo.storage_errors import (
+    driver_reason,
+    is_transient,
+    lost_table_creation_race,
+    server_busy,
+    unreachable_message,
+)
+from hpo.storage_urls import is_proxy_url, mask_url, normalize_url, scrub
 
 MAX_RETRY = 3  # how often a trial whose worker died is re-queued before it stays failed
 POOL_SIZE = 2  # connections a process may hold: the main thread and the heartbeat thread
-# What a server says when it is there but cannot take a connection now (connection limit
-# reached, starting up, shutting down): worth waiting for, even at the first connection.
-BUSY_SERVER = (
-    "too many connections",
-    "remaining connection slots are reserved",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "the database system is in recovery mode",
-    "the database system is not yet accepting connections",
-)
 CREATE_ATTEMPTS = 5  # tries at connecting while other processes create the tables
 # How long a storage call keeps retrying while the database is unreachable (a restart, a
 # failover) before the worker gives up with one line; env HPO_DB_RETRY_SECONDS overrides.
 DB_RETRY_SECONDS = 300.0
-PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.proxy)
 SCHEMA_LOCK_KEY = zlib.crc32(b"hpo:schema")  # advisory lock around Optuna's table creation
 
 if TYPE_CHECKING:  # annotations only: hpo.proxy loads grpc
@@ -61,95 +58,6 @@ if TYPE_CHECKING:  # annotations only: hpo.proxy loads grpc
 
 log = logging.getLogger("hpo.storage")
 _T = TypeVar("_T")
-
-
-def is_proxy_url(url: str) -> bool:
-    """Whether `url` names a storage proxy (`grpc://HOST:PORT`) rather than a database."""
-    return url.strip().lower().startswith(f"{PROXY_SCHEME}://")
-
-
-def default_artifacts_dir(storage_url: str) -> Path:
-    """hpo-artifacts/ beside a SQLite file; for a server database, in the current folder.
-
-    The artifact folder holds epoch checkpoints and report files; optuna-dashboard serves it.
-    """
-    url = _parse_url(storage_url)
-    local = url is not None and url.get_backend_name() == "sqlite"
-    if local and url.database not in (None, "", ":memory:"):
-        return Path(url.database).expanduser().resolve().parent / ARTIFACTS_FOLDER
-    return Path(ARTIFACTS_FOLDER).resolve()
-
-
-def _parse_url(url: str) -> URL | None:
-    """The parsed URL, or None when it is malformed.
-
-    SQLAlchemy raises ArgumentError for most malformed URLs but a plain ValueError for
-    some (a port that is not a number), so both mean "malformed" here.
-    """
-    try:
-        return make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        return None
-
-
-def normalize_url(url: str) -> str:
-    """Parse a storage URL; a bare postgresql:// uses the psycopg 3 driver hpo ships with."""
-    parsed = _parse_url(url)
-    if parsed is None:
-        raise StorageError(
-            f"malformed storage URL {mask_url(url)!r}; expected e.g. sqlite:///hpo.db, "
-            "postgresql://user@host:5432/dbname or grpc://host:13000 (hpo proxy)"
-        )
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StorageError(
-            f"unsupported storage {parsed.get_backend_name()!r} in {mask_url(url)!r}; "
-            "use sqlite:///FILE, postgresql://user@host/dbname or grpc://host:port (hpo proxy)"
-        )
-    return parsed.render_as_string(hide_password=False)
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, safe for output, logs and errors."""
-    parsed = _parse_url(url)
-    if parsed is not None:
-        return parsed.render_as_string(hide_password=True)
-    # Unparseable: hide everything between '://' and '@', where a password would be.
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
-
-
-def scrub(message: str, url: str) -> str:
-    """Remove the URL's password from a (driver) message."""
-    parsed = _parse_url(url)
-    if parsed is not None:
-        password = parsed.password
-    else:  # unparseable: whatever stands where a password would, between ':' and '@'
-        match = re.search(r"://[^:/@]*:([^@]*)@", url)
-        password = match.group(1) if match else None
-    if password:
-        message = message.replace(str(password), "***")
-    return message
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """True for errors that mean "the database is away", not "the request is wrong".
-
-    Optuna wraps driver errors in StorageInternalError; the cause tells which kind it was.
-    OperationalError covers refused connections, a server shutting down or starting up and
-    connections it terminated; InterfaceError a connection already closed under us.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def backoff_delays(seconds: float) -> Iterator[float]:
@@ -161,9 +69,24 @@ def backoff_delays(seconds: float) -> Iterator[float]:
         delay = min(delay * 2, 8.0)
 
 
-def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
+def retrying(
+    method: Callable[..., _T],
+    name: str,
+    *,
+    retryable: Callable[[BaseException], bool],
+    give_up: Callable[[Any, BaseException], str],
+    warn: Callable[[Any, str, BaseException, float], None],
+) -> Callable[..., _T]:
+    """`method` of a storage, retried with backoff while `retryable(error)`, for the
+    storage's `retry_seconds`; then StorageError with `give_up(storage, error)`.
+
+    A state change whose commit arrived but whose answer was lost is recognised on the
+    retry (the storage's `_already_set`). The database's calls (below) and the proxy's
+    (hpo.proxy) share this loop; only what counts as "away" and the words differ.
+    """
+
     @functools.wraps(method)
-    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> _T:
+    def call(self: Any, *args: Any, **kwargs: Any) -> _T:
         delays = backoff_delays(self.retry_seconds)
         attempt = 0
         while True:
@@ -174,23 +97,34 @@ def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
                         return done  # type: ignore[return-value]
                 return method(self, *args, **kwargs)
             except Exception as exc:
-                if not _is_transient(exc):
+                if not retryable(exc):
                     raise
                 delay = next(delays, None)
                 if delay is None:
-                    raise StorageError(
-                        _unreachable(self.url, exc) + f" (gave up after {self.retry_seconds:g} s)"
-                    ) from None
-                log.warning(
-                    "storage unreachable during %s (%s); retrying in %.1f s",
-                    name,
-                    scrub(_reason(exc), self.url),
-                    delay,
-                )
+                    raise StorageError(give_up(self, exc)) from None
+                warn(self, name, exc, delay)
             time.sleep(delay)
             attempt += 1
 
     return call
+
+
+def _gave_up(storage: ResilientRDBStorage, exc: BaseException) -> str:
+    return unreachable_message(storage.url, exc) + f" (gave up after {storage.retry_seconds:g} s)"
+
+
+def _warn(storage: ResilientRDBStorage, name: str, exc: BaseException, delay: float) -> None:
+    log.warning(
+        "storage unreachable during %s (%s); retrying in %.1f s",
+        name,
+        scrub(driver_reason(exc), storage.url),
+        delay,
+    )
+
+
+def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
+    """A database call that waits out a restart (lost or refused connections)."""
+    return retrying(method, name, retryable=is_transient, give_up=_gave_up, warn=_warn)
 
 
 class ResilientRDBStorage(optuna.storages.RDBStorage):
@@ -360,18 +294,18 @@ def open_storage(
             # Processes starting together on an empty database race to create the
             # tables; the losers see "already exists" / a unique violation. Try again:
             # by then the tables are there.
-            if races + 1 < CREATE_ATTEMPTS and _lost_table_creation_race(exc):
+            if races + 1 < CREATE_ATTEMPTS and lost_table_creation_race(exc):
                 races += 1
                 time.sleep(0.2 * races)
                 continue
-            delay = next(delays, None) if _server_busy(exc) else None
+            delay = next(delays, None) if server_busy(exc) else None
             if delay is None:
                 gave_up = f" (gave up after {retry_seconds:g} s)" if waited else ""
-                raise StorageError(_unreachable(url, exc) + gave_up) from None
+                raise StorageError(unreachable_message(url, exc) + gave_up) from None
             log.warning(
                 "storage %s cannot take a connection now (%s); retrying in %.1f s",
                 mask_url(url),
-                scrub(_reason(exc), url),
+                scrub(driver_reason(exc), url),
                 delay,
             )
             time.sleep(delay)
@@ -415,18 +349,6 @@ def _connect(
         )
 
 
-def _server_busy(exc: BaseException) -> bool:
-    """True when the server answered but cannot take a connection now (full, starting up).
-
-    Only these are waited for at the first connection: a refused connection, a wrong
-    password, host or port, or a missing database or role are reported at once, since
-    retrying would only delay the one-line error. psycopg gives no SQLSTATE for a failed
-    connection, hence the server's wording.
-    """
-    text = _reason(exc).lower()
-    return any(phrase in text for phrase in BUSY_SERVER)
-
-
 class StaleTrialRetry:
     """Re-queue the trial of a dead worker (no heartbeat), at most `max_retry` times.
 
@@ -461,11 +383,6 @@ class StaleTrialRetry:
                 },
             )
         )
-
-
-def _lost_table_creation_race(exc: BaseException) -> bool:
-    text = str(getattr(exc, "orig", None) or exc).lower()
-    return "already exists" in text or "duplicate key" in text or "unique" in text
 
 
 @contextlib.contextmanager
@@ -544,24 +461,6 @@ def _begin_immediate(engine: sqlalchemy.Engine) -> None:
     @sqlalchemy.event.listens_for(engine, "begin")
     def _begin(connection: sqlalchemy.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _reason(exc: BaseException) -> str:
-    """First line of the driver's message (Optuna's wrapper says nothing useful)."""
-    cause: BaseException = exc
-    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
-        cause = exc.__cause__
-    text = str(getattr(cause, "orig", None) or cause).strip()
-    return text.splitlines()[0] if text else type(cause).__name__
-
-
-def _unreachable(url: str, exc: BaseException) -> str:
-    reason = _reason(exc)
-    return scrub(
-        f"cannot reach storage {mask_url(url)}: {reason}; check the URL (--storage or "
-        "HPO_STORAGE), that the database server is running and that it accepts this user",
-        url,
-    )
 
 
 @contextlib.contextmanager

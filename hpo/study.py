@@ -34,7 +34,8 @@ from hpo import _optuna
 from hpo.errors import HpoError, SpecError, StudyConflictError
 from hpo.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
 from hpo.spec import StudySpec, spec_from_dict
-from hpo.storage import is_proxy_url, mask_url, study_lock, with_retries
+from hpo.storage import study_lock, with_retries
+from hpo.storage_urls import is_proxy_url, mask_url
 
 if TYPE_CHECKING:  # annotations only: hpo.proxy loads grpc
     from hpo.proxy import ProxyStorage

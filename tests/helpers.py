@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # annotations only
     import optuna
     import sqlalchemy
 
+    from hpo.checkpoint import CheckpointStore
     from hpo.spec import StudySpec
 
     ObjectiveFactory = Callable[[StudySpec, threading.Event], Callable[[optuna.Trial], float]]
@@ -300,6 +301,21 @@ def assert_budget_accounted(study: optuna.Study, budget: int) -> list[optuna.tri
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
     return trials
+
+
+def checkpointed_victim(study: optuna.Study, store: CheckpointStore) -> tuple[int, int, int] | None:
+    """(pid, trial number, checkpoint epoch) of a worker well inside a trial, for a kill:
+    a RUNNING trial with a checkpoint before epoch 30; None while there is none."""
+    import torch
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(states=(TrialState.RUNNING,)):
+        if not store.path(trial.number).exists() or "worker" not in trial.user_attrs:
+            continue
+        epoch = torch.load(store.path(trial.number), weights_only=True)["epoch"]
+        if epoch < 30:  # far from its end: still running when the signal lands
+            return int(trial.user_attrs["worker"].rsplit(":", 1)[1]), trial.number, epoch
+    return None
 
 
 def run_hpo(

@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from hpo.claims.analyze import Boundary, ClaimResult, Curve, Panel
-from hpo.compare.figures import PNG_DPI, _color, _rgba  # one palette for every report
+from hpo.claims.results import Boundary, ClaimResult, Curve, Panel
+from hpo.reporting import PNG_DPI, palette_color, rgba  # one palette for every report
 
 POINT_COLORS = ("#1f77b4", "#d62728")  # inner ring (class 0), outer ring (class 1)
 
@@ -47,7 +47,7 @@ def _curve_traces(curve: Curve, color: str, group: str, legend: bool) -> list[go
                 x=curve.x,
                 y=_plain(curve.low),
                 fill="tonexty",
-                fillcolor=_rgba(color, 0.2),
+                fillcolor=rgba(color, 0.2),
                 name=f"{curve.label} min-max",
                 **edge,
             ),
@@ -77,7 +77,7 @@ def panels_figure(result: ClaimResult) -> go.Figure:
                 labels.append(curve.label)
             i = labels.index(curve.label)
             legend = all(curve.label not in [c.label for c in p.curves] for p in panels[:k])
-            for trace in _curve_traces(curve, _color(i), curve.label, legend):
+            for trace in _curve_traces(curve, palette_color(i), curve.label, legend):
                 fig.add_trace(trace, row=1, col=k + 1)
         fig.update_xaxes(title_text=panel.x_title, row=1, col=k + 1)
         fig.update_yaxes(title_text=panel.y_title, row=1, col=k + 1)
@@ -167,7 +167,7 @@ def plotly_figures(results: list[ClaimResult]) -> dict[str, go.Figure]:
 
 def _draw_panel(ax: Any, panel: Panel, colors: dict[str, str]) -> None:
     for curve in panel.curves:
-        color = colors.setdefault(curve.label, _color(len(colors)))
+        color = colors.setdefault(curve.label, palette_color(len(colors)))
         if curve.low and curve.high:
             pairs = [
                 (x, lo, hi)

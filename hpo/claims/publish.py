@@ -14,9 +14,9 @@ import optuna
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 
-from hpo.claims.analyze import ClaimResult
 from hpo.claims.report import BuiltReport, claim_markdown, write_html
-from hpo.compare.publish import replace_study_artifacts
+from hpo.claims.results import ClaimResult
+from hpo.reporting import replace_study_artifacts
 
 FIGURE_PREFIX = "hpo-claims-"  # graph object ids: stable, so re-publishing overwrites
 

@@ -1,6 +1,6 @@
 """Rendering of the claims: progress lines, verdicts in the terminal, Markdown, HTML, files.
 
-Everything here takes ready-made results (hpo.claims.analyze) and only prints or writes.
+Everything here takes ready-made results (hpo.claims.results) and only prints or writes.
 Each claim's section is its statement, the verdict computed from the data, one line per
 check with the numbers it rests on, a table and a figure.
 """
@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 from rich.markup import escape
 
-from hpo.claims.analyze import Check, ClaimResult
 from hpo.claims.experiments import Claim
 from hpo.claims.figures import plotly_figures, write_pngs
+from hpo.claims.results import Check, ClaimResult
 from hpo.claims.run import RunDone
-from hpo.compare.report import REPORTS_DIR, md_table
 from hpo.console import console
+from hpo.reporting import REPORTS_DIR, md_table, plotly_script, print_files
 
 MARKS = {True: "agrees", False: "does not agree", None: "cannot tell"}
 
@@ -106,7 +105,7 @@ THRESHOLDS_NOTE = (
     "How the verdicts are computed: every number comes from the runs stored in the "
     "database; seeds are summarised by their median (plots: median line, min-max band). "
     "A claim *agrees* when every check does, *does not agree* when none does, and "
-    "*partly agrees* otherwise. The thresholds are constants in `hpo/claims/analyze.py`, "
+    "*partly agrees* otherwise. The thresholds are constants in `hpo/claims/thresholds.py`, "
     "stated in each check."
 )
 
@@ -164,14 +163,8 @@ def write_html(
     inline_js: bool = False,
 ) -> Path:
     """One page: each claim's verdict, checks, table and figures; plotly.js beside it
-    (or inlined, for a file that must work alone, as in hpo.compare.report.write_html)."""
-    if inline_js:
-        script = f"<script>{get_plotlyjs()}</script>"
-    else:
-        script = '<script src="plotly.min.js"></script>'
-        js = path.parent / "plotly.min.js"
-        if not js.exists():
-            js.write_text(get_plotlyjs(), encoding="utf-8")
+    (or inlined: see hpo.reporting.plotly_script)."""
+    script = plotly_script(path, inline_js=inline_js)
     sections = []
     for r in results:
         checks = "".join(f"<li>{html.escape(check_line(c))}</li>" for c in r.checks)
@@ -213,14 +206,4 @@ def print_report(built: BuiltReport) -> None:
         console.print(f"[bold]{escape(r.title)}[/]: {r.verdict}", soft_wrap=True, highlight=False)
         for c in r.checks:
             console.print(f"  {check_line(c)}", markup=False, soft_wrap=True, highlight=False)
-    console.print(
-        f"report: {built.html}, {built.summary}, {len(built.pngs)} PNG(s) in {built.html.parent}",
-        markup=False,
-    )
-
-
-def print_published(built: BuiltReport) -> None:
-    console.print(
-        f"notes, plots and {len(built.files)} file(s) published; see `hpo dashboard`",
-        markup=False,
-    )
+    print_files(built.html, built.summary, built.pngs)

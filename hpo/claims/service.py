@@ -63,13 +63,14 @@ def build_and_publish(
 ) -> BuiltReport:
     """Read the claims of `size` back, judge them, write the files, print, publish."""
     from hpo.claims.publish import publish_claims
-    from hpo.claims.report import print_published, print_report, report_folder
+    from hpo.claims.report import print_report, report_folder
+    from hpo.reporting import print_published
 
     built = build_report(storage, size, report_folder(size, out))
     print_report(built)
     if publish:
         publish_claims(storage, built, settings.artifacts)
-        print_published(built)
+        print_published(built.files)
     return built
 
 

@@ -22,18 +22,7 @@ from plotly.subplots import make_subplots
 
 from hpo.compare.analyze import ComparisonStats, DiagRow
 from hpo.compare.stats import Band
-
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
-PNG_DPI = 110  # readable in a README, small enough to commit
-
-
-def _color(i: int) -> str:
-    return COLORS[i % len(COLORS)]
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
+from hpo.reporting import PNG_DPI, palette_color, rgba
 
 
 def _list(values: Any) -> list[float | None]:
@@ -81,7 +70,7 @@ def _band_traces(
             x=x,
             y=_list(b.q25),
             fill="tonexty",
-            fillcolor=_rgba(color, 0.2),
+            fillcolor=rgba(color, 0.2),
             name=f"{arm} IQR",
             **edge,
         ),
@@ -106,7 +95,7 @@ def best_so_far_figure(stats: ComparisonStats) -> go.Figure:
         traces = _band_traces(
             s.band.trials.tolist(),
             s.band,
-            _color(i),
+            palette_color(i),
             s.arm,
             f"{s.arm} median ({s.studies} seeds)",
             visible=True,
@@ -118,7 +107,7 @@ def best_so_far_figure(stats: ComparisonStats) -> go.Figure:
         traces = _band_traces(
             stats.compute_grid.tolist(),
             s.compute_band,
-            _color(i),
+            palette_color(i),
             s.arm,
             f"{s.arm} compute median ({s.studies} seeds)",
             visible=False,
@@ -180,7 +169,7 @@ def final_bests_figure(stats: ComparisonStats) -> go.Figure:
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0,
-                marker_color=_color(i),
+                marker_color=palette_color(i),
                 text=[f"seed {r.seed}" for r in stats.comparison.runs_of(s.arm)],
             )
         )
@@ -207,7 +196,7 @@ def importances_figure(stats: ComparisonStats) -> go.Figure:
                 x=[s.importances.get(p, 0.0) for p in params],
                 orientation="h",
                 name=s.arm,
-                marker_color=_color(i),
+                marker_color=palette_color(i),
             )
         )
     fig.update_layout(
@@ -239,7 +228,7 @@ def params_figure(stats: ComparisonStats) -> go.Figure:
                     y=[t.value for t in trials],
                     mode="markers",
                     name=arm,
-                    marker={"color": _color(i), "size": 5, "opacity": 0.6},
+                    marker={"color": palette_color(i), "size": 5, "opacity": 0.6},
                     legendgroup=arm,
                     showlegend=k == 0,
                 ),
@@ -299,7 +288,7 @@ def diagnostics_figure(stats: ComparisonStats) -> go.Figure:
                     text=labels,
                     mode="markers",
                     name=act,
-                    marker={"color": _color(i), "size": 5, "opacity": 0.65},
+                    marker={"color": palette_color(i), "size": 5, "opacity": 0.65},
                     legendgroup=act,
                     showlegend=k == 0,
                 ),
@@ -358,11 +347,13 @@ def _png_best_so_far(stats: ComparisonStats, path: Path) -> Path:
     fig, (by_trials, by_seconds) = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     for i, s in enumerate(stats.arms):
         x = s.band.trials
-        by_trials.fill_between(x, s.band.q25, s.band.q75, color=_color(i), alpha=0.2)
-        by_trials.plot(x, s.band.median, color=_color(i), lw=2, label=f"{s.arm} (median, IQR)")
+        by_trials.fill_between(x, s.band.q25, s.band.q75, color=palette_color(i), alpha=0.2)
+        by_trials.plot(
+            x, s.band.median, color=palette_color(i), lw=2, label=f"{s.arm} (median, IQR)"
+        )
         b, grid = s.compute_band, stats.compute_grid
-        by_seconds.fill_between(grid, b.q25, b.q75, color=_color(i), alpha=0.2)
-        by_seconds.plot(grid, b.median, color=_color(i), lw=2, label=s.arm)
+        by_seconds.fill_between(grid, b.q25, b.q75, color=palette_color(i), alpha=0.2)
+        by_seconds.plot(grid, b.median, color=palette_color(i), lw=2, label=s.arm)
     for ax in (by_trials, by_seconds):
         if math.isfinite(stats.target):
             ax.axhline(stats.target, color="gray", ls=":", label=f"target {stats.target:.4f}")
@@ -386,7 +377,7 @@ def _png_final_bests(stats: ComparisonStats, path: Path) -> Path:
     ax.boxplot(data, tick_labels=[s.arm for s in stats.arms], showfliers=False)
     for i, values in enumerate(data):
         jitter = [(k % 5 - 2) * 0.04 for k in range(len(values))]
-        ax.scatter([i + 1 + j for j in jitter], values, color=_color(i), s=18, zorder=3)
+        ax.scatter([i + 1 + j for j in jitter], values, color=palette_color(i), s=18, zorder=3)
     ax.set_ylabel(f"final best {_metric(stats)}")
     ax.set_title("Final best per seed")
     ax.grid(alpha=0.3, axis="y")
@@ -406,7 +397,7 @@ def _png_importances(stats: ComparisonStats, path: Path) -> Path:
             ys,
             [s.importances.get(p, 0.0) for p in params],
             height=height,
-            color=_color(i),
+            color=palette_color(i),
             label=s.arm,
         )
     ax.set_yticks([k + 0.4 - height / 2 for k in range(len(params))], params)
@@ -422,7 +413,7 @@ def _png_diagnostics(stats: ComparisonStats, path: Path) -> Path:
         rows = [r for r in stats.diagnostics if str(r.params.get("activation")) == act]
         for ax, (attr, _) in zip(axes, DIAG_PANELS, strict=True):
             xs, ys, _labels = _diag_points(rows, attr)
-            ax.scatter(xs, ys, s=10, alpha=0.6, color=_color(i), label=act)
+            ax.scatter(xs, ys, s=10, alpha=0.6, color=palette_color(i), label=act)
     for ax, (_, title) in zip(axes, DIAG_PANELS, strict=True):
         ax.set_xlabel(title)
         ax.grid(alpha=0.3)

@@ -8,22 +8,17 @@ and the report files as artifacts. Re-publishing replaces all of it instead of p
 
 from __future__ import annotations
 
-import contextlib
-import json
 import tempfile
-import warnings
 from pathlib import Path
 
 import optuna
 import optuna_dashboard
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.artifacts import FileSystemArtifactStore
 
-from hpo._optuna import study_id, study_storage
 from hpo.compare.load import Comparison, StudyRun
-from hpo.compare.report import HEADERS, BuiltReport, headline, md_table, summary_rows, write_html
+from hpo.compare.report import HEADERS, BuiltReport, headline, summary_rows, write_html
+from hpo.reporting import md_table, replace_study_artifacts
 
-ARTIFACT_ATTR_PREFIX = "artifacts:"  # where optuna.artifacts records study artifacts
 FIGURE_PREFIX = "hpo-compare-"  # graph object ids: stable, so re-publishing overwrites
 
 
@@ -87,28 +82,3 @@ def publish_comparison(
         files = [html if f == built.html else f for f in built.files]
         replace_study_artifacts(study, store, files)
     return lead
-
-
-def replace_study_artifacts(
-    study: optuna.Study, store: FileSystemArtifactStore, files: list[Path]
-) -> list[str]:
-    """Upload `files` to the study, first removing earlier artifacts of the same names."""
-    names = {f.name for f in files}
-    storage = study_storage(study)
-    for key, value in storage.get_study_system_attrs(study_id(study)).items():
-        if not key.startswith(ARTIFACT_ATTR_PREFIX) or value is None:
-            continue
-        meta = json.loads(value) if isinstance(value, str) else value
-        if meta and meta.get("filename") in names:
-            with contextlib.suppress(ArtifactNotFound):  # already gone from the folder
-                store.remove(meta["artifact_id"])
-            # What the dashboard itself writes when an artifact is deleted.
-            storage.set_study_system_attr(study_id(study), key, json.dumps(None))
-    ids = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for path in files:
-            ids.append(
-                upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
-            )
-    return ids

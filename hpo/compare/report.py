@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -24,11 +23,10 @@ from hpo.compare.figures import plotly_figures, write_pngs
 from hpo.compare.stats import Interval
 from hpo.console import console
 from hpo.paths import safe_folder_name
+from hpo.reporting import REPORTS_DIR, md_table, plotly_script, print_files
 
 if TYPE_CHECKING:
     from hpo.compare.run import Arm, ComparisonPlan, ComparisonProgress
-
-REPORTS_DIR = Path("reports")  # default parent of report folders, in the working directory
 
 
 def report_folder(group: str, out: str | Path | None = None) -> Path:
@@ -109,17 +107,7 @@ def write_report(stats: ComparisonStats, folder: Path) -> BuiltReport:
 def print_report(built: BuiltReport) -> None:
     """The table, then where the files are."""
     print_comparison(built.stats)
-    console.print(
-        f"report: {built.html}, {built.summary}, {len(built.pngs)} PNG(s) in {built.html.parent}",
-        markup=False,
-    )
-
-
-def print_published(built: BuiltReport) -> None:
-    console.print(
-        f"notes, plots and {len(built.files)} file(s) published; see `hpo dashboard`",
-        markup=False,
-    )
+    print_files(built.html, built.summary, built.pngs)
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -230,12 +218,6 @@ def print_comparison(stats: ComparisonStats) -> None:
         top = ", ".join(f"{k} {v:.2f}" for k, v in list(s.importances.items())[:4])
         if top:
             console.print(f"[bold]{escape(s.arm)}[/] most important: {top}")
-
-
-def md_table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def headline_compute(stats: ComparisonStats) -> str:
@@ -380,20 +362,9 @@ def diagnostics_markdown(stats: ComparisonStats) -> list[str]:
 def write_html(
     stats: ComparisonStats, figures: dict[str, go.Figure], path: Path, *, inline_js: bool = False
 ) -> Path:
-    """One page: summary table and every figure; plotly.js written once beside it.
-
-    plotly.js (~4.8 MB) goes into its own file next to the page instead of a CDN link, so
-    the report opens offline, and instead of inline, so several reports (and git diffs of
-    a report) share one copy. `inline_js` embeds it instead: for a single file that must
-    work alone, such as the dashboard artifact.
-    """
-    if inline_js:
-        script = f"<script>{get_plotlyjs()}</script>"
-    else:
-        script = '<script src="plotly.min.js"></script>'
-        js = path.parent / "plotly.min.js"
-        if not js.exists():
-            js.write_text(get_plotlyjs(), encoding="utf-8")
+    """One page: summary table and every figure; plotly.js beside it (or inlined: see
+    hpo.reporting.plotly_script)."""
+    script = plotly_script(path, inline_js=inline_js)
     table = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
         for row in summary_rows(stats)

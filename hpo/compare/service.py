@@ -16,12 +16,12 @@ from hpo.compare.report import (
     BuiltReport,
     ProgressPrinter,
     print_plan,
-    print_published,
     print_report,
     report_folder,
     write_report,
 )
 from hpo.errors import HpoError
+from hpo.reporting import print_published
 
 if TYPE_CHECKING:
     import optuna
@@ -104,7 +104,7 @@ def report_group(
     print_report(built)
     if publish:
         publish_comparison(storage, built, settings.artifacts)
-        print_published(built)
+        print_published(built.files)
     return built
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,23 +14,19 @@ from sqlalchemy.engine import make_url
 
 from hpo.records import budget_of
 from hpo.storage import open_storage
-from tests.helpers import WAIT_SECONDS, HpoProcesses, worker_settings
+from tests.helpers import (
+    WAIT_SECONDS,
+    HpoProcesses,
+    connection_name,
+    connections_by_application,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.postgres
 
 WORKERS = 8
 SAMPLE_SECONDS = 0.2
 MAX_CONNECTIONS = 2  # per process: hpo.storage's default HPO_DB_POOL_SIZE
-
-
-def connections_by_application(admin: sqlalchemy.Engine, database: str) -> Counter[str]:
-    """Open connections to `database` right now, by application_name."""
-    query = sqlalchemy.text(
-        "SELECT application_name, count(*) FROM pg_stat_activity "
-        "WHERE datname = :database GROUP BY application_name"
-    )
-    with admin.connect() as connection:
-        return Counter(dict(connection.execute(query, {"database": database}).all()))
 
 
 def test_each_worker_holds_at_most_two_connections(
@@ -53,7 +48,7 @@ def test_each_worker_holds_at_most_two_connections(
             for _ in range(WORKERS)
         ]
         # hpo names each connection after its process (application_name "hpo host:pid").
-        names = {f"hpo {platform.node()}:{worker.pid}"[:63] for worker in workers}
+        names = {connection_name(worker.pid) for worker in workers}
         most: Counter[str] = Counter()
         deadline = time.monotonic() + WAIT_SECONDS
         while any(w.poll() is None for w in workers) and time.monotonic() < deadline:

@@ -17,16 +17,22 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-import torch
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.checkpoint import CheckpointStore
-from hpo.records import budget_of, counted_trials, superseded_numbers
+from hpo.records import budget_of, superseded_numbers
 from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
-from tests.helpers import HpoProcesses, wait_for, worker_settings, zero_cost
+from tests.helpers import (
+    HpoProcesses,
+    assert_budget_accounted,
+    checkpointed_victim,
+    wait_for,
+    worker_settings,
+    zero_cost,
+)
 
 pytestmark = pytest.mark.postgres
 WAIT_SECONDS = 180
@@ -40,19 +46,6 @@ def _start_workers(
     return [processes.start("worker", "--study", study, "--gpus", "none", env=env) for _ in "ab"]
 
 
-def _assert_accounted(study: optuna.Study, budget: int) -> list[optuna.trial.FrozenTrial]:
-    trials = study.get_trials()
-    counted = counted_trials(trials)
-    assert len(counted) == budget
-    assert all(t.state == TrialState.COMPLETE for t in counted), [
-        (t.number, t.state.name, t.user_attrs.get("fail_reason"), t.system_attrs) for t in counted
-    ]
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    numbers = [t.number for t in trials]
-    assert len(numbers) == len(set(numbers))
-    return trials
-
-
 def test_sigkilled_worker_trial_is_retried_and_resumes(
     postgres_url: str, create_study, tmp_path: Path
 ) -> None:
@@ -60,20 +53,12 @@ def test_sigkilled_worker_trial_is_retried_and_resumes(
     study = create_study(postgres_url, "kill", trials=budget, epochs=40)
     store = CheckpointStore(tmp_path, "kill")
 
-    def victim() -> tuple[int, int, int] | None:
-        """(pid, trial number, checkpoint epoch) of a worker well inside a trial."""
-        for trial in study.get_trials(states=(TrialState.RUNNING,)):
-            if not store.path(trial.number).exists() or "worker" not in trial.user_attrs:
-                continue
-            epoch = torch.load(store.path(trial.number), weights_only=True)["epoch"]
-            if epoch < 30:  # far from its end: still running when the signal lands
-                return int(trial.user_attrs["worker"].rsplit(":", 1)[1]), trial.number, epoch
-        return None
-
     with HpoProcesses() as processes:
         workers = _start_workers(processes, postgres_url, "kill", tmp_path)
         pid, killed_number, epoch = wait_for(
-            victim, "a trial with a checkpoint", timeout=WAIT_SECONDS
+            lambda: checkpointed_victim(study, store),
+            "a trial with a checkpoint",
+            timeout=WAIT_SECONDS,
         )
         os.kill(pid, signal.SIGKILL)
         processes.finish(WAIT_SECONDS)
@@ -81,7 +66,7 @@ def test_sigkilled_worker_trial_is_retried_and_resumes(
     assert killed.returncode == -signal.SIGKILL
     assert [w.returncode for w in workers if w is not killed] == [0]
 
-    trials = _assert_accounted(study, budget)
+    trials = assert_budget_accounted(study, budget)
     dead = trials[killed_number]
     assert dead.state == TrialState.FAIL
     assert killed_number in superseded_numbers(trials)
@@ -130,7 +115,7 @@ def _study_through(
         disrupt()
         results = processes.finish(WAIT_SECONDS)
     assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
-    trials = _assert_accounted(study, spec.trials)
+    trials = assert_budget_accounted(study, spec.trials)
     assert {t.number: t.value for t in trials if t.number in before} == before
     return results
 
@@ -196,7 +181,7 @@ def _load_worker(url: str, study_name: str, index: int, errors: multiprocessing.
 def test_eight_workers_run_500_zero_cost_trials(postgres_url: str, create_study) -> None:
     budget = 500
     study = _load_test(postgres_url, create_study, "load", budget)
-    trials = _assert_accounted(study, budget)
+    trials = assert_budget_accounted(study, budget)
     assert len(trials) == budget  # nothing failed, so nothing was retried
 
 
@@ -207,7 +192,7 @@ def test_eight_workers_run_3000_zero_cost_trials_through_the_rolling_queue(
     study lock: the budget still comes out exact, each trial number once."""
     budget = 3000
     study = _load_test(postgres_url, create_study, "load3k", budget)
-    trials = _assert_accounted(study, budget)
+    trials = assert_budget_accounted(study, budget)
     assert sorted(t.number for t in trials) == list(range(budget))
     assert budget_of(study).done
 

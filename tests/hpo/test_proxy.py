@@ -17,7 +17,6 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-import torch
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
@@ -34,6 +33,7 @@ from tests.helpers import (
     WAIT_SECONDS,
     HpoProcesses,
     assert_budget_accounted,
+    checkpointed_victim,
     connection_name,
     connections_by_application,
     run_hpo,
@@ -309,22 +309,14 @@ def test_sigkilled_worker_behind_the_proxy_is_retried_and_resumes(
     store = CheckpointStore(tmp_path, "kill")
     database = make_url(postgres_url).database
 
-    def victim() -> tuple[int, int, int] | None:
-        """(pid, trial number, checkpoint epoch) of a worker well inside a trial."""
-        for trial in study.get_trials(states=(TrialState.RUNNING,)):
-            if not store.path(trial.number).exists() or "worker" not in trial.user_attrs:
-                continue
-            epoch = torch.load(store.path(trial.number), weights_only=True)["epoch"]
-            if epoch < 30:  # far from its end: still running when the signal lands
-                return int(trial.user_attrs["worker"].rsplit(":", 1)[1]), trial.number, epoch
-        return None
-
     with HpoProcesses() as processes:
         proxy, url = start_proxy(processes, postgres_url)
         env = worker_settings(url, tmp_path)
         workers = [processes.start("worker", "--study", "kill", "--gpus", "none", env=env)]
         workers.append(processes.start("worker", "--study", "kill", "--gpus", "none", env=env))
-        pid, killed_number, epoch = wait_for(victim, "a trial with a checkpoint")
+        pid, killed_number, epoch = wait_for(
+            lambda: checkpointed_victim(study, store), "a trial with a checkpoint"
+        )
         connections = connections_by_application(pg_admin, database)
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: all(w.poll() is not None for w in workers), "the workers to end")

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from hpo.checkpoint import CheckpointStore
 from hpo.data import load_dataset
 from hpo.records import budget_of, counted_trials
-from hpo.storage import default_artifacts_dir, open_storage
+from hpo.storage import open_storage
 from hpo.study import QUEUE_DEPTH
 from hpo.train import Checkpoint, TrainConfig, train
 from hpo.worker import run_worker
@@ -114,11 +114,6 @@ def test_resuming_from_a_checkpoint_continues_the_same_run(tmp_path: Path) -> No
     assert store.load(5, {"depth": 1, "width": 8}, "cpu") is None
     store.delete(5)
     assert not store.path(5).exists()
-
-
-def test_default_artifacts_dir_is_beside_a_sqlite_file(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'x.db'}"
-    assert default_artifacts_dir(url) == tmp_path / "hpo-artifacts"
 
 
 @pytest.mark.postgres

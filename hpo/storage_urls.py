@@ -1,0 +1,89 @@
+"""Storage URLs: parsed, normalized, and shown without their password.
+
+The strings users give as --storage / HPO_STORAGE: `sqlite:///FILE`, `postgresql://...`
+(SQLAlchemy URLs) or `grpc://HOST:PORT` (a running `hpo proxy`). Nothing here connects;
+a password never reaches output, logs or errors (`mask_url`, `scrub`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy.engine import URL, make_url
+
+from hpo.errors import StorageError
+from hpo.settings import ARTIFACTS_FOLDER
+
+PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.proxy)
+
+
+def is_proxy_url(url: str) -> bool:
+    """Whether `url` names a storage proxy (`grpc://HOST:PORT`) rather than a database."""
+    return url.strip().lower().startswith(f"{PROXY_SCHEME}://")
+
+
+def default_artifacts_dir(storage_url: str) -> Path:
+    """hpo-artifacts/ beside a SQLite file; for a server database, in the current folder.
+
+    The artifact folder holds epoch checkpoints and report files; optuna-dashboard serves it.
+    """
+    url = _parse_url(storage_url)
+    local = url is not None and url.get_backend_name() == "sqlite"
+    if local and url.database not in (None, "", ":memory:"):
+        return Path(url.database).expanduser().resolve().parent / ARTIFACTS_FOLDER
+    return Path(ARTIFACTS_FOLDER).resolve()
+
+
+def _parse_url(url: str) -> URL | None:
+    """The parsed URL, or None when it is malformed.
+
+    SQLAlchemy raises ArgumentError for most malformed URLs but a plain ValueError for
+    some (a port that is not a number), so both mean "malformed" here.
+    """
+    try:
+        return make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None
+
+
+def normalize_url(url: str) -> str:
+    """Parse a storage URL; a bare postgresql:// uses the psycopg 3 driver hpo ships with."""
+    parsed = _parse_url(url)
+    if parsed is None:
+        raise StorageError(
+            f"malformed storage URL {mask_url(url)!r}; expected e.g. sqlite:///hpo.db, "
+            "postgresql://user@host:5432/dbname or grpc://host:13000 (hpo proxy)"
+        )
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StorageError(
+            f"unsupported storage {parsed.get_backend_name()!r} in {mask_url(url)!r}; "
+            "use sqlite:///FILE, postgresql://user@host/dbname or grpc://host:port (hpo proxy)"
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, safe for output, logs and errors."""
+    parsed = _parse_url(url)
+    if parsed is not None:
+        return parsed.render_as_string(hide_password=True)
+    # Unparseable: hide everything between '://' and '@', where a password would be.
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+
+
+def scrub(message: str, url: str) -> str:
+    """Remove the URL's password from a (driver) message."""
+    parsed = _parse_url(url)
+    if parsed is not None:
+        password = parsed.password
+    else:  # unparseable: whatever stands where a password would, between ':' and '@'
+        match = re.search(r"://[^:/@]*:([^@]*)@", url)
+        password = match.group(1) if match else None
+    if password:
+        message = message.replace(str(password), "***")
+    return message

@@ -1,0 +1,31 @@
+"""hpo.storage_urls: parsing, normalizing and masking storage URLs (nothing connects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpo.errors import StorageError
+from hpo.storage_urls import default_artifacts_dir, is_proxy_url, mask_url, normalize_url, scrub
+
+PASSWORD = "pw-Rt5-secret"
+
+
+def test_mask_url_and_scrub_hide_the_password() -> None:
+    url = f"postgresql://hpo:{PASSWORD}@db/hpo"
+    assert mask_url(url) == "postgresql://hpo:***@db/hpo"
+    assert PASSWORD not in mask_url("not a url://hpo:" + PASSWORD + "@db")
+    assert scrub(f"failed for {PASSWORD}", url) == "failed for ***"
+
+
+def test_normalize_url_picks_psycopg_and_refuses_other_backends() -> None:
+    assert normalize_url("postgresql://u@db/x") == "postgresql+psycopg://u@db/x"
+    with pytest.raises(StorageError, match="unsupported storage 'mysql'"):
+        normalize_url("mysql://u@db/x")
+    assert is_proxy_url(" GRPC://127.0.0.1:13000") and not is_proxy_url("sqlite:///x.db")
+
+
+def test_default_artifacts_dir_is_beside_a_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert default_artifacts_dir(url) == tmp_path / "hpo-artifacts"
