@@ -128,8 +128,10 @@ def _trace(
         layer.register_forward_pre_hook(enter)
         layer.register_forward_hook(leave)
     batch = 2  # BatchNorm refuses a batch of one; counts are per sample below
-    with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(torch.empty(batch, *in_shape))
+    # The net and its input are meta tensors already; a device context here would route
+    # every op through a TorchFunctionMode and double the trace's cost.
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(torch.empty(batch, *in_shape, device="meta"))
     return _Trace(
         parameters=sum(p.numel() for p in net.parameters()),
         saved=sum(saved.values()) // batch,
