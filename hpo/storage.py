@@ -41,6 +41,7 @@ from hpo.storage_errors import (
     is_transient,
     lost_table_creation_race,
     server_busy,
+    sqlite_locked,
     unreachable_message,
 )
 from hpo.storage_urls import is_proxy_url, mask_url, normalize_url, scrub
@@ -292,9 +293,12 @@ def open_storage(
             break
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
             # Processes starting together on an empty database race to create the
-            # tables; the losers see "already exists" / a unique violation. Try again:
-            # by then the tables are there.
-            if races + 1 < CREATE_ATTEMPTS and lost_table_creation_race(exc):
+            # tables; the losers see "already exists" / a unique violation, or on SQLite
+            # "database is locked" (a schema read upgraded to a write fails at once, busy
+            # timeout or not). Try again: by then the tables are there.
+            if races + 1 < CREATE_ATTEMPTS and (
+                lost_table_creation_race(exc) or (backend == "sqlite" and sqlite_locked(exc))
+            ):
                 races += 1
                 time.sleep(0.2 * races)
                 continue

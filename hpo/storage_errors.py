@@ -55,6 +55,10 @@ def server_busy(exc: BaseException) -> bool:
     return any(phrase in text for phrase in BUSY_SERVER)
 
 
+def sqlite_locked(exc: BaseException) -> bool:
+    return "database is locked" in str(getattr(exc, "orig", None) or exc).lower()
+
+
 def lost_table_creation_race(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", None) or exc).lower()
     return "already exists" in text or "duplicate key" in text or "unique" in text
