@@ -17,6 +17,7 @@ from hpo.storage import open_storage
 from tests.helpers import WAIT_SECONDS, HpoProcesses, alive, children, wait_for, with_password
 
 PASSWORD = "pw-Lx3-secret"
+LONG_EPOCHS = 100_000  # a trial that runs until it is interrupted
 
 
 def test_one_worker_per_gpu_else_cpu_workers() -> None:
@@ -86,7 +87,9 @@ def _ctrl_c(launch: subprocess.Popen[str]) -> tuple[str, str]:
 def test_ctrl_c_stops_every_worker_and_requeues_their_trials(
     postgres_url: str, write_study
 ) -> None:
-    path = write_study("ctrlc", trials=4, epochs=200)
+    # Trials that cannot end before the Ctrl-C: a tiny rings epoch takes milliseconds, so
+    # 200 epochs let a loaded machine finish the whole study first (exit 0, seen in CI).
+    path = write_study("ctrlc", trials=4, epochs=LONG_EPOCHS)
     with HpoProcesses() as processes:
         launch, study = _launch_until_running(
             processes, postgres_url, path, "--workers", "2", running=2
@@ -114,7 +117,7 @@ def test_ctrl_c_on_a_single_in_process_worker_requeues_its_trial(
     postgres_url: str, write_study
 ) -> None:
     """One CPU worker runs inside the launcher; Ctrl-C must still stop it cleanly."""
-    path = write_study("ctrlc1", trials=3, epochs=200)
+    path = write_study("ctrlc1", trials=3, epochs=LONG_EPOCHS)
     with HpoProcesses() as processes:
         launch, study = _launch_until_running(processes, postgres_url, path, running=1)
         assert children(launch.pid) == []  # no second process: the worker runs here
