@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from hpo.worker import WorkerReport
 
 STOP_GRACE_SECONDS = 60  # after Ctrl-C, how long workers get to finish their epoch
+POLL_STEP_SECONDS = 0.1  # how soon the launcher notices a stop request or a last exit
 PARENT_POLL_SECONDS = 1.0  # how often a spawned worker checks that its launcher lives
 
 log = logging.getLogger("hpo.launch")
@@ -224,15 +225,23 @@ def run_local_workers(
     """
     processes: list[subprocess.Popen[bytes]] = []
     cpu_workers = sum(1 for plan in plans if plan.gpu is None)
-    with _signal_handlers(_interrupt, signals=(signal.SIGTERM,)):
+    # The first Ctrl-C / SIGTERM only sets `stop`, checked between polls: raised inside a
+    # database call (the progress poll), a KeyboardInterrupt can leave the driver waiting
+    # forever on a query it cancelled. A second signal raises at once.
+    stop = threading.Event()
+    with stop_on_signals(stop):
         try:
             for plan in plans:
                 env = worker_env(plan, cpu_workers, storage_url, extra_env)
                 processes.append(_spawn(plan, study.study_name, data_dir, env))
             while any(p.poll() is None for p in processes):
+                if stop.is_set():
+                    raise KeyboardInterrupt
                 if on_progress is not None:
                     on_progress(progress_of(study))
-                _wait_any(processes, poll_seconds)
+                _wait_any(processes, poll_seconds, stop)
+            if stop.is_set():
+                raise KeyboardInterrupt
         finally:
             _stop(processes)
     if on_progress is not None:
@@ -245,10 +254,6 @@ def check_exit_codes(codes: Sequence[int]) -> None:
     failed = [code for code in codes if code]
     if failed:
         raise HpoError(f"{len(failed)} worker(s) exited with errors: {list(codes)}")
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -268,14 +273,17 @@ def _signal_handlers(
             signal.signal(sig, old)
 
 
-def _wait_any(processes: list[subprocess.Popen[bytes]], seconds: float) -> None:
-    """Sleep up to `seconds`, but return as soon as the last running worker exits."""
+def _wait_any(
+    processes: list[subprocess.Popen[bytes]], seconds: float, stop: threading.Event
+) -> None:
+    """Wait up to `seconds`; return early when a stop is requested or the last running
+    worker exits."""
     running = [p for p in processes if p.poll() is None]
-    if len(running) == 1:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            running[0].wait(timeout=seconds)
-    else:
-        time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        if len(running) == 1 and running[0].poll() is not None:
+            return
+        stop.wait(min(POLL_STEP_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def _spawn(
