@@ -40,7 +40,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.errors import HpoError, StorageError
-from hpo.storage import MAX_RETRY, StaleTrialRetry, open_storage, retrying
+from hpo.storage import MAX_RETRY, STORAGE_CALLS, StaleTrialRetry, open_storage, retrying
 from hpo.storage_urls import PROXY_SCHEME, is_proxy_url, mask_url
 
 DEFAULT_PORT = 13000  # Optuna's default for its proxy
@@ -164,25 +164,7 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy):
 
 
 for _name in (
-    "create_new_study",
-    "delete_study",
-    "set_study_user_attr",
-    "set_study_system_attr",
-    "get_study_id_from_name",
-    "get_study_name_from_id",
-    "get_study_directions",
-    "get_study_user_attrs",
-    "get_study_system_attrs",
-    "get_all_studies",
-    "create_new_trial",
-    "set_trial_param",
-    "set_trial_state_values",
-    "set_trial_intermediate_value",
-    "set_trial_user_attr",
-    "set_trial_system_attr",
-    "get_trial_id_from_study_id_trial_number",
-    "get_trial",
-    "get_all_trials",
+    *STORAGE_CALLS,
     "open_study",
     "top_up",
 ):

@@ -128,6 +128,31 @@ def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
     return retrying(method, name, retryable=is_transient, give_up=_gave_up, warn=_warn)
 
 
+# Optuna's storage calls that reach the database (or the proxy) and are retried while it
+# is away; each storage kind adds its own on top.
+STORAGE_CALLS: tuple[str, ...] = (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "get_all_trials",
+)
+
+
 class ResilientRDBStorage(optuna.storages.RDBStorage):
     """RDBStorage whose calls wait out a database restart instead of failing.
 
@@ -171,28 +196,10 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
 
 
 for _name in (
-    "create_new_study",
-    "delete_study",
-    "set_study_user_attr",
-    "set_study_system_attr",
-    "get_study_id_from_name",
-    "get_study_name_from_id",
-    "get_study_directions",
-    "get_study_user_attrs",
-    "get_study_system_attrs",
+    *STORAGE_CALLS,
     "get_trial_user_attrs",
     "get_trial_system_attrs",
-    "get_all_studies",
-    "create_new_trial",
-    "set_trial_param",
     "get_trial_param",
-    "set_trial_state_values",
-    "set_trial_intermediate_value",
-    "set_trial_user_attr",
-    "set_trial_system_attr",
-    "get_trial_id_from_study_id_trial_number",
-    "get_trial",
-    "get_all_trials",
     "get_best_trial",
     "record_heartbeat",
     # Optuna's per-process cache (_CachedStorage) calls these private ones directly.
