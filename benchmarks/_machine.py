@@ -7,9 +7,15 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlalchemy
 
 # Run as `python3 benchmarks/NAME.py` from the repository root: make `benchmarks` and the
 # project importable without installing anything else.
@@ -82,3 +88,42 @@ def fresh_postgres(admin_url: str = PG_ADMIN_URL) -> Iterator[str | None]:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+# A study of zero-cost trials (the objective only suggests `x`: tests.helpers.zero_cost), so
+# that a benchmark measures the storage path alone. Format with name= and trials=.
+ZERO_COST_STUDY = """
+[study]
+name = "{name}"
+trials = {trials}
+[model]
+name = "mlp"
+[data]
+name = "rings"
+[sampler]
+name = "random"
+[space]
+lr = {{ low = 1e-3, high = 1e-1, log = true }}
+"""
+
+
+class PgActivitySampler(threading.Thread):
+    """Samples pg_stat_activity of one database every `every` seconds until stopped."""
+
+    def __init__(self, admin: sqlalchemy.Engine, database: str, every: float) -> None:
+        super().__init__(daemon=True)
+        self.admin, self.database, self.every = admin, database, every
+        self.done = threading.Event()
+        self.samples: list[Counter[str]] = []  # connections by application_name, per sample
+
+    def run(self) -> None:
+        import sqlalchemy
+
+        query = sqlalchemy.text(
+            "SELECT application_name, count(*) FROM pg_stat_activity "
+            "WHERE datname = :database GROUP BY application_name"
+        )
+        with self.admin.connect() as connection:
+            while not self.done.wait(self.every):
+                rows = connection.execute(query, {"database": self.database}).all()
+                self.samples.append(Counter(dict(rows)))

@@ -16,13 +16,12 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import sqlalchemy
-from _machine import PG_ADMIN_URL, ROOT, banner, fresh_postgres
+from _machine import PG_ADMIN_URL, ROOT, PgActivitySampler, banner, fresh_postgres
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
@@ -54,26 +53,6 @@ batch_size = 64
 """
 
 
-class Sampler(threading.Thread):
-    """Samples pg_stat_activity of one database every `every` seconds until stopped."""
-
-    def __init__(self, admin: sqlalchemy.Engine, database: str, every: float) -> None:
-        super().__init__(daemon=True)
-        self.admin, self.database, self.every = admin, database, every
-        self.done = threading.Event()
-        self.samples: list[Counter[str]] = []  # connections by application_name, per sample
-
-    def run(self) -> None:
-        query = sqlalchemy.text(
-            "SELECT application_name, count(*) FROM pg_stat_activity "
-            "WHERE datname = :database GROUP BY application_name"
-        )
-        with self.admin.connect() as connection:
-            while not self.done.wait(self.every):
-                rows = connection.execute(query, {"database": self.database}).all()
-                self.samples.append(Counter(dict(rows)))
-
-
 def _start_worker(url: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
     env.update(HPO_STORAGE=url, HPO_THREADS="1", PYTHONPATH=str(ROOT))
@@ -85,7 +64,9 @@ def _start_worker(url: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _report(sampler: Sampler, workers: list[subprocess.Popen[bytes]]) -> tuple[int, int, int]:
+def _report(
+    sampler: PgActivitySampler, workers: list[subprocess.Popen[bytes]]
+) -> tuple[int, int, int]:
     """Most connections one worker held, most all workers held at once, workers seen."""
     names = {f"hpo {platform.node()}:{w.pid}"[:63] for w in workers}
     per_worker: Counter[str] = Counter()
@@ -115,7 +96,7 @@ def main() -> None:
             path.write_text(STUDY.format(trials=args.trials, epochs=args.epochs))
             study = open_study(open_storage(url), load_spec(path))
         admin = sqlalchemy.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-        sampler = Sampler(admin, make_url(url).database, args.every)
+        sampler = PgActivitySampler(admin, make_url(url).database, args.every)
         sampler.start()
         started = time.perf_counter()
         workers = [_start_worker(url) for _ in range(args.workers)]

@@ -13,38 +13,18 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
-import optuna
 import sqlalchemy
-from _machine import banner
+from _machine import ZERO_COST_STUDY, banner
 
 from hpo.records import budget_of
-from hpo.spec import StudySpec, load_spec
+from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
-
-STUDY = """
-[study]
-name = "load"
-trials = {trials}
-[model]
-name = "mlp"
-[data]
-name = "rings"
-[sampler]
-name = "random"
-[space]
-lr = {{ low = 1e-3, high = 1e-1, log = true }}
-"""
-
-
-def _zero_cost(spec: StudySpec, stop: threading.Event) -> Callable[[optuna.Trial], float]:
-    return lambda trial: trial.suggest_float("x", 0.0, 1.0)
+from tests.helpers import zero_cost
 
 
 def _worker(url: str, index: int) -> None:
@@ -54,7 +34,7 @@ def _worker(url: str, index: int) -> None:
         open_storage(url, heartbeat_interval=5),
         "load",
         worker_index=index,
-        objective_factory=_zero_cost,
+        objective_factory=zero_cost(),
     )
 
 
@@ -77,7 +57,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "load.toml"
-            path.write_text(STUDY.format(trials=args.trials))
+            path.write_text(ZERO_COST_STUDY.format(name="load", trials=args.trials))
             study = open_study(open_storage(url), load_spec(path))
         context = multiprocessing.get_context("fork")
         processes = [context.Process(target=_worker, args=(url, i)) for i in range(args.workers)]

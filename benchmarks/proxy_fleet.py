@@ -29,43 +29,24 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
 import sqlalchemy
-from _machine import PG_ADMIN_URL, ROOT, banner, fresh_postgres
+from _machine import PG_ADMIN_URL, ROOT, ZERO_COST_STUDY, PgActivitySampler, banner, fresh_postgres
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.records import budget_of
-from hpo.spec import StudySpec, load_spec
+from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
+from tests.helpers import zero_cost
 
-STUDY = """
-[study]
-name = "fleet"
-trials = {trials}
-[model]
-name = "mlp"
-[data]
-name = "rings"
-[sampler]
-name = "random"
-[space]
-lr = {{ low = 1e-3, high = 1e-1, log = true }}
-"""
 HEARTBEAT = 5  # seconds: zero-cost trials end before their first beat, as in load_postgres
-
-
-def _zero_cost(spec: StudySpec, stop: threading.Event) -> Callable[[optuna.Trial], float]:
-    return lambda trial: trial.suggest_float("x", 0.0, 1.0)
 
 
 def _worker(url: str, index: int, errors: multiprocessing.Queue) -> None:
@@ -73,31 +54,11 @@ def _worker(url: str, index: int, errors: multiprocessing.Queue) -> None:
 
     try:
         storage = open_storage(url, heartbeat_interval=HEARTBEAT)
-        run_worker(storage, "fleet", worker_index=index, objective_factory=_zero_cost)
+        run_worker(storage, "fleet", worker_index=index, objective_factory=zero_cost())
     except BaseException as exc:
         errors.put(f"worker {index}: {type(exc).__name__}: {exc}".splitlines()[0])
         traceback.print_exc()
         sys.exit(1)
-
-
-class Sampler(threading.Thread):
-    """Samples pg_stat_activity of one database every `every` seconds until stopped."""
-
-    def __init__(self, admin: sqlalchemy.Engine, database: str, every: float) -> None:
-        super().__init__(daemon=True)
-        self.admin, self.database, self.every = admin, database, every
-        self.done = threading.Event()
-        self.samples: list[Counter[str]] = []  # connections by application_name, per sample
-
-    def run(self) -> None:
-        query = sqlalchemy.text(
-            "SELECT application_name, count(*) FROM pg_stat_activity "
-            "WHERE datname = :database GROUP BY application_name"
-        )
-        with self.admin.connect() as connection:
-            while not self.done.wait(self.every):
-                rows = connection.execute(query, {"database": self.database}).all()
-                self.samples.append(Counter(dict(rows)))
 
 
 @dataclass
@@ -162,7 +123,7 @@ def run_arm(arm: str, workers: int, trials: int, admin_url: str, every: float) -
             raise SystemExit("PostgreSQL is needed")
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "fleet.toml"
-            path.write_text(STUDY.format(trials=trials))
+            path.write_text(ZERO_COST_STUDY.format(name="fleet", trials=trials))
             setup = open_storage(url)
             study = open_study(setup, load_spec(path))
             setup.engine.dispose()  # the parent holds no connection while the fleet runs
@@ -176,7 +137,7 @@ def run_arm(arm: str, workers: int, trials: int, admin_url: str, every: float) -
         started = time.perf_counter()
         for process in processes:
             process.start()
-        sampler = Sampler(admin, make_url(url).database, every)
+        sampler = PgActivitySampler(admin, make_url(url).database, every)
         sampler.start()
         for process in processes:
             process.join()
