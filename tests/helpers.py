@@ -303,6 +303,26 @@ def assert_budget_accounted(study: optuna.Study, budget: int) -> list[optuna.tri
     return trials
 
 
+def assert_killed_trial_resumed(
+    trials: list[optuna.trial.FrozenTrial], killed_number: int, epoch: int, store: CheckpointStore
+) -> None:
+    """The trial whose worker was killed at checkpoint `epoch` failed, was superseded by a
+    retry with the same params that resumed from at least that epoch and completed, and
+    left no checkpoint behind."""
+    from optuna.trial import TrialState
+
+    from hpo.records import superseded_numbers
+
+    dead = trials[killed_number]
+    assert dead.state == TrialState.FAIL
+    assert killed_number in superseded_numbers(trials)
+    retry = next(t for t in trials if killed_number in t.system_attrs.get("retry_history", []))
+    assert retry.state == TrialState.COMPLETE
+    assert retry.params == dead.params
+    assert retry.user_attrs["resumed_from_epoch"] >= epoch
+    assert list(store.folder.iterdir()) == []
+
+
 def checkpointed_victim(study: optuna.Study, store: CheckpointStore) -> tuple[int, int, int] | None:
     """(pid, trial number, checkpoint epoch) of a worker well inside a trial, for a kill:
     a RUNNING trial with a checkpoint before epoch 30; None while there is none."""

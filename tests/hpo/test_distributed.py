@@ -21,13 +21,14 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.checkpoint import CheckpointStore
-from hpo.records import budget_of, superseded_numbers
+from hpo.records import budget_of
 from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from tests.helpers import (
     HpoProcesses,
     assert_budget_accounted,
+    assert_killed_trial_resumed,
     checkpointed_victim,
     wait_for,
     worker_settings,
@@ -67,14 +68,7 @@ def test_sigkilled_worker_trial_is_retried_and_resumes(
     assert [w.returncode for w in workers if w is not killed] == [0]
 
     trials = assert_budget_accounted(study, budget)
-    dead = trials[killed_number]
-    assert dead.state == TrialState.FAIL
-    assert killed_number in superseded_numbers(trials)
-    retry = next(t for t in trials if killed_number in t.system_attrs.get("retry_history", []))
-    assert retry.state == TrialState.COMPLETE
-    assert retry.params == dead.params
-    assert retry.user_attrs["resumed_from_epoch"] >= epoch
-    assert list(store.folder.iterdir()) == []
+    assert_killed_trial_resumed(trials, killed_number, epoch, store)
 
 
 def test_database_outage_mid_study_loses_nothing(

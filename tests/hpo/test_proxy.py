@@ -33,6 +33,7 @@ from tests.helpers import (
     WAIT_SECONDS,
     HpoProcesses,
     assert_budget_accounted,
+    assert_killed_trial_resumed,
     checkpointed_victim,
     connection_name,
     connections_by_application,
@@ -331,11 +332,4 @@ def test_sigkilled_worker_behind_the_proxy_is_retried_and_resumes(
     assert [w.returncode for w in workers if w is not killed] == [0]
 
     trials = assert_budget_accounted(study, budget)
-    dead = trials[killed_number]
-    assert dead.state == TrialState.FAIL
-    assert killed_number in superseded_numbers(trials)
-    retry = next(t for t in trials if killed_number in t.system_attrs.get("retry_history", []))
-    assert retry.state == TrialState.COMPLETE
-    assert retry.params == dead.params
-    assert retry.user_attrs["resumed_from_epoch"] >= epoch
-    assert list(store.folder.iterdir()) == []
+    assert_killed_trial_resumed(trials, killed_number, epoch, store)
