@@ -178,7 +178,10 @@ def test_uint8_images_train_as_their_float_inputs_would(digits: Dataset) -> None
         train(cnn(digits), digits, config).history == train(cnn(as_float), as_float, config).history
     )
     model = cnn(digits)
-    assert evaluate(model, digits.val, batch_size=50) == evaluate(model, as_float.val)
+    # Another batch size sums the loss in another order: equal up to rounding, which differs
+    # between CPUs' kernels (bit-equal on Intel, not on AMD EPYC), so compare with a tolerance.
+    by_50 = evaluate(model, digits.val, batch_size=50)
+    assert by_50 == pytest.approx(evaluate(model, as_float.val), rel=1e-6, abs=1e-9)
 
 
 def test_cuda_tricks_change_nothing_on_cpu(digits: Dataset) -> None:
