@@ -25,8 +25,8 @@ from _machine import PG_ADMIN_URL, ROOT, PgActivitySampler, banner, fresh_postgr
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
+from hpo.config.spec import load_spec
 from hpo.records import budget_of
-from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 

@@ -221,7 +221,7 @@ class Profiler:
 def instrumented(file: Path, folder: Path, trials: int) -> None:
     import hpo.objective
     import hpo.worker
-    from hpo.spec import load_spec
+    from hpo.config.spec import load_spec
     from hpo.storage import open_storage
     from hpo.study import open_study
 

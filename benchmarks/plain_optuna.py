@@ -2,7 +2,7 @@
 
 optuna.create_study on a SQLite file + study.optimize; sklearn digits as tensors with
 their own stratified 60/20/20 split; models.create_model and the study file's search space
-(read with hpo.spec.load_spec, so both sides search exactly the same space), the study
+(read with hpo.config.spec.load_spec, so both sides search exactly the same space), the study
 file's sampler and pruner settings; a plain PyTorch loop. Nothing of hpo's worker,
 objective or training loop is used. Writes {trial number: training seconds} as JSON.
 
@@ -24,7 +24,14 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from hpo.spec import MODEL_KEYS, CategoricalParam, FixedParam, FloatParam, IntParam, load_spec
+from hpo.config.spec import (
+    MODEL_KEYS,
+    CategoricalParam,
+    FixedParam,
+    FloatParam,
+    IntParam,
+    load_spec,
+)
 from models import create_model
 
 

@@ -40,8 +40,8 @@ from _machine import PG_ADMIN_URL, ROOT, ZERO_COST_STUDY, PgActivitySampler, ban
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
+from hpo.config.spec import load_spec
 from hpo.records import budget_of
-from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from tests.helpers import zero_cost

@@ -39,9 +39,9 @@ import optuna
 from _machine import banner, fresh_postgres, load, median
 from optuna.trial import TrialState, create_trial
 
+from hpo.config.spec import FixedParam, load_spec
 from hpo.samplers import build_sampler
 from hpo.space import suggest_params, to_distribution
-from hpo.spec import FixedParam, load_spec
 from hpo.storage import open_storage
 
 CHUNK = 500  # trials per add_trials call

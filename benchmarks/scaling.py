@@ -93,8 +93,8 @@ def run_config(
 ) -> Row:
     from optuna.trial import TrialState
 
+    from hpo.config.spec import load_spec
     from hpo.records import counted_trials
-    from hpo.spec import load_spec
     from hpo.storage import open_storage
     from hpo.study import open_study
 

@@ -371,7 +371,7 @@ class Result:
 
 def study_spec(size: int) -> Any:
     """digits-cnn's spec with a random sampler and no pruner (as benchmarks/scaling.py)."""
-    from hpo.spec import load_spec
+    from hpo.config.spec import load_spec
 
     spec = load_spec(_machine.ROOT / "studies" / "digits-cnn.toml")
     return dataclasses.replace(

@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from _machine import banner, load, median
 from torch import nn
 
+from hpo.config.spec import DataSpec, FixedParam, StudySpec, TrainSpec
 from hpo.data import Dataset, load_dataset
 from hpo.objective import Objective
-from hpo.spec import DataSpec, FixedParam, StudySpec, TrainSpec
 from hpo.train import DeviceTimer, TrainConfig, evaluate, num_outputs, train
 from models import create_model
 

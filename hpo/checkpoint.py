@@ -3,7 +3,7 @@
 After an epoch a trial's model, optimizer state and history are written to one file,
 `ROOT/checkpoints/FOLDER/trial-N.pt`, replaced atomically (only the latest epoch is kept).
 FOLDER is the study name's readable part plus a hash of all of it
-(hpo.paths.safe_folder_name), so studies never share a folder however alike their names
+(hpo.config.paths.safe_folder_name), so studies never share a folder however alike their names
 (`a/b`, `a b`, `a_b`) and a long name makes a short path. When a worker dies, Optuna
 re-queues the trial as a new one whose system attr `retry_history` lists the dead
 attempts; the retry loads the newest checkpoint among them and continues from that epoch.
@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from hpo import _optuna
-from hpo.paths import safe_folder_name
-from hpo.settings import CHECKPOINT_EVERY
+from hpo.config.paths import safe_folder_name
+from hpo.config.settings import CHECKPOINT_EVERY
 from hpo.train import Checkpoint, EpochResult, StopRequested
 
 log = logging.getLogger("hpo.checkpoint")

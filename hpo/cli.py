@@ -15,8 +15,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from hpo.config.settings import CHECKPOINT_EVERY, DEFAULT_STORAGE, HEARTBEAT_INTERVAL, Settings
 from hpo.errors import HpoError
-from hpo.settings import CHECKPOINT_EVERY, DEFAULT_STORAGE, HEARTBEAT_INTERVAL, Settings
 
 EXIT_USAGE = 2
 # A value given on the command line beats one from the environment, which beats a default;

@@ -37,7 +37,7 @@ from hpo.progress import StudyProgress, progress_of
 if TYPE_CHECKING:
     import optuna
 
-    from hpo.settings import Settings
+    from hpo.config.settings import Settings
     from hpo.worker import WorkerReport
 
 STOP_GRACE_SECONDS = 60  # after Ctrl-C, how long workers get to finish their epoch

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpo.config.spec import MODEL_KEYS, CategoricalParam, FixedParam, FloatParam, IntParam, Param
 from hpo.devices import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
 from hpo.errors import TrialTooLarge
-from hpo.spec import MODEL_KEYS, CategoricalParam, FixedParam, FloatParam, IntParam, Param
 from hpo.train import TrainConfig
 from models import create_model
 

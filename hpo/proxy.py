@@ -276,7 +276,7 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
 
 def _hpo_handler(storage: Any, cached: Any) -> grpc.GenericRpcHandler:
     """hpo's calls: JSON in, JSON out; user errors travel as FAILED_PRECONDITION."""
-    from hpo.spec import spec_from_dict
+    from hpo.config.spec import spec_from_dict
     from hpo.study import open_study, top_up
 
     def ping(request: dict[str, Any]) -> dict[str, Any]:

@@ -12,16 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hpo.config.settings import Settings
 from hpo.errors import HpoError
-from hpo.settings import Settings
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
+    from hpo.config.spec import StudySpec
     from hpo.data import Dataset
     from hpo.launch import ProgressCallback, WorkerPlan
-    from hpo.spec import StudySpec
     from hpo.summary import StudySummary
 
 log = logging.getLogger("hpo.service")
@@ -64,10 +64,10 @@ def launch_study(
     on_warning: Callable[[str], None] | None = None,
 ) -> LaunchOutcome:
     """Create or resume the study of `file`, run local workers until its budget is done."""
+    from hpo.config.spec import load_spec, renamed
     from hpo.devices import parse_gpus, visible_gpus
     from hpo.launch import plan_workers, run_workers
     from hpo.memory import largest_config_warning
-    from hpo.spec import load_spec, renamed
     from hpo.study import open_study
     from hpo.summary import summarize
     from hpo.train import num_outputs

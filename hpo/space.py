@@ -13,7 +13,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hpo.spec import (
+from hpo.config.spec import (
     MODEL_KEYS,
     CategoricalParam,
     FixedParam,

@@ -34,8 +34,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
 from hpo._optuna import RDB_PRIVATE_METHODS, claim_waiting_trial, write_user_attrs
+from hpo.config.settings import HEARTBEAT_INTERVAL
 from hpo.errors import StorageError
-from hpo.settings import HEARTBEAT_INTERVAL
 from hpo.storage_errors import (
     driver_reason,
     is_transient,

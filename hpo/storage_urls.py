@@ -13,8 +13,8 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
+from hpo.config.settings import ARTIFACTS_FOLDER
 from hpo.errors import StorageError
-from hpo.settings import ARTIFACTS_FOLDER
 
 PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.proxy)
 

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from hpo import _optuna
+from hpo.config.spec import StudySpec, spec_from_dict
 from hpo.errors import HpoError, SpecError, StudyConflictError
 from hpo.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
-from hpo.spec import StudySpec, spec_from_dict
 from hpo.storage import study_lock, with_retries
 from hpo.storage_urls import is_proxy_url, mask_url
 

@@ -34,14 +34,14 @@ from hpo._optuna import (
     waiting_trial_ids,
 )
 from hpo.checkpoint import CheckpointStore
+from hpo.config.settings import CHECKPOINT_EVERY
+from hpo.config.spec import StudySpec
 from hpo.data import Dataset, load_dataset
 from hpo.errors import StorageError, TrialTooLarge
 from hpo.heartbeats import heartbeats_for
 from hpo.objective import Objective
 from hpo.records import WORKER_ATTR, worker_name
 from hpo.samplers import build_pruner, build_sampler, worker_seed
-from hpo.settings import CHECKPOINT_EVERY
-from hpo.spec import StudySpec
 from hpo.storage import with_retries
 from hpo.study import load_spec_from_storage, study_deadline, top_up
 from hpo.train import DivergedError, StopRequested

@@ -67,7 +67,7 @@ def create_study(write_study: Callable[..., Path]) -> Callable[..., optuna.Study
         storage: str | optuna.storages.BaseStorage, name: str = "tiny", **keywords: Any
     ) -> optuna.Study:
         # Imported here: hpo.study loads torch, which light test modules never need.
-        from hpo.spec import load_spec
+        from hpo.config.spec import load_spec
         from hpo.storage import open_storage
         from hpo.study import open_study
 

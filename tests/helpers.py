@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # annotations only
     import sqlalchemy
 
     from hpo.checkpoint import CheckpointStore
-    from hpo.spec import StudySpec
+    from hpo.config.spec import StudySpec
 
     ObjectiveFactory = Callable[[StudySpec, threading.Event], Callable[[optuna.Trial], float]]
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import optuna
 
     from hpo.claims.report import BuiltReport
-    from hpo.settings import Settings
+    from hpo.config.settings import Settings
 
 
 def claims_command(

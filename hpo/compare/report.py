@@ -21,8 +21,8 @@ from rich.table import Table
 from hpo.compare.analyze import ComparisonStats, diagnostics_by
 from hpo.compare.figures import plotly_figures, write_pngs
 from hpo.compare.stats import Interval
+from hpo.config.paths import safe_folder_name
 from hpo.console import console
-from hpo.paths import safe_folder_name
 from hpo.reporting import REPORTS_DIR, md_table, plotly_script, print_files
 
 if TYPE_CHECKING:

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import optuna
 
 from hpo.compare.load import ARM_ATTR, GROUP_ATTR, PRUNER_ATTR, SAMPLER_ATTR, SEED_ATTR
+from hpo.config.spec import PrunerSpec, SamplerSpec, StudySpec, spec_from_dict
 from hpo.errors import HpoError
 from hpo.launch import WorkerPlan, run_local_workers
 from hpo.progress import StudyProgress, progress_of
 from hpo.records import budget_of
 from hpo.samplers import PRUNERS, SAMPLERS
-from hpo.spec import PrunerSpec, SamplerSpec, StudySpec, spec_from_dict
 from hpo.study import open_study
 
 DEFAULT_ARMS = "random,tpe"  # today's comparison: both with the study file's pruner

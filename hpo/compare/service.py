@@ -26,7 +26,7 @@ from hpo.reporting import print_published
 if TYPE_CHECKING:
     import optuna
 
-    from hpo.settings import Settings
+    from hpo.config.settings import Settings
 
 
 def compare_file(
@@ -55,10 +55,10 @@ def compare_file(
     # Imported here: they load torch (through the spec's model names), which `hpo report`
     # never needs.
     from hpo.compare.run import DEFAULT_ARMS, plan_comparison, run_comparison
+    from hpo.config.spec import load_spec
     from hpo.devices import parse_gpus, visible_gpus
     from hpo.launch import check_exit_codes, plan_workers
     from hpo.service import check_data
-    from hpo.spec import load_spec
 
     if arms is not None and samplers is not None:
         raise HpoError("give --arms or its older name --samplers, not both")

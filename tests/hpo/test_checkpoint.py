@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from hpo import _optuna
 from hpo.checkpoint import BadCheckpoint, CheckpointStore, Expected, check_state
-from hpo.spec import StudySpec, load_spec
+from hpo.config.spec import StudySpec, load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.train import Checkpoint, TrainConfig, num_outputs, train

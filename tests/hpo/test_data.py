@@ -15,6 +15,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import hpo.datafiles
+from hpo.config.spec import parse_spec
 from hpo.data import (
     DATASETS,
     Dataset,
@@ -38,7 +39,6 @@ from hpo.datafiles import (
     read_idx,
 )
 from hpo.errors import DataError, SpecError
-from hpo.spec import parse_spec
 from tests.helpers import run_hpo, study_text
 
 FASHION = SYSTEM_DATA_ROOT / "fashion-mnist"  # installed by dataset-fashion-mnist (.ci/run)

@@ -12,9 +12,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpo.config.spec import StudySpec, load_spec
 from hpo.errors import HpoError
 from hpo.records import DEADLINE_ATTR, SPEC_ATTR, budget_of
-from hpo.spec import StudySpec, load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.worker import WorkerReport, run_worker

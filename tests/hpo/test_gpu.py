@@ -16,9 +16,9 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
+from hpo.config.spec import StudySpec, load_spec
 from hpo.data import Dataset, load_dataset
 from hpo.objective import Objective
-from hpo.spec import StudySpec, load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.train import DeviceTimer, TrainConfig, evaluate, train

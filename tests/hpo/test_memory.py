@@ -8,6 +8,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from hpo.config.spec import load_spec
 from hpo.errors import SpecError
 from hpo.memory import (
     SAFETY,
@@ -19,7 +20,6 @@ from hpo.memory import (
     largest_config_warning,
     memory_limit_mb,
 )
-from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hpo.config.spec import MAX_NAME_LENGTH, load_spec
 from hpo.errors import SpecError
-from hpo.spec import MAX_NAME_LENGTH, load_spec
 from tests.helpers import run_hpo
 
 

@@ -11,11 +11,11 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 import hpo.train
+from hpo.config.spec import load_spec
 from hpo.data import load_dataset
 from hpo.diagnostics import PHASES, STATS
 from hpo.objective import Objective
 from hpo.records import diag_attr
-from hpo.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker

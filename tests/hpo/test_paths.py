@@ -1,4 +1,4 @@
-"""hpo.paths: user-given names become one short, safe, distinct folder name."""
+"""hpo.config.paths: user-given names become one short, safe, distinct folder name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hpo.paths import safe_folder_name
+from hpo.config.paths import safe_folder_name
 
 NAMES = [
     "/tmp/x/Y",

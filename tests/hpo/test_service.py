@@ -9,9 +9,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hpo.config.settings import Settings
 from hpo.errors import HpoError
 from hpo.service import LaunchOutcome, best_of, join_study, launch_study
-from hpo.settings import Settings
 from hpo.summary import StudySummary
 from tests.helpers import run_hpo, study_text
 

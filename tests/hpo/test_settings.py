@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from hpo import cli
-from hpo.settings import DEFAULT_STORAGE, HEARTBEAT_INTERVAL, Settings
+from hpo.config.settings import DEFAULT_STORAGE, HEARTBEAT_INTERVAL, Settings
 
 COMMANDS = [["launch", "study"], ["worker"], ["studies"], ["best"], ["compare"], ["report"]]
 COMMANDS += [["dashboard"]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import optuna
 
+from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam
 from hpo.space import split_params, suggest_params, to_distribution
-from hpo.spec import CategoricalParam, FixedParam, FloatParam, IntParam
 
 SPACE = {
     "depth": IntParam(1, 4),

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hpo.errors import SpecError
-from hpo.spec import (
+from hpo.config.spec import (
     CategoricalParam,
     FixedParam,
     FloatParam,
@@ -17,6 +16,7 @@ from hpo.spec import (
     parse_spec,
     spec_from_dict,
 )
+from hpo.errors import SpecError
 
 STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
 MINIMAL = '[study]\nname = "s"\n[model]\nname = "mlp"\n'
@@ -293,7 +293,7 @@ def test_force_augment_allows_crop_flip_on_digits() -> None:
 
 
 def test_model_keys_follow_create_model() -> None:
-    from hpo.spec import MODEL_KEYS, SPACE_KEYS
+    from hpo.config.spec import MODEL_KEYS, SPACE_KEYS
 
     assert {"pool", "kernel"} <= MODEL_KEYS <= set(SPACE_KEYS)
     assert not {"schedule", "warmup_epochs", "augment", "l1", "patience"} & MODEL_KEYS

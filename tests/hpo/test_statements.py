@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from hpo.spec import load_spec
+from hpo.config.spec import load_spec
 from hpo.storage import open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker

@@ -17,9 +17,9 @@ import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
+from hpo.config.spec import load_spec
 from hpo.errors import StorageError
 from hpo.records import budget_of, counted_trials
-from hpo.spec import load_spec
 from hpo.storage import MAX_RETRY, ResilientRDBStorage, _retrying, open_storage
 from hpo.storage_urls import scrub
 from hpo.study import open_study

@@ -25,7 +25,7 @@ from hpo.compare import build_report
 from hpo.compare.load import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR
 from hpo.compare.publish import FIGURE_PREFIX, publish_comparison
 from hpo.compare.run import derive_arms
-from hpo.spec import load_spec
+from hpo.config.spec import load_spec
 from hpo.storage import open_storage
 from hpo.storage_urls import default_artifacts_dir
 from hpo.study import open_study

@@ -13,9 +13,9 @@ from hpo.compare.run import (
     plan_comparison,
     study_name,
 )
+from hpo.config.paths import safe_folder_name
+from hpo.config.spec import load_spec
 from hpo.errors import HpoError
-from hpo.paths import safe_folder_name
-from hpo.spec import load_spec
 from tests.conftest import write_tiny_study
 from tests.hpo.compare.kit import TRIALS, write_tiny
 
