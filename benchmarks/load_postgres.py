@@ -22,7 +22,7 @@ from _machine import ZERO_COST_STUDY, banner
 
 from hpo.config.spec import load_spec
 from hpo.records import budget_of
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from hpo.study import open_study
 from tests.helpers import zero_cost
 

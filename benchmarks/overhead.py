@@ -222,7 +222,7 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
     import hpo.objective
     import hpo.worker
     from hpo.config.spec import load_spec
-    from hpo.storage import open_storage
+    from hpo.storage.rdb import open_storage
     from hpo.study import open_study
 
     profiler = Profiler()

@@ -9,7 +9,7 @@ multivariate, constant liar, the study file's n_startup_trials) and CMA-ES
 (optuna.samplers.CmaEsSampler; needs the `cmaes` package, which hpo does not list, so it is
 skipped with a printed reason unless `import cmaes` works; its categoricals would go to its
 independent sampler). Each point is timed twice on the same study and file: through
-hpo.storage.open_storage ("hpo") and through a plain optuna.create_study(storage=URL)
+hpo.storage.rdb.open_storage ("hpo") and through a plain optuna.create_study(storage=URL)
 ("optuna": Optuna's own RDBStorage, no hpo wrapper). Each timed trial is told FAIL
 afterwards so the study keeps N completed trials. A point is capped at --cap-seconds: a
 suggestion that takes longer is abandoned and that sampler is reported "over the cap" at
@@ -42,7 +42,7 @@ from optuna.trial import TrialState, create_trial
 from hpo.config.spec import FixedParam, load_spec
 from hpo.samplers import build_sampler
 from hpo.space import suggest_params, to_distribution
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 
 CHUNK = 500  # trials per add_trials call
 

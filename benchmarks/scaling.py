@@ -54,7 +54,7 @@ def serve(jobs: Any, results: Any) -> None:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from hpo.storage import open_storage
+    from hpo.storage.rdb import open_storage
     from hpo.worker import run_worker
 
     results.put(("ready", None))
@@ -95,7 +95,7 @@ def run_config(
 
     from hpo.config.spec import load_spec
     from hpo.records import counted_trials
-    from hpo.storage import open_storage
+    from hpo.storage.rdb import open_storage
     from hpo.study import open_study
 
     spec = load_spec(_machine.ROOT / "studies" / "digits-cnn.toml")

@@ -149,7 +149,7 @@ def caller_of_statement() -> tuple[str, str]:
     """(storage API called, the code that called it): the first frames outside SQLAlchemy.
 
     The storage API is the outermost consecutive frame in optuna/storages; the caller is the
-    first frame beyond it (hpo/storage.py's retry wrapper and contextlib are skipped), and
+    first frame beyond it (hpo/storage/rdb.py's retry wrapper and contextlib are skipped), and
     for calls made from Optuna on hpo's behalf the first hpo frame is appended.
     """
     frame = sys._getframe(2)
@@ -161,7 +161,7 @@ def caller_of_statement() -> tuple[str, str]:
         skipped = (
             path.startswith("<")  # SQLAlchemy's generated wrappers
             or any(part in path for part in SKIPPED_FRAMES)
-            or path.endswith("hpo/storage.py")
+            or path.endswith("hpo/storage/rdb.py")
         )
         if "/optuna/storages/" in path:
             if not caller:
@@ -430,7 +430,7 @@ def run_hpo_part(
     url: str, size: int, plan: Plan, forward: int, kind: str
 ) -> tuple[Session, float, Counter[str]]:
     """open_study(size) (after `forward` finished trials), then run_worker until plan.total."""
-    from hpo.storage import open_storage
+    from hpo.storage.rdb import open_storage
     from hpo.study import open_study
     from hpo.worker import run_worker
 
@@ -500,7 +500,7 @@ def run_optuna(
     url_factory: UrlFactory, backend: str, size: int, args: argparse.Namespace, hpo_storage: bool
 ) -> Result:
     """Raw Optuna: create_study + optimize(n_trials=size) on a plain (or hpo's) storage."""
-    from hpo.storage import normalize_url, open_storage
+    from hpo.storage.rdb import normalize_url, open_storage
 
     window, profiled = fit_windows(size, args)
     objective = objective_factory(args.objective)(study_spec(size), threading.Event())

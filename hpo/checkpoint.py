@@ -39,9 +39,9 @@ import optuna
 import torch
 from torch import nn
 
-from hpo import _optuna
 from hpo.config.paths import safe_folder_name
 from hpo.config.settings import CHECKPOINT_EVERY
+from hpo.storage import _optuna
 from hpo.train import Checkpoint, EpochResult, StopRequested
 
 log = logging.getLogger("hpo.checkpoint")

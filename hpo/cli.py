@@ -107,7 +107,7 @@ def _settings(ctx: click.Context) -> Settings:
     given = {name: value for name, (value, _) in chosen.items()}
     artifacts = given["artifacts"]
     if not artifacts:
-        from hpo.storage_urls import default_artifacts_dir
+        from hpo.storage.urls import default_artifacts_dir
 
         artifacts = str(default_artifacts_dir(given["storage"]))
     return Settings(
@@ -507,7 +507,7 @@ def proxy(settings: Settings, host: str, port: int, threads: int) -> None:
     Workers pass --storage grpc://HOST:PORT and open no database connection of their own.
     Stops cleanly on SIGTERM or Ctrl-C.
     """
-    from hpo.proxy import serve_proxy
+    from hpo.storage.proxy import serve_proxy
 
     serve_proxy(
         settings.storage_url,

@@ -10,13 +10,13 @@ from typing import Any
 import optuna
 import torch
 
-from hpo._optuna import set_user_attrs
 from hpo.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.config.spec import StudySpec
 from hpo.data import Dataset
 from hpo.diagnostics import diagnostic_batch, record_layer_stats
 from hpo.memory import check_fits
 from hpo.space import split_params, suggest_params
+from hpo.storage._optuna import set_user_attrs
 from hpo.train import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
 from models import create_model
 

@@ -15,8 +15,8 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from plotly.offline import get_plotlyjs
 
-from hpo._optuna import study_id, study_storage
 from hpo.console import console
+from hpo.storage._optuna import study_id, study_storage
 
 REPORTS_DIR = Path("reports")  # default parent of report folders, in the working directory
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]

@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from hpo import _optuna
 from hpo.config.spec import StudySpec, spec_from_dict
 from hpo.errors import HpoError, SpecError, StudyConflictError
 from hpo.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
-from hpo.storage import study_lock, with_retries
-from hpo.storage_urls import is_proxy_url, mask_url
+from hpo.storage import _optuna
+from hpo.storage.rdb import study_lock, with_retries
+from hpo.storage.urls import is_proxy_url, mask_url
 
-if TYPE_CHECKING:  # annotations only: hpo.proxy loads grpc
-    from hpo.proxy import ProxyStorage
+if TYPE_CHECKING:  # annotations only: hpo.storage.proxy loads grpc
+    from hpo.storage.proxy import ProxyStorage
 
 # Most WAITING trials a top-up leaves queued. A study of at most this many trials is queued
 # whole at creation, as before the queue rolled. Deep enough that eight workers rarely find

@@ -26,23 +26,23 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo._optuna import (
+from hpo.checkpoint import CheckpointStore
+from hpo.config.settings import CHECKPOINT_EVERY
+from hpo.config.spec import StudySpec
+from hpo.data import Dataset, load_dataset
+from hpo.errors import StorageError, TrialTooLarge
+from hpo.objective import Objective
+from hpo.records import WORKER_ATTR, worker_name
+from hpo.samplers import build_pruner, build_sampler, worker_seed
+from hpo.storage._optuna import (
     cache_claimed_trial,
     study_id,
     study_storage,
     trial_id,
     waiting_trial_ids,
 )
-from hpo.checkpoint import CheckpointStore
-from hpo.config.settings import CHECKPOINT_EVERY
-from hpo.config.spec import StudySpec
-from hpo.data import Dataset, load_dataset
-from hpo.errors import StorageError, TrialTooLarge
-from hpo.heartbeats import heartbeats_for
-from hpo.objective import Objective
-from hpo.records import WORKER_ATTR, worker_name
-from hpo.samplers import build_pruner, build_sampler, worker_seed
-from hpo.storage import with_retries
+from hpo.storage.heartbeats import heartbeats_for
+from hpo.storage.rdb import with_retries
 from hpo.study import load_spec_from_storage, study_deadline, top_up
 from hpo.train import DivergedError, StopRequested
 
@@ -345,7 +345,7 @@ def _free_device_memory() -> None:
 
 @contextlib.contextmanager
 def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
-    """Record the trial's heartbeat every interval while the body runs (hpo.heartbeats: the
+    """Record the trial's heartbeat every interval while the body runs (hpo.storage.heartbeats: the
     kind the storage supports)."""
     beats = heartbeats_for(storage)
     interval = beats.interval

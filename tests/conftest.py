@@ -68,7 +68,7 @@ def create_study(write_study: Callable[..., Path]) -> Callable[..., optuna.Study
     ) -> optuna.Study:
         # Imported here: hpo.study loads torch, which light test modules never need.
         from hpo.config.spec import load_spec
-        from hpo.storage import open_storage
+        from hpo.storage.rdb import open_storage
         from hpo.study import open_study
 
         if isinstance(storage, str):

@@ -230,9 +230,9 @@ def read_line(process: subprocess.Popen[str], *, timeout: float = WAIT_SECONDS) 
 
 @contextlib.contextmanager
 def serving_proxy(storage_url: str, *, heartbeat_interval: int = 1) -> Iterator[str]:
-    """A storage proxy (hpo.proxy.serve_proxy) in front of `storage_url`, served by a thread
+    """A storage proxy (hpo.storage.proxy.serve_proxy) in front of `storage_url`, served by a thread
     of this process on a free loopback port; yields its grpc:// URL and stops it after."""
-    from hpo.proxy import serve_proxy
+    from hpo.storage.proxy import serve_proxy
 
     stop = threading.Event()
     ready: list[str] = []

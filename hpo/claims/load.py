@@ -15,9 +15,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpo._optuna import study_id
 from hpo.errors import HpoError
-from hpo.storage_urls import mask_url
+from hpo.storage._optuna import study_id
+from hpo.storage.urls import mask_url
 
 CLAIM_ATTR = "hpo_claim"  # study user attr: which claim the study tests
 SIZE_ATTR = "hpo_claims_size"  # study user attr: full | quick

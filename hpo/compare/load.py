@@ -16,10 +16,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo._optuna import study_id
 from hpo.errors import HpoError
 from hpo.records import BUDGET_ATTR, SPEC_ATTR, counted_trials
-from hpo.storage_urls import mask_url
+from hpo.storage._optuna import study_id
+from hpo.storage.urls import mask_url
 
 GROUP_ATTR = "hpo_compare_group"  # study user attr: the comparison this study belongs to
 SAMPLER_ATTR = "hpo_sampler"  # study user attr: the sampler of this arm

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: importing the storage would load Optuna at start-up
-    from hpo.proxy import ProxyStorage
-    from hpo.storage import ResilientRDBStorage
+    from hpo.storage.proxy import ProxyStorage
+    from hpo.storage.rdb import ResilientRDBStorage
 
 DEFAULT_STORAGE = "sqlite:///hpo.db"  # the embedded default, in the working directory
 ARTIFACTS_FOLDER = "hpo-artifacts"  # default artifact folder name, beside a SQLite file
@@ -32,7 +32,7 @@ class Settings:
         """Connect to the storage, or to a storage proxy (one line and exit 2 if that fails)."""
         import optuna
 
-        from hpo.storage import open_storage
+        from hpo.storage.rdb import open_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # hpo reports for itself
         return open_storage(self.storage_url, heartbeat_interval=self.heartbeat_interval)
@@ -40,7 +40,7 @@ class Settings:
     @property
     def shown(self) -> str:
         """The storage URL with its password masked, for output."""
-        from hpo.storage_urls import mask_url
+        from hpo.storage.urls import mask_url
 
         return mask_url(self.storage_url)
 

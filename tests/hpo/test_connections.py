@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.records import budget_of
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from tests.helpers import (
     WAIT_SECONDS,
     HpoProcesses,
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.postgres
 
 WORKERS = 8
 SAMPLE_SECONDS = 0.2
-MAX_CONNECTIONS = 2  # per process: hpo.storage's default HPO_DB_POOL_SIZE
+MAX_CONNECTIONS = 2  # per process: hpo.storage.rdb's default HPO_DB_POOL_SIZE
 
 
 def test_each_worker_holds_at_most_two_connections(

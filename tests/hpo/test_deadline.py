@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from hpo.config.spec import StudySpec, load_spec
 from hpo.errors import HpoError
 from hpo.records import DEADLINE_ATTR, SPEC_ATTR, budget_of
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from hpo.study import open_study
 from hpo.worker import WorkerReport, run_worker
 from tests.helpers import WAIT_SECONDS, run_hpo, wait_for, worker_settings, zero_cost

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from hpo.checkpoint import CheckpointStore
 from hpo.config.spec import load_spec
 from hpo.records import budget_of
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from hpo.study import open_study
 from tests.helpers import (
     HpoProcesses,

@@ -19,7 +19,7 @@ from torch import nn
 from hpo.config.spec import StudySpec, load_spec
 from hpo.data import Dataset, load_dataset
 from hpo.objective import Objective
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from hpo.study import open_study
 from hpo.train import DeviceTimer, TrainConfig, evaluate, train
 from hpo.worker import run_worker

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from hpo.launch import WorkerPlan, plan_workers, worker_env
 from hpo.records import BUDGET_ATTR
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from tests.helpers import WAIT_SECONDS, HpoProcesses, alive, children, wait_for, with_password
 
 PASSWORD = "pw-Lx3-secret"

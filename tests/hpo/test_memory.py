@@ -20,7 +20,7 @@ from hpo.memory import (
     largest_config_warning,
     memory_limit_mb,
 )
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker
 from models import create_model

@@ -16,7 +16,7 @@ from hpo.data import load_dataset
 from hpo.diagnostics import PHASES, STATS
 from hpo.objective import Objective
 from hpo.records import diag_attr
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from hpo.study import open_study
 from hpo.worker import run_worker
 from tests.helpers import study_text

@@ -1,4 +1,4 @@
-"""Every private Optuna name hpo relies on (hpo/_optuna.py) exists in the installed Optuna."""
+"""Every private Optuna name hpo relies on (hpo/storage/_optuna.py) exists in the installed Optuna."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import optuna
 import pytest
 from optuna.storages import RDBStorage
 
-from hpo import _optuna
+from hpo.storage import _optuna
 
 
 @pytest.mark.parametrize("name", _optuna.RDB_PRIVATE_METHODS)

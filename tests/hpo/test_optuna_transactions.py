@@ -1,4 +1,4 @@
-"""hpo/_optuna.py's one-transaction writes do what Optuna's separate calls do, in one commit:
+"""hpo/storage/_optuna.py's one-transaction writes do what Optuna's separate calls do, in one commit:
 queueing several trials, and claiming a queued trial with its heartbeat and attrs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from hpo import _optuna
+from hpo.storage import _optuna
 
 WORKER = {"worker": "host:123"}
 

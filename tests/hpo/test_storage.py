@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 from hpo.config.spec import load_spec
 from hpo.errors import StorageError
 from hpo.records import budget_of, counted_trials
-from hpo.storage import MAX_RETRY, ResilientRDBStorage, _retrying, open_storage
-from hpo.storage_urls import scrub
+from hpo.storage.rdb import MAX_RETRY, ResilientRDBStorage, _retrying, open_storage
+from hpo.storage.urls import scrub
 from hpo.study import open_study
 from hpo.worker import claim_trial, heartbeat, run_worker
 from tests.helpers import WAIT_SECONDS, hpo_env, run_hpo, wait_for, worker_settings, zero_cost
@@ -34,7 +34,7 @@ def test_transient_errors_are_retried_and_others_are_not(
 ) -> None:
     storage = open_storage(sqlite_url)
     assert isinstance(storage, ResilientRDBStorage)
-    monkeypatch.setattr("hpo.storage.time.sleep", lambda _: None)
+    monkeypatch.setattr("hpo.storage.rdb.time.sleep", lambda _: None)
     calls: list[int] = []
 
     def flaky(self: ResilientRDBStorage) -> str:
@@ -123,7 +123,7 @@ def test_missing_database_or_role_fails_at_once_without_retrying(
 ) -> None:
     monkeypatch.setenv("HPO_DB_RETRY_SECONDS", "600")
     sleeps: list[float] = []
-    monkeypatch.setattr("hpo.storage.time.sleep", sleeps.append)
+    monkeypatch.setattr("hpo.storage.rdb.time.sleep", sleeps.append)
     server = pg_admin.url.set(password=PASSWORD)
     for url, problem in [
         (server.set(database="hpo_no_such_database"), "does not exist"),

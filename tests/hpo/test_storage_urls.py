@@ -1,4 +1,4 @@
-"""hpo.storage_urls: parsing, normalizing and masking storage URLs (nothing connects)."""
+"""hpo.storage.urls: parsing, normalizing and masking storage URLs (nothing connects)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpo.errors import StorageError
-from hpo.storage_urls import default_artifacts_dir, is_proxy_url, mask_url, normalize_url, scrub
+from hpo.storage.urls import default_artifacts_dir, is_proxy_url, mask_url, normalize_url, scrub
 
 PASSWORD = "pw-Rt5-secret"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import sqlalchemy
 
-from hpo import _optuna
 from hpo.config.spec import load_spec
 from hpo.records import BUDGET_ATTR, SPEC_ATTR
-from hpo.storage import open_storage
+from hpo.storage import _optuna
+from hpo.storage.rdb import open_storage
 from hpo.study import open_study
 from hpo.summary import CORRUPT_SPEC, summarize, summarize_storage
 

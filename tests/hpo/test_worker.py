@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from hpo.checkpoint import CheckpointStore
 from hpo.data import load_dataset
 from hpo.records import budget_of, counted_trials
-from hpo.storage import open_storage
+from hpo.storage.rdb import open_storage
 from hpo.study import QUEUE_DEPTH
 from hpo.train import Checkpoint, TrainConfig, train
 from hpo.worker import run_worker

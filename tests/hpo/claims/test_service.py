@@ -14,10 +14,10 @@ import optuna_dashboard
 import pytest
 from optuna.storages import RDBStorage
 
-from hpo._optuna import study_id
 from hpo.claims.experiments import claims, study_name
 from hpo.claims.load import CLAIM_ATTR, GRID_ATTR, POINTS_ATTR, RUN_ATTR, SIZE_ATTR
 from hpo.claims.run import BOUNDARY_SIZE
+from hpo.storage._optuna import study_id
 from tests.helpers import assert_usage_error, run_hpo
 
 pytestmark = pytest.mark.slow

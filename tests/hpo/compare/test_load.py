@@ -11,7 +11,6 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo._optuna import study_id
 from hpo.compare.load import (
     GROUP_ATTR,
     SAMPLER_ATTR,
@@ -21,7 +20,8 @@ from hpo.compare.load import (
 )
 from hpo.errors import HpoError
 from hpo.records import BUDGET_ATTR, SPEC_ATTR
-from hpo.storage import open_storage
+from hpo.storage._optuna import study_id
+from hpo.storage.rdb import open_storage
 
 START = datetime.datetime(2024, 1, 1, 12, 0, 0)
 LR = FloatDistribution(1e-3, 1e-1, log=True)

@@ -26,8 +26,8 @@ from hpo.compare.load import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR
 from hpo.compare.publish import FIGURE_PREFIX, publish_comparison
 from hpo.compare.run import derive_arms
 from hpo.config.spec import load_spec
-from hpo.storage import open_storage
-from hpo.storage_urls import default_artifacts_dir
+from hpo.storage.rdb import open_storage
+from hpo.storage.urls import default_artifacts_dir
 from hpo.study import open_study
 from hpo.worker import run_worker
 from tests.conftest import write_tiny_study

@@ -10,7 +10,7 @@ from __future__ import annotations
 import optuna
 import sqlalchemy
 
-from hpo.storage_urls import mask_url, scrub
+from hpo.storage.urls import mask_url, scrub
 
 # What a server says when it is there but cannot take a connection now (connection limit
 # reached, starting up, shutting down): worth waiting for, even at the first connection.

@@ -12,7 +12,7 @@ three calls of hpo's own (`hpo.Proxy`), because a worker behind it has no SQL se
 - Ping: check that the server is an hpo proxy, at connection time.
 
 Heartbeats: Optuna's client has none, so workers behind the proxy beat through a trial
-system attr and judge silence on their own clock (hpo.heartbeats.AttrHeartbeats).
+system attr and judge silence on their own clock (hpo.storage.heartbeats.AttrHeartbeats).
 
 A storage URL `grpc://HOST:PORT` names a proxy. Every call waits out a proxy that is
 restarting (UNAVAILABLE) for HPO_DB_RETRY_SECONDS, as calls to the database do.
@@ -40,8 +40,8 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.errors import HpoError, StorageError
-from hpo.storage import MAX_RETRY, STORAGE_CALLS, StaleTrialRetry, open_storage, retrying
-from hpo.storage_urls import PROXY_SCHEME, is_proxy_url, mask_url
+from hpo.storage.rdb import MAX_RETRY, STORAGE_CALLS, StaleTrialRetry, open_storage, retrying
+from hpo.storage.urls import PROXY_SCHEME, is_proxy_url, mask_url
 
 DEFAULT_PORT = 13000  # Optuna's default for its proxy
 CONNECT_SECONDS = 5.0  # how long a client waits for a proxy at start-up before one line
@@ -49,7 +49,7 @@ THREADS = 8  # calls the proxy serves at once; its database pool is one larger
 SERVICE = "hpo.Proxy"  # hpo's own calls, beside Optuna's storage service
 STOP_GRACE_SECONDS = 5.0  # calls in flight get this long to finish on SIGTERM / Ctrl-C
 
-log = logging.getLogger("hpo.proxy")
+log = logging.getLogger("hpo.storage.proxy")
 _T = TypeVar("_T")
 
 
@@ -78,7 +78,7 @@ def _unavailable(exc: BaseException) -> bool:
 
 def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
     """Retry a call while the proxy is unreachable (restarting), with the loop the
-    database's calls use (hpo.storage.retrying)."""
+    database's calls use (hpo.storage.rdb.retrying)."""
     return retrying(method, name, retryable=_unavailable, give_up=_gave_up, warn=_warn)
 
 
@@ -102,7 +102,7 @@ def _details(exc: grpc.RpcError) -> str:
 class ProxyStorage(optuna.storages.GrpcStorageProxy):
     """Optuna's gRPC storage client, with hpo's heartbeat settings, retries and calls.
 
-    `heartbeat_interval` makes hpo.heartbeats choose the attr heartbeat for it, and
+    `heartbeat_interval` makes hpo.storage.heartbeats choose the attr heartbeat for it, and
     `stale_trial_callback` re-queues what that finds stale, as RDBStorage's callback does.
     """
 
@@ -219,7 +219,7 @@ def serve_proxy(
 ) -> None:
     """Serve the proxy in front of `storage_url` until `stop` is set (or SIGTERM / SIGINT,
     when called from the main thread); `on_ready` gets the grpc:// URL once it listens."""
-    from hpo import _optuna
+    from hpo.storage import _optuna
 
     if is_proxy_url(storage_url):
         raise StorageError(

@@ -65,7 +65,7 @@ RDB_SESSION_METHODS: tuple[str, ...] = (
 # studies and its lock here, and registers a trial it has read with this method.
 CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = ("_backend", "_studies", "_lock")
 CACHED_STORAGE_METHODS: tuple[str, ...] = ("_add_trials_to_cache",)
-# What run_grpc_proxy_server puts on its server (hpo.proxy adds its own calls beside them,
+# What run_grpc_proxy_server puts on its server (hpo.storage.proxy adds its own calls beside them,
 # and learns the port it bound), and Optuna's own wrapper for a served storage.
 PROXY_MODULE_NAMES: dict[str, tuple[str, ...]] = {
     "optuna.storages._grpc.servicer": ("OptunaStorageProxyService",),

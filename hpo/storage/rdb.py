@@ -8,8 +8,8 @@ connections a process) so that connections broken by a database restart are repl
 instead of failing a trial, and every storage call is retried with backoff while the
 database is away (ResilientRDBStorage), so a restart delays a study instead of failing its
 trials; a server that is full or starting up is waited for at the first connection too.
-A `grpc://` URL opens a client of `hpo proxy` instead (hpo.proxy). What a URL is and how it
-is shown: hpo.storage_urls; what a driver error means: hpo.storage_errors.
+A `grpc://` URL opens a client of `hpo proxy` instead (hpo.storage.proxy). What a URL is and how it
+is shown: hpo.storage.urls; what a driver error means: hpo.storage.driver_errors.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
-from hpo._optuna import RDB_PRIVATE_METHODS, claim_waiting_trial, write_user_attrs
 from hpo.config.settings import HEARTBEAT_INTERVAL
 from hpo.errors import StorageError
-from hpo.storage_errors import (
+from hpo.storage._optuna import RDB_PRIVATE_METHODS, claim_waiting_trial, write_user_attrs
+from hpo.storage.driver_errors import (
     driver_reason,
     is_transient,
     lost_table_creation_race,
@@ -44,7 +44,7 @@ from hpo.storage_errors import (
     sqlite_locked,
     unreachable_message,
 )
-from hpo.storage_urls import is_proxy_url, mask_url, normalize_url, scrub
+from hpo.storage.urls import is_proxy_url, mask_url, normalize_url, scrub
 
 MAX_RETRY = 3  # how often a trial whose worker died is re-queued before it stays failed
 POOL_SIZE = 2  # connections a process may hold: the main thread and the heartbeat thread
@@ -54,10 +54,10 @@ CREATE_ATTEMPTS = 5  # tries at connecting while other processes create the tabl
 DB_RETRY_SECONDS = 300.0
 SCHEMA_LOCK_KEY = zlib.crc32(b"hpo:schema")  # advisory lock around Optuna's table creation
 
-if TYPE_CHECKING:  # annotations only: hpo.proxy loads grpc
-    from hpo.proxy import ProxyStorage
+if TYPE_CHECKING:  # annotations only: hpo.storage.proxy loads grpc
+    from hpo.storage.proxy import ProxyStorage
 
-log = logging.getLogger("hpo.storage")
+log = logging.getLogger("hpo.storage.rdb")
 _T = TypeVar("_T")
 
 
@@ -83,7 +83,7 @@ def retrying(
 
     A state change whose commit arrived but whose answer was lost is recognised on the
     retry (the storage's `_already_set`). The database's calls (below) and the proxy's
-    (hpo.proxy) share this loop; only what counts as "away" and the words differ.
+    (hpo.storage.proxy) share this loop; only what counts as "away" and the words differ.
     """
 
     @functools.wraps(method)
@@ -266,11 +266,11 @@ def open_storage(
     process holds at most HPO_DB_POOL_SIZE connections to PostgreSQL (default 2; `pool_size`
     raises it for the one process that serves many, `hpo proxy`).
 
-    `grpc://HOST:PORT` is a storage proxy (`hpo proxy`, see hpo.proxy): no database
+    `grpc://HOST:PORT` is a storage proxy (`hpo proxy`, see hpo.storage.proxy): no database
     connection of this process's own; it must answer within a few seconds.
     """
     if is_proxy_url(url):
-        from hpo.proxy import open_proxy
+        from hpo.storage.proxy import open_proxy
 
         return open_proxy(
             url, heartbeat_interval=heartbeat_interval, retry_seconds=_retry_seconds()

@@ -15,7 +15,7 @@ One protocol, two kinds, chosen by the storage (`heartbeats_for`):
   timed the same way from the moment a watcher first sees it.
 
 Either way a stale trial is failed and handed to the storage's stale-trial callback
-(`hpo.storage.StaleTrialRetry`): the same re-queueing, retry cap and budget accounting,
+(`hpo.storage.rdb.StaleTrialRetry`): the same re-queueing, retry cap and budget accounting,
 so a retry resumes from its checkpoint whatever the storage. Only idle workers look, and
 they read only the RUNNING trials, a set as small as the number of workers.
 """
@@ -36,10 +36,10 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo._optuna import trial_id as trial_id_of
 from hpo.records import worker_name
+from hpo.storage._optuna import trial_id as trial_id_of
 
-log = logging.getLogger("hpo.heartbeats")
+log = logging.getLogger("hpo.storage.heartbeats")
 BEAT_ATTR = "hpo_beat"  # trial system attr written by AttrHeartbeats: {"by", "n", "every"}
 GRACE_BEATS = 2  # a trial silent for this many intervals is stale (Optuna's default too)
 
@@ -188,7 +188,7 @@ def heartbeats_for(storage: Any) -> Heartbeats:
     """The heartbeat kind of `storage`, the same object for the same storage.
 
     Optuna's where the storage has it (`get_heartbeat_interval`); hpo's attr kind where the
-    storage declares an interval of its own (`heartbeat_interval`, hpo.proxy's client);
+    storage declares an interval of its own (`heartbeat_interval`, hpo.storage.proxy's client);
     none otherwise.
     """
     with _MADE_LOCK:
