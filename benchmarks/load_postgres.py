@@ -21,9 +21,9 @@ import sqlalchemy
 from _machine import ZERO_COST_STUDY, banner
 
 from hpo.config.spec import load_spec
-from hpo.records import budget_of
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
+from hpo.study.records import budget_of
 from tests.helpers import zero_cost
 
 

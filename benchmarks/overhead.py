@@ -223,7 +223,7 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
     import hpo.worker
     from hpo.config.spec import load_spec
     from hpo.storage.rdb import open_storage
-    from hpo.study import open_study
+    from hpo.study.create import open_study
 
     profiler = Profiler()
     storage = open_storage(f"sqlite:///{folder / 'instrumented.db'}")

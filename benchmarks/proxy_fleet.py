@@ -41,9 +41,9 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.config.spec import load_spec
-from hpo.records import budget_of
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
+from hpo.study.records import budget_of
 from tests.helpers import zero_cost
 
 HEARTBEAT = 5  # seconds: zero-cost trials end before their first beat, as in load_postgres

@@ -1,10 +1,10 @@
 """Sampler cost: milliseconds to suggest one full trial with N completed trials in the study.
 
-A study in the digits-cnn search space (hpo.space.to_distribution of the study file's
+A study in the digits-cnn search space (hpo.study.space.to_distribution of the study file's
 entries) is filled with N completed trials at random points with random values via
 study.add_trials(create_trial(...)), then one trial is asked and every parameter suggested
 (ask + suggest all = what a worker does before training), repeatedly, for each sampler of
---samplers: random, TPE and GP as hpo.samplers.build_sampler configures them (TPE:
+--samplers: random, TPE and GP as hpo.study.samplers.build_sampler configures them (TPE:
 multivariate, constant liar, the study file's n_startup_trials) and CMA-ES
 (optuna.samplers.CmaEsSampler; needs the `cmaes` package, which hpo does not list, so it is
 skipped with a printed reason unless `import cmaes` works; its categoricals would go to its
@@ -40,9 +40,9 @@ from _machine import banner, fresh_postgres, load, median
 from optuna.trial import TrialState, create_trial
 
 from hpo.config.spec import FixedParam, load_spec
-from hpo.samplers import build_sampler
-from hpo.space import suggest_params, to_distribution
 from hpo.storage.rdb import open_storage
+from hpo.study.samplers import build_sampler
+from hpo.study.space import suggest_params, to_distribution
 
 CHUNK = 500  # trials per add_trials call
 

@@ -35,7 +35,7 @@ SLEEP_SECONDS = 0.2
 
 def make_objective(kind: str) -> Any:
     def factory(spec: Any, stop: threading.Event) -> Any:
-        from hpo.space import suggest_params
+        from hpo.study.space import suggest_params
 
         def objective(trial: optuna.Trial) -> float:
             suggest_params(trial, spec.space)
@@ -94,9 +94,9 @@ def run_config(
     from optuna.trial import TrialState
 
     from hpo.config.spec import load_spec
-    from hpo.records import counted_trials
     from hpo.storage.rdb import open_storage
-    from hpo.study import open_study
+    from hpo.study.create import open_study
+    from hpo.study.records import counted_trials
 
     spec = load_spec(_machine.ROOT / "studies" / "digits-cnn.toml")
     spec = dataclasses.replace(

@@ -1,7 +1,7 @@
 """Storage profile: SQL statements, rows, transactions and time per trial, hpo vs raw Optuna.
 
 A zero-cost objective (tests.helpers.zero_cost: suggest x, return it) runs through hpo's own
-worker loop (hpo.study.open_study with a budget of N, then hpo.worker.run_worker, one worker,
+worker loop (hpo.study.create.open_study with a budget of N, then hpo.worker.run_worker, one worker,
 in this process) and through raw Optuna (`study.optimize(n_trials=N)` on a plain RDBStorage),
 on SQLite (a temp file) and PostgreSQL (a fresh database on 127.0.0.1, dropped afterwards),
 for each study size N. SQLAlchemy events on `storage.engine` count, per trial: statements by
@@ -24,7 +24,7 @@ the param, value, user attr and system attr a real trial has), so that the 2-cor
 
 One more variant on request (--variants): optuna-hpo-storage, raw Optuna on hpo's tuned
 storage (open_storage: pre-pinged pool, retries, heartbeats). hpo holds its budget as a
-rolling queue of hpo.study.QUEUE_DEPTH WAITING trials (--queue overrides the depth).
+rolling queue of hpo.study.create.QUEUE_DEPTH WAITING trials (--queue overrides the depth).
 
     python3 benchmarks/storage_profile.py                              # ~8 min on 2 cores
     python3 benchmarks/storage_profile.py --backends sqlite --sizes 100,1000
@@ -390,7 +390,7 @@ def objective_factory(kind: str) -> ObjectiveFactory:
         return zero_cost()
 
     def factory(spec: Any, _stop: threading.Event) -> Callable[[optuna.Trial], float]:
-        from hpo.space import suggest_params
+        from hpo.study.space import suggest_params
 
         def objective(trial: optuna.Trial) -> float:
             suggest_params(trial, spec.space)
@@ -431,7 +431,7 @@ def run_hpo_part(
 ) -> tuple[Session, float, Counter[str]]:
     """open_study(size) (after `forward` finished trials), then run_worker until plan.total."""
     from hpo.storage.rdb import open_storage
-    from hpo.study import open_study
+    from hpo.study.create import open_study
     from hpo.worker import run_worker
 
     storage = open_storage(url)
@@ -745,11 +745,11 @@ def main() -> None:
         f"N in {sorted(args.profile_sizes)}; whole-study trials/s leave the profiled trials out"
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    import hpo.study
+    import hpo.study.create
 
     if args.queue:
-        hpo.study.QUEUE_DEPTH = args.queue
-    print(f"hpo queue depth {hpo.study.QUEUE_DEPTH}")
+        hpo.study.create.QUEUE_DEPTH = args.queue
+    print(f"hpo queue depth {hpo.study.create.QUEUE_DEPTH}")
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[Result] = []
     started = time.perf_counter()

@@ -273,7 +273,7 @@ def worker(
 def studies(settings: Settings) -> None:
     """List the studies in the storage with trial counts by state and best value."""
     from hpo.console import print_studies
-    from hpo.summary import summarize_storage
+    from hpo.study.summary import summarize_storage
 
     print_studies(summarize_storage(settings.open()), settings.shown)
 

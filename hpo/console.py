@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from hpo.progress import Pace, StudyProgress, pace
-from hpo.summary import StudySummary, trial_details
+from hpo.study.progress import Pace, StudyProgress, pace
+from hpo.study.summary import StudySummary, trial_details
 
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hpo.data import Dataset
-from hpo.records import diag_attr
+from hpo.study.records import diag_attr
 from hpo.train import loss_and_correct
 from models import layer_stats
 

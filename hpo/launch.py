@@ -32,7 +32,7 @@ from hpo.devices import (
     threads_per_worker,
 )
 from hpo.errors import HpoError
-from hpo.progress import StudyProgress, progress_of
+from hpo.study.progress import StudyProgress, progress_of
 
 if TYPE_CHECKING:
     import optuna

@@ -15,8 +15,8 @@ from hpo.config.spec import StudySpec
 from hpo.data import Dataset
 from hpo.diagnostics import diagnostic_batch, record_layer_stats
 from hpo.memory import check_fits
-from hpo.space import split_params, suggest_params
 from hpo.storage._optuna import set_user_attrs
+from hpo.study.space import split_params, suggest_params
 from hpo.train import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
 from models import create_model
 

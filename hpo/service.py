@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from hpo.config.spec import StudySpec
     from hpo.data import Dataset
     from hpo.launch import ProgressCallback, WorkerPlan
-    from hpo.summary import StudySummary
+    from hpo.study.summary import StudySummary
 
 log = logging.getLogger("hpo.service")
 
@@ -68,8 +68,8 @@ def launch_study(
     from hpo.devices import parse_gpus, visible_gpus
     from hpo.launch import plan_workers, run_workers
     from hpo.memory import largest_config_warning
-    from hpo.study import open_study
-    from hpo.summary import summarize
+    from hpo.study.create import open_study
+    from hpo.study.summary import summarize
     from hpo.train import num_outputs
 
     spec = load_spec(file)
@@ -114,7 +114,7 @@ def join_study(
         run_in_process,
         run_local_workers,
     )
-    from hpo.study import load_spec_from_storage
+    from hpo.study.create import load_spec_from_storage
 
     selected = parse_gpus(gpus, visible_gpus())
     first_index = default_worker_index() if worker_index is None else worker_index
@@ -152,7 +152,7 @@ def join_study(
 
 def best_of(settings: Settings, study_name: str) -> tuple[optuna.Study, FrozenTrial]:
     """The study and its best trial; one line if either does not exist."""
-    from hpo.summary import best_trial
+    from hpo.study.summary import best_trial
 
     study = load_study(settings, study_name)
     trial = best_trial(study)

@@ -2,7 +2,7 @@
 
 A worker needs only a study name and a storage: the spec comes from the study. It only
 claims queued trials, and tops the queue up under the study lock when it finds it empty
-(see hpo.study), so the study-wide budget holds however many workers join. It ends when
+(see hpo.study.create), so the study-wide budget holds however many workers join. It ends when
 the whole budget has been queued and nothing is queued or running, when the study's
 deadline passes (one for all workers, stored with the study: a running trial finishes, no
 new one is taken, queued ones stay WAITING), or when asked to stop (SIGTERM / Ctrl-C: at
@@ -32,8 +32,6 @@ from hpo.config.spec import StudySpec
 from hpo.data import Dataset, load_dataset
 from hpo.errors import StorageError, TrialTooLarge
 from hpo.objective import Objective
-from hpo.records import WORKER_ATTR, worker_name
-from hpo.samplers import build_pruner, build_sampler, worker_seed
 from hpo.storage._optuna import (
     cache_claimed_trial,
     study_id,
@@ -43,7 +41,9 @@ from hpo.storage._optuna import (
 )
 from hpo.storage.heartbeats import heartbeats_for
 from hpo.storage.rdb import with_retries
-from hpo.study import load_spec_from_storage, study_deadline, top_up
+from hpo.study.create import load_spec_from_storage, study_deadline, top_up
+from hpo.study.records import WORKER_ATTR, worker_name
+from hpo.study.samplers import build_pruner, build_sampler, worker_seed
 from hpo.train import DivergedError, StopRequested
 
 log = logging.getLogger("hpo.worker")

@@ -66,10 +66,10 @@ def create_study(write_study: Callable[..., Path]) -> Callable[..., optuna.Study
     def create(
         storage: str | optuna.storages.BaseStorage, name: str = "tiny", **keywords: Any
     ) -> optuna.Study:
-        # Imported here: hpo.study loads torch, which light test modules never need.
+        # Imported here: hpo.study.create loads torch, which light test modules never need.
         from hpo.config.spec import load_spec
         from hpo.storage.rdb import open_storage
-        from hpo.study import open_study
+        from hpo.study.create import open_study
 
         if isinstance(storage, str):
             storage = open_storage(storage)

@@ -289,7 +289,7 @@ def assert_budget_accounted(study: optuna.Study, budget: int) -> list[optuna.tri
     WAITING; each trial number once. Returns every trial (superseded attempts too)."""
     from optuna.trial import TrialState
 
-    from hpo.records import counted_trials
+    from hpo.study.records import counted_trials
 
     trials = study.get_trials()
     counted = counted_trials(trials)
@@ -311,7 +311,7 @@ def assert_killed_trial_resumed(
     left no checkpoint behind."""
     from optuna.trial import TrialState
 
-    from hpo.records import superseded_numbers
+    from hpo.study.records import superseded_numbers
 
     dead = trials[killed_number]
     assert dead.state == TrialState.FAIL

@@ -17,7 +17,7 @@ import numpy as np
 
 from hpo.compare import stats
 from hpo.compare.load import Comparison, StudyRun
-from hpo.records import diag_attr
+from hpo.study.records import diag_attr
 
 BASELINE = "random"  # the arm others are measured against when present; else the first
 

@@ -17,9 +17,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import HpoError
-from hpo.records import BUDGET_ATTR, SPEC_ATTR, counted_trials
 from hpo.storage._optuna import study_id
 from hpo.storage.urls import mask_url
+from hpo.study.records import BUDGET_ATTR, SPEC_ATTR, counted_trials
 
 GROUP_ATTR = "hpo_compare_group"  # study user attr: the comparison this study belongs to
 SAMPLER_ATTR = "hpo_sampler"  # study user attr: the sampler of this arm

@@ -19,10 +19,10 @@ from hpo.compare.load import ARM_ATTR, GROUP_ATTR, PRUNER_ATTR, SAMPLER_ATTR, SE
 from hpo.config.spec import PrunerSpec, SamplerSpec, StudySpec, spec_from_dict
 from hpo.errors import HpoError
 from hpo.launch import WorkerPlan, run_local_workers
-from hpo.progress import StudyProgress, progress_of
-from hpo.records import budget_of
-from hpo.samplers import PRUNERS, SAMPLERS
-from hpo.study import open_study
+from hpo.study.create import open_study
+from hpo.study.progress import StudyProgress, progress_of
+from hpo.study.records import budget_of
+from hpo.study.samplers import PRUNERS, SAMPLERS
 
 DEFAULT_ARMS = "random,tpe"  # today's comparison: both with the study file's pruner
 ARM_JOIN = "+"  # sampler+pruner; neither name contains it, and it is legal in study names

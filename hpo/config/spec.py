@@ -18,7 +18,7 @@ from typing import Any
 
 from hpo.data import DATASETS
 from hpo.errors import SpecError
-from hpo.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler
+from hpo.study.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler
 from hpo.train import AUGMENTS, OPTIMIZERS, SCHEDULES
 from models import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS, create_model, list_models
 

@@ -36,8 +36,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.records import worker_name
 from hpo.storage._optuna import trial_id as trial_id_of
+from hpo.study.records import worker_name
 
 log = logging.getLogger("hpo.storage.heartbeats")
 BEAT_ATTR = "hpo_beat"  # trial system attr written by AttrHeartbeats: {"by", "n", "every"}

@@ -7,7 +7,7 @@ states: a claim is the same atomic WAITING -> RUNNING transition in the database
 three calls of hpo's own (`hpo.Proxy`), because a worker behind it has no SQL session:
 
 - OpenStudy: create or resume a study, under the study lock, with the same spec check;
-- TopUp: queue trials up to the study's budget under the study lock (hpo.study.top_up),
+- TopUp: queue trials up to the study's budget under the study lock (hpo.study.create.top_up),
   so the budget stays exact however many workers share the proxy;
 - Ping: check that the server is an hpo proxy, at connection time.
 
@@ -277,7 +277,7 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
 def _hpo_handler(storage: Any, cached: Any) -> grpc.GenericRpcHandler:
     """hpo's calls: JSON in, JSON out; user errors travel as FAILED_PRECONDITION."""
     from hpo.config.spec import spec_from_dict
-    from hpo.study import open_study, top_up
+    from hpo.study.create import open_study, top_up
 
     def ping(request: dict[str, Any]) -> dict[str, Any]:
         return {"storage": mask_url(storage.url)}

@@ -12,8 +12,8 @@ import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from hpo.records import budget_of
 from hpo.storage.rdb import open_storage
+from hpo.study.records import budget_of
 from tests.helpers import (
     WAIT_SECONDS,
     HpoProcesses,

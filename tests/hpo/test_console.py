@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from hpo import console
-from hpo.summary import StudySummary
+from hpo.study.summary import StudySummary
 
 COLUMNS = "study model direction budget complete pruned fail running waiting best"
 

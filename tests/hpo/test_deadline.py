@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from hpo.config.spec import StudySpec, load_spec
 from hpo.errors import HpoError
-from hpo.records import DEADLINE_ATTR, SPEC_ATTR, budget_of
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
+from hpo.study.records import DEADLINE_ATTR, SPEC_ATTR, budget_of
 from hpo.worker import WorkerReport, run_worker
 from tests.helpers import WAIT_SECONDS, run_hpo, wait_for, worker_settings, zero_cost
 

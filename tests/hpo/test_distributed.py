@@ -22,9 +22,9 @@ from sqlalchemy.engine import make_url
 
 from hpo.checkpoint import CheckpointStore
 from hpo.config.spec import load_spec
-from hpo.records import budget_of
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
+from hpo.study.records import budget_of
 from tests.helpers import (
     HpoProcesses,
     assert_budget_accounted,

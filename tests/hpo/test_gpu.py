@@ -20,7 +20,7 @@ from hpo.config.spec import StudySpec, load_spec
 from hpo.data import Dataset, load_dataset
 from hpo.objective import Objective
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
 from hpo.train import DeviceTimer, TrainConfig, evaluate, train
 from hpo.worker import run_worker
 from models import create_model

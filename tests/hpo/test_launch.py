@@ -12,8 +12,8 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo.launch import WorkerPlan, plan_workers, worker_env
-from hpo.records import BUDGET_ATTR
 from hpo.storage.rdb import open_storage
+from hpo.study.records import BUDGET_ATTR
 from tests.helpers import WAIT_SECONDS, HpoProcesses, alive, children, wait_for, with_password
 
 PASSWORD = "pw-Lx3-secret"

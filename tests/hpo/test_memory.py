@@ -21,7 +21,7 @@ from hpo.memory import (
     memory_limit_mb,
 )
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
 from hpo.worker import run_worker
 from models import create_model
 from tests.helpers import study_text

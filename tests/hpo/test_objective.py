@@ -15,9 +15,9 @@ from hpo.config.spec import load_spec
 from hpo.data import load_dataset
 from hpo.diagnostics import PHASES, STATS
 from hpo.objective import Objective
-from hpo.records import diag_attr
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
+from hpo.study.records import diag_attr
 from hpo.worker import run_worker
 from tests.helpers import study_text
 

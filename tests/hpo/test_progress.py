@@ -7,8 +7,8 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo.console import LaunchProgress, console
-from hpo.progress import Pace, StudyProgress, pace, progress_of
-from hpo.records import BUDGET_ATTR
+from hpo.study.progress import Pace, StudyProgress, pace, progress_of
+from hpo.study.records import BUDGET_ATTR
 
 
 def _study(direction: str = "maximize") -> optuna.Study:

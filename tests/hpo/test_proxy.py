@@ -23,11 +23,11 @@ from sqlalchemy.engine import make_url
 from hpo.checkpoint import CheckpointStore
 from hpo.config.spec import load_spec
 from hpo.errors import HpoError, StorageError
-from hpo.records import budget_of, superseded_numbers
 from hpo.storage.heartbeats import BEAT_ATTR, AttrHeartbeats, OptunaHeartbeats, heartbeats_for
 from hpo.storage.proxy import ProxyStorage, parse_proxy_url
 from hpo.storage.rdb import MAX_RETRY, open_storage
-from hpo.study import QUEUE_DEPTH, open_study
+from hpo.study.create import QUEUE_DEPTH, open_study
+from hpo.study.records import budget_of, superseded_numbers
 from hpo.worker import claim_trial, heartbeat, run_worker
 from tests.helpers import (
     WAIT_SECONDS,

@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 import pytest
 
-from hpo.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler, worker_seed
+from hpo.study.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler, worker_seed
 
 # QMC and GP are experimental in Optuna: building them warns, which is not under test here.
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

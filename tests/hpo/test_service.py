@@ -12,7 +12,7 @@ import pytest
 from hpo.config.settings import Settings
 from hpo.errors import HpoError
 from hpo.service import LaunchOutcome, best_of, join_study, launch_study
-from hpo.summary import StudySummary
+from hpo.study.summary import StudySummary
 from tests.helpers import run_hpo, study_text
 
 DIVERGING = study_text("diverges", 'lr = 1e12\noptimizer = "sgd"')

@@ -30,7 +30,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     """Settings that `hpo studies` received, instead of listing any storage."""
     received: list[Settings] = []
     monkeypatch.setattr(
-        "hpo.summary.summarize_storage", lambda storage: received.append(storage) or []
+        "hpo.study.summary.summarize_storage", lambda storage: received.append(storage) or []
     )
     monkeypatch.setattr(Settings, "open", lambda self: self)
     monkeypatch.setattr("hpo.console.print_studies", lambda *args: None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam
-from hpo.space import split_params, suggest_params, to_distribution
+from hpo.study.space import split_params, suggest_params, to_distribution
 
 SPACE = {
     "depth": IntParam(1, 4),

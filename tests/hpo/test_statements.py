@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from hpo.config.spec import load_spec
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
+from hpo.study.create import open_study
 from hpo.worker import run_worker
 from tests.helpers import zero_cost
 

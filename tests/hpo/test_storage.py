@@ -19,10 +19,10 @@ from sqlalchemy.engine import make_url
 
 from hpo.config.spec import load_spec
 from hpo.errors import StorageError
-from hpo.records import budget_of, counted_trials
 from hpo.storage.rdb import MAX_RETRY, ResilientRDBStorage, _retrying, open_storage
 from hpo.storage.urls import scrub
-from hpo.study import open_study
+from hpo.study.create import open_study
+from hpo.study.records import budget_of, counted_trials
 from hpo.worker import claim_trial, heartbeat, run_worker
 from tests.helpers import WAIT_SECONDS, hpo_env, run_hpo, wait_for, worker_settings, zero_cost
 

@@ -6,11 +6,11 @@ import optuna
 import sqlalchemy
 
 from hpo.config.spec import load_spec
-from hpo.records import BUDGET_ATTR, SPEC_ATTR
 from hpo.storage import _optuna
 from hpo.storage.rdb import open_storage
-from hpo.study import open_study
-from hpo.summary import CORRUPT_SPEC, summarize, summarize_storage
+from hpo.study.create import open_study
+from hpo.study.records import BUDGET_ATTR, SPEC_ATTR
+from hpo.study.summary import CORRUPT_SPEC, summarize, summarize_storage
 
 
 def _break_attrs_json(storage: optuna.storages.RDBStorage, study: optuna.Study) -> None:

@@ -13,9 +13,9 @@ from optuna.trial import TrialState
 
 from hpo.checkpoint import CheckpointStore
 from hpo.data import load_dataset
-from hpo.records import budget_of, counted_trials
 from hpo.storage.rdb import open_storage
-from hpo.study import QUEUE_DEPTH
+from hpo.study.create import QUEUE_DEPTH
+from hpo.study.records import budget_of, counted_trials
 from hpo.train import Checkpoint, TrainConfig, train
 from hpo.worker import run_worker
 from models import create_model

@@ -19,9 +19,9 @@ from hpo.compare.load import (
     load_comparison,
 )
 from hpo.errors import HpoError
-from hpo.records import BUDGET_ATTR, SPEC_ATTR
 from hpo.storage._optuna import study_id
 from hpo.storage.rdb import open_storage
+from hpo.study.records import BUDGET_ATTR, SPEC_ATTR
 
 START = datetime.datetime(2024, 1, 1, 12, 0, 0)
 LR = FloatDistribution(1e-3, 1e-1, log=True)

@@ -28,7 +28,7 @@ from hpo.compare.run import derive_arms
 from hpo.config.spec import load_spec
 from hpo.storage.rdb import open_storage
 from hpo.storage.urls import default_artifacts_dir
-from hpo.study import open_study
+from hpo.study.create import open_study
 from hpo.worker import run_worker
 from tests.conftest import write_tiny_study
 from tests.helpers import HpoProcesses, wait_for

@@ -9,8 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpo.records import BUDGET_ATTR, DIAG_PREFIX, SPEC_ATTR, counted_trials
 from hpo.storage import _optuna
+from hpo.study.records import BUDGET_ATTR, DIAG_PREFIX, SPEC_ATTR, counted_trials
 
 CORRUPT_SPEC = "corrupt spec"  # the model shown for a study whose stored spec is unreadable
 

@@ -32,10 +32,10 @@ import optuna
 
 from hpo.config.spec import StudySpec, spec_from_dict
 from hpo.errors import HpoError, SpecError, StudyConflictError
-from hpo.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
 from hpo.storage import _optuna
 from hpo.storage.rdb import study_lock, with_retries
 from hpo.storage.urls import is_proxy_url, mask_url
+from hpo.study.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
 
 if TYPE_CHECKING:  # annotations only: hpo.storage.proxy loads grpc
     from hpo.storage.proxy import ProxyStorage

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hpo.records import BUDGET_ATTR, FINISHED, counted_trials
+from hpo.study.records import BUDGET_ATTR, FINISHED, counted_trials
 
 if TYPE_CHECKING:
     import optuna

@@ -42,7 +42,7 @@ class Budget:
 
     @property
     def unqueued(self) -> int:
-        """Budget not queued yet (hpo.study queues it a few trials at a time)."""
+        """Budget not queued yet (hpo.study.create queues it a few trials at a time)."""
         return max(0, self.target - sum(self.states.values()))
 
     @property
