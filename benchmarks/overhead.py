@@ -219,7 +219,7 @@ class Profiler:
 
 
 def instrumented(file: Path, folder: Path, trials: int) -> None:
-    import hpo.objective
+    import hpo.training.objective
     import hpo.worker
     from hpo.config.spec import load_spec
     from hpo.storage.rdb import open_storage
@@ -248,13 +248,19 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
         (hpo.worker, "build_pruner"): timed_pruner,
         (hpo.worker, "run_trial"): profiler.wrap("hpo glue", hpo.worker.run_trial),
         (hpo.worker, "claim_trial"): profiler.wrap("hpo glue", hpo.worker.claim_trial),
-        (hpo.objective, "train"): profiler.wrap("training loop", hpo.objective.train),
-        (hpo.objective, "create_model"): profiler.wrap("model build", hpo.objective.create_model),
-        (hpo.objective, "evaluate"): profiler.wrap("test evaluation", hpo.objective.evaluate),
+        (hpo.training.objective, "train"): profiler.wrap(
+            "training loop", hpo.training.objective.train
+        ),
+        (hpo.training.objective, "create_model"): profiler.wrap(
+            "model build", hpo.training.objective.create_model
+        ),
+        (hpo.training.objective, "evaluate"): profiler.wrap(
+            "test evaluation", hpo.training.objective.evaluate
+        ),
     }
-    if hasattr(hpo.objective, "record_layer_stats"):  # per-trial layer diagnostics
-        diagnostics = profiler.wrap("layer diagnostics", hpo.objective.record_layer_stats)
-        patches[(hpo.objective, "record_layer_stats")] = diagnostics
+    if hasattr(hpo.training.objective, "record_layer_stats"):  # per-trial layer diagnostics
+        diagnostics = profiler.wrap("layer diagnostics", hpo.training.objective.record_layer_stats)
+        patches[(hpo.training.objective, "record_layer_stats")] = diagnostics
     originals = {key: getattr(*key) for key in patches}
     for (module, name), fn in patches.items():
         setattr(module, name, fn)

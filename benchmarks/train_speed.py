@@ -5,16 +5,17 @@ on the device as tensors, with the same optimizer and batch size, and all but th
 evaluate the validation split once per epoch (what an Optuna objective needs for
 trial.report):
 
-- ``hpo trial``: a whole trial through hpo.objective.Objective (in an in-memory study): uint8
-  images standardized per batch, layer diagnostics, test evaluation, user attrs. Its tricks
-  are hpo's defaults (channels_last on CUDA; no bf16, no compile), whatever the flags say.
-- ``hpo train()``: hpo.train.train alone, with the tricks the flags choose.
+- ``hpo trial``: a whole trial through hpo.training.objective.Objective (in an in-memory
+  study): uint8 images standardized per batch, layer diagnostics, test evaluation, user
+  attrs. Its tricks are hpo's defaults (channels_last on CUDA; no bf16, no compile),
+  whatever the flags say.
+- ``hpo train()``: hpo.training.loop.train alone, with the tricks the flags choose.
 - ``bare``: what a competent user writes, airbench style: float inputs standardized once on
   the device, randperm + slicing, no DataLoader, the same tricks as ``hpo train()``.
 - ``bare, no eval``: the bare loop without validation: the ceiling of the hardware.
 
 Every side is timed the same way, from its first to its last kernel: CUDA events on a GPU,
-the host clock on a CPU (hpo.train.DeviceTimer). The runs alternate sides, so all see the
+the host clock on a CPU (hpo.training.loop.DeviceTimer). The runs alternate sides, so all see the
 same noise from other jobs on the machine; the figure is the median over the repeats. The
 tricks (bf16 autocast, channels_last, torch.compile) can each be switched, and `--ablate`
 measures ``hpo train()`` with each switched from its default in turn, so each one's worth
@@ -42,9 +43,9 @@ from _machine import banner, load, median
 from torch import nn
 
 from hpo.config.spec import DataSpec, FixedParam, StudySpec, TrainSpec
-from hpo.data import Dataset, load_dataset
-from hpo.objective import Objective
-from hpo.train import DeviceTimer, TrainConfig, evaluate, num_outputs, train
+from hpo.training.data import Dataset, load_dataset
+from hpo.training.loop import DeviceTimer, TrainConfig, evaluate, num_outputs, train
+from hpo.training.objective import Objective
 from models import create_model
 
 MODEL_PARAMS = {  # a mid-sized point of the digits-cnn space
@@ -56,7 +57,7 @@ MODEL_PARAMS = {  # a mid-sized point of the digits-cnn space
     "batchnorm": True,
     "skip": "residual",
 }
-EVAL_BATCH = 2048  # validation batch of every side: hpo.train.evaluate's default
+EVAL_BATCH = 2048  # validation batch of every side: hpo.training.loop.evaluate's default
 
 
 @dataclass(frozen=True)

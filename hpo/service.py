@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from hpo.config.spec import StudySpec
-    from hpo.data import Dataset
     from hpo.launch import ProgressCallback, WorkerPlan
     from hpo.study.summary import StudySummary
+    from hpo.training.data import Dataset
 
 log = logging.getLogger("hpo.service")
 
@@ -67,10 +67,10 @@ def launch_study(
     from hpo.config.spec import load_spec, renamed
     from hpo.devices import parse_gpus, visible_gpus
     from hpo.launch import plan_workers, run_workers
-    from hpo.memory import largest_config_warning
     from hpo.study.create import open_study
     from hpo.study.summary import summarize
-    from hpo.train import num_outputs
+    from hpo.training.loop import num_outputs
+    from hpo.training.memory import largest_config_warning
 
     spec = load_spec(file)
     if name:

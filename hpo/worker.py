@@ -26,12 +26,9 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo.checkpoint import CheckpointStore
 from hpo.config.settings import CHECKPOINT_EVERY
 from hpo.config.spec import StudySpec
-from hpo.data import Dataset, load_dataset
 from hpo.errors import StorageError, TrialTooLarge
-from hpo.objective import Objective
 from hpo.storage._optuna import (
     cache_claimed_trial,
     study_id,
@@ -44,7 +41,10 @@ from hpo.storage.rdb import with_retries
 from hpo.study.create import load_spec_from_storage, study_deadline, top_up
 from hpo.study.records import WORKER_ATTR, worker_name
 from hpo.study.samplers import build_pruner, build_sampler, worker_seed
-from hpo.train import DivergedError, StopRequested
+from hpo.training.checkpoint import CheckpointStore
+from hpo.training.data import Dataset, load_dataset
+from hpo.training.loop import DivergedError, StopRequested
+from hpo.training.objective import Objective
 
 log = logging.getLogger("hpo.worker")
 POLL_SECONDS = 1.0  # how often an idle worker looks for re-queued trials

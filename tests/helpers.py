@@ -25,8 +25,8 @@ if TYPE_CHECKING:  # annotations only
     import optuna
     import sqlalchemy
 
-    from hpo.checkpoint import CheckpointStore
     from hpo.config.spec import StudySpec
+    from hpo.training.checkpoint import CheckpointStore
 
     ObjectiveFactory = Callable[[StudySpec, threading.Event], Callable[[optuna.Trial], float]]
 

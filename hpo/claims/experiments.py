@@ -7,7 +7,7 @@ grids: it exercises the whole path in seconds, and its verdicts mean little.
 
 A variant's keys (read by hpo.claims.run):
 
-    data, max_train          data set (hpo.data) and the cap on its training split
+    data, max_train          data set (hpo.training.data) and the cap on its training split
     model                    "layered" (widths per layer) or "mlp" (depth x width)
     widths | depth, width    the architecture
     activation, init         init: one of models.INITS, or a textbook scheme (naive, xavier,

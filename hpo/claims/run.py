@@ -37,9 +37,9 @@ from hpo.claims.load import (
     SIZE_ATTR,
     done_keys,
 )
-from hpo.data import Dataset, load_dataset
-from hpo.diagnostics import record_layer_stats
-from hpo.train import DivergedError, EpochResult, TrainConfig, evaluate, num_outputs, train
+from hpo.training.data import Dataset, load_dataset
+from hpo.training.diagnostics import record_layer_stats
+from hpo.training.loop import DivergedError, EpochResult, TrainConfig, evaluate, num_outputs, train
 from models import create_model
 from models.layered import layered_mlp
 from models.probes import decision_grid

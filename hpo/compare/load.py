@@ -26,7 +26,7 @@ SAMPLER_ATTR = "hpo_sampler"  # study user attr: the sampler of this arm
 SEED_ATTR = "hpo_seed"  # study user attr: the seed index (0, 1, ...) within the group
 ARM_ATTR = "hpo_arm"  # study user attr: the arm's label, `tpe` or `tpe+hyperband`
 PRUNER_ATTR = "hpo_pruner"  # study user attr: the pruner the arm ran with (resolved)
-TRAIN_SECONDS_ATTR = "train_seconds"  # trial user attr (hpo.objective): training wall time
+TRAIN_SECONDS_ATTR = "train_seconds"  # trial user attr (hpo.training.objective): training wall time
 
 
 @dataclass(frozen=True)

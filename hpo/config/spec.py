@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo.data import DATASETS
 from hpo.errors import SpecError
 from hpo.study.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler
-from hpo.train import AUGMENTS, OPTIMIZERS, SCHEDULES
+from hpo.training.data import DATASETS
+from hpo.training.loop import AUGMENTS, OPTIMIZERS, SCHEDULES
 from models import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS, create_model, list_models
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
@@ -63,7 +63,7 @@ Param = IntParam | FloatParam | CategoricalParam | FixedParam
 
 @dataclass(frozen=True)
 class DataSpec:
-    name: str = "digits"  # one of hpo.data.DATASETS
+    name: str = "digits"  # one of hpo.training.data.DATASETS
     dir: str | None = None  # folder of mnist / fashion-mnist / cifar10; None: HPO_DATA, system
     seed: int = 0  # fixes the train / validation / test split
     val_fraction: float = 0.2  # share of the training data held out for validation

@@ -75,7 +75,7 @@ def budget_of(study: optuna.Study) -> Budget:
     return Budget(target, Counter(t.state for t in counted_trials(trials)))
 
 
-# Per-trial layer diagnostics (hpo.diagnostics) are user attrs named diag_{phase}_{stat}.
+# Per-trial layer diagnostics (hpo.training.diagnostics) are user attrs named diag_{phase}_{stat}.
 DIAG_PREFIX = "diag_"
 
 

@@ -1,4 +1,4 @@
-"""hpo.data and hpo.datafiles: readers on files written here and on the real Fashion-MNIST,
+"""hpo.training.data and hpo.training.datafiles: readers on files written here and on the real Fashion-MNIST,
 splits, standardization, where the files are found, errors."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-import hpo.datafiles
+import hpo.training.datafiles
 from hpo.config.spec import parse_spec
-from hpo.data import (
+from hpo.errors import DataError, SpecError
+from hpo.training.data import (
     DATASETS,
     Dataset,
     Split,
@@ -27,7 +28,7 @@ from hpo.data import (
     stratified_split,
     to_unit,
 )
-from hpo.datafiles import (
+from hpo.training.datafiles import (
     CIFAR_FILES,
     CIFAR_SUBDIR,
     DATA_PATH_ENV,
@@ -38,7 +39,6 @@ from hpo.datafiles import (
     read_cifar_batch,
     read_idx,
 )
-from hpo.errors import DataError, SpecError
 from tests.helpers import run_hpo, study_text
 
 FASHION = SYSTEM_DATA_ROOT / "fashion-mnist"  # installed by dataset-fashion-mnist (.ci/run)
@@ -282,7 +282,7 @@ def no_system_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No HPO_DATA and an empty system folder: nothing to be found unless a test adds it."""
     root = tmp_path / "system"
     root.mkdir()
-    monkeypatch.setattr(hpo.datafiles, "SYSTEM_DATA_ROOT", root)
+    monkeypatch.setattr(hpo.training.datafiles, "SYSTEM_DATA_ROOT", root)
     monkeypatch.delenv(DATA_PATH_ENV, raising=False)
     return root
 

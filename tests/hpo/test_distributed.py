@@ -20,11 +20,11 @@ import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from hpo.checkpoint import CheckpointStore
 from hpo.config.spec import load_spec
 from hpo.storage.rdb import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import budget_of
+from hpo.training.checkpoint import CheckpointStore
 from tests.helpers import (
     HpoProcesses,
     assert_budget_accounted,

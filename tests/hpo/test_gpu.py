@@ -17,11 +17,11 @@ from optuna.trial import TrialState
 from torch import nn
 
 from hpo.config.spec import StudySpec, load_spec
-from hpo.data import Dataset, load_dataset
-from hpo.objective import Objective
 from hpo.storage.rdb import open_storage
 from hpo.study.create import open_study
-from hpo.train import DeviceTimer, TrainConfig, evaluate, train
+from hpo.training.data import Dataset, load_dataset
+from hpo.training.loop import DeviceTimer, TrainConfig, evaluate, train
+from hpo.training.objective import Objective
 from hpo.worker import run_worker
 from models import create_model
 
@@ -164,7 +164,7 @@ def test_out_of_memory_fails_only_that_trial(tmp_path: Path, clean_cuda) -> None
     The share is capped just above what the data set and CUDA's context hold, as a worker
     with a small share of a GPU would be; a CNN of width 65536 then cannot hold even the
     activations of its diagnostic batch (256 x 65536 x 28 x 28 floats, 51 GB). The memory
-    estimate that refuses such trials before they allocate (hpo.memory) is lifted through
+    estimate that refuses such trials before they allocate (hpo.training.memory) is lifted through
     max_memory_mb, so the allocation really happens and really fails.
     """
     path = write(

@@ -10,7 +10,9 @@ from optuna.trial import TrialState
 
 from hpo.config.spec import load_spec
 from hpo.errors import SpecError
-from hpo.memory import (
+from hpo.storage.rdb import open_storage
+from hpo.study.create import open_study
+from hpo.training.memory import (
     SAFETY,
     TrialTooLarge,
     check_fits,
@@ -20,8 +22,6 @@ from hpo.memory import (
     largest_config_warning,
     memory_limit_mb,
 )
-from hpo.storage.rdb import open_storage
-from hpo.study.create import open_study
 from hpo.worker import run_worker
 from models import create_model
 from tests.helpers import study_text

@@ -10,14 +10,14 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-import hpo.train
+import hpo.training.loop
 from hpo.config.spec import load_spec
-from hpo.data import load_dataset
-from hpo.diagnostics import PHASES, STATS
-from hpo.objective import Objective
 from hpo.storage.rdb import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import diag_attr
+from hpo.training.data import load_dataset
+from hpo.training.diagnostics import PHASES, STATS
+from hpo.training.objective import Objective
 from hpo.worker import run_worker
 from tests.helpers import study_text
 
@@ -124,7 +124,7 @@ def test_patience_completes_the_trial_early_with_its_last_value(
     path.write_text(study_text("patience", "patience = 2\nwidth = 4", trials=1, epochs=6))
     # (val_loss, val_accuracy) per epoch: best loss at epoch 2, no better at 3 and 4.
     curve = iter([(1.0, 0.6), (0.5, 0.7), (0.7, 0.8), (0.6, 0.9), (0.4, 1.0), (0.3, 1.0)])
-    monkeypatch.setattr(hpo.train, "evaluate", lambda *args, **kwargs: next(curve))
+    monkeypatch.setattr(hpo.training.loop, "evaluate", lambda *args, **kwargs: next(curve))
     study = optuna.create_study(direction="maximize")
     study.optimize(Objective(load_spec(path), load_dataset("rings", max_train=300)), n_trials=1)
     trial = study.trials[0]

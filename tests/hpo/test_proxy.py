@@ -20,7 +20,6 @@ import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from hpo.checkpoint import CheckpointStore
 from hpo.config.spec import load_spec
 from hpo.errors import HpoError, StorageError
 from hpo.storage.heartbeats import BEAT_ATTR, AttrHeartbeats, OptunaHeartbeats, heartbeats_for
@@ -28,6 +27,7 @@ from hpo.storage.proxy import ProxyStorage, parse_proxy_url
 from hpo.storage.rdb import MAX_RETRY, open_storage
 from hpo.study.create import QUEUE_DEPTH, open_study
 from hpo.study.records import budget_of, superseded_numbers
+from hpo.training.checkpoint import CheckpointStore
 from hpo.worker import claim_trial, heartbeat, run_worker
 from tests.helpers import (
     WAIT_SECONDS,

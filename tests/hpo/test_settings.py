@@ -102,7 +102,7 @@ def test_commands_that_do_not_train_do_not_import_torch(args: list[str], tmp_pat
         f"    cli.main({args!r}, prog_name='hpo', standalone_mode=False)\n"
         "except Exception:\n"
         "    pass\n"
-        "print('\\nIMPORTED', sorted(m for m in ('torch', 'models', 'hpo.data') if m in sys.modules))\n"
+        "print('\\nIMPORTED', sorted(m for m in ('torch', 'models', 'hpo.training.data') if m in sys.modules))\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60

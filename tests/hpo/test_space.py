@@ -60,6 +60,6 @@ def test_split_params_sends_pool_and_kernel_to_the_model_and_techniques_to_train
         "l1": 1e-4,
         "patience": 3,
     }
-    from hpo.train import TrainConfig
+    from hpo.training.loop import TrainConfig
 
     assert TrainConfig(**training).patience == 3  # every training key is a TrainConfig field

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import hpo.train
-from hpo.data import Dataset, Split, load_dataset
+import hpo.training.loop
 from hpo.errors import DataError
-from hpo.train import (
+from hpo.training.data import Dataset, Split, load_dataset
+from hpo.training.loop import (
     Checkpoint,
     DeviceTimer,
     DivergedError,
@@ -379,7 +379,7 @@ def test_patience_ends_the_run_on_a_constructed_val_curve(
     rings: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     curve = iter([(1.0, 0.6), (0.5, 0.7), (0.7, 0.8), (0.6, 0.9), (0.4, 1.0), (0.3, 1.0)])
-    monkeypatch.setattr(hpo.train, "evaluate", lambda *args, **kwargs: next(curve))
+    monkeypatch.setattr(hpo.training.loop, "evaluate", lambda *args, **kwargs: next(curve))
     seen: list[int] = []
     model = create_model("mlp", in_shape=rings.in_shape, num_outputs=1, depth=1, width=4)
     result = train(

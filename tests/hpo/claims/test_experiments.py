@@ -11,9 +11,9 @@ import torch
 
 from hpo.claims.experiments import MAX_SEEDS, SIZES, check_options, claim_names, claims, study_name
 from hpo.claims.run import build_model, distributions
-from hpo.data import Dataset, load_dataset
 from hpo.errors import HpoError
-from hpo.train import TrainConfig, loss_and_correct, make_optimizer
+from hpo.training.data import Dataset, load_dataset
+from hpo.training.loop import TrainConfig, loss_and_correct, make_optimizer
 
 VARIANTS = [
     (size, c.name, k) for size in SIZES for c in claims(size) for k in range(len(c.variants))

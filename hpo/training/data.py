@@ -4,7 +4,7 @@ Five datasets, all classification:
 
 - ``digits``: scikit-learn's bundled 8x8 digits (1797 images, no download).
 - ``rings``: synthetic 2-D concentric rings, generated here.
-- ``mnist`` / ``fashion-mnist``: the four IDX files (found by hpo.datafiles).
+- ``mnist`` / ``fashion-mnist``: the four IDX files (found by hpo.training.datafiles).
 - ``cifar10``: the python pickle batches, found the same way.
 
 Splits are stratified and depend on ``seed`` only, so every trial of a study
@@ -20,7 +20,7 @@ of the memory of float32, on the device too) and standardized batch by batch as 
 sliced (``Split.inputs`` / ``Split.batch``), as airbench does; ``rings`` is standardized
 once, as float32.
 
-Where the files are found and how they are read: hpo.datafiles.
+Where the files are found and how they are read: hpo.training.datafiles.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpo.datafiles import read_files
 from hpo.errors import DataError
+from hpo.training.datafiles import read_files
 
 DATASETS: tuple[str, ...] = ("digits", "rings", "mnist", "fashion-mnist", "cifar10")
 

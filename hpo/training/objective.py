@@ -10,14 +10,14 @@ from typing import Any
 import optuna
 import torch
 
-from hpo.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.config.spec import StudySpec
-from hpo.data import Dataset
-from hpo.diagnostics import diagnostic_batch, record_layer_stats
-from hpo.memory import check_fits
 from hpo.storage._optuna import set_user_attrs
 from hpo.study.space import split_params, suggest_params
-from hpo.train import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
+from hpo.training.checkpoint import CheckpointStore, original_number, trial_checkpoints
+from hpo.training.data import Dataset
+from hpo.training.diagnostics import diagnostic_batch, record_layer_stats
+from hpo.training.loop import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
+from hpo.training.memory import check_fits
 from models import create_model
 
 HOST = platform.node()

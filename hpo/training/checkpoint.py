@@ -42,9 +42,9 @@ from torch import nn
 from hpo.config.paths import safe_folder_name
 from hpo.config.settings import CHECKPOINT_EVERY
 from hpo.storage import _optuna
-from hpo.train import Checkpoint, EpochResult, StopRequested
+from hpo.training.loop import Checkpoint, EpochResult, StopRequested
 
-log = logging.getLogger("hpo.checkpoint")
+log = logging.getLogger("hpo.training.checkpoint")
 _TEMP_PREFIX = ".trial-{number}-"  # a save in progress: written, then renamed into place
 FORMAT = 2  # layout of the file; files of another layout are ignored
 RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(EpochResult))

@@ -30,7 +30,7 @@ from torch import nn
 from hpo.config.spec import MODEL_KEYS, CategoricalParam, FixedParam, FloatParam, IntParam, Param
 from hpo.devices import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
 from hpo.errors import TrialTooLarge
-from hpo.train import TrainConfig
+from hpo.training.loop import TrainConfig
 from models import create_model
 
 MB = 2**20
@@ -40,7 +40,7 @@ OPTIMIZER_BUFFERS = {"sgd": 1, "adam": 2, "adamw": 2}  # state tensors per param
 # Activations counted above are what the model keeps; allocator fragmentation and
 # convolution workspaces come on top (measured CPU peaks reached 1.13x the count).
 ACTIVATION_MARGIN = 1.25
-EVAL_BATCH = 2048  # hpo.train.evaluate's batch: no saved activations, but a large batch
+EVAL_BATCH = 2048  # hpo.training.loop.evaluate's batch: no saved activations, but a large batch
 # A trial may plan for this share of its worker's part of the device; the rest is for the
 # data set on the device, the framework itself and fragmentation.
 SAFETY = 0.8
@@ -66,7 +66,7 @@ def estimate_memory(
     """Training memory of model `model` with trial params `params` (pure: no allocation).
 
     `params` is a trial's params dict (model and training keys); missing keys take the
-    defaults of models.create_model and hpo.train.TrainConfig.
+    defaults of models.create_model and hpo.training.loop.TrainConfig.
     """
     model_params = {k: v for k, v in params.items() if k in MODEL_KEYS}
     trace = _trace(model, model_params, tuple(in_shape), num_outputs)

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from hpo.data import Dataset
 from hpo.study.records import diag_attr
-from hpo.train import loss_and_correct
+from hpo.training.data import Dataset
+from hpo.training.loop import loss_and_correct
 from models import layer_stats
 
 # Samples in the diagnostic batch: about one training step's worth, so the two calls of a
