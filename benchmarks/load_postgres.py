@@ -28,7 +28,7 @@ from tests.helpers import zero_cost
 
 
 def _worker(url: str, index: int) -> None:
-    from hpo.worker import run_worker
+    from hpo.runtime.worker import run_worker
 
     run_worker(
         open_storage(url, heartbeat_interval=5),

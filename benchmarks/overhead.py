@@ -8,7 +8,7 @@ over repeats), their ratio, and from the storage's timestamps where the time wen
 startup (process start -> first trial start), in-trial overhead (trial wall time minus
 the recorded training seconds), gap between trials, and tail (last trial end -> exit).
 
-Part 2 (instrumented): one hpo worker (hpo.worker.run_worker, in this process) runs the same
+Part 2 (instrumented): one hpo worker (hpo.runtime.worker.run_worker, in this process) runs the same
 study with every storage, sampler and pruner call and the training loop wrapped in timers
 (exclusive time, main thread only), which splits a trial into training, model building,
 storage, sampling, pruning and hpo's own glue, in milliseconds per trial.
@@ -219,8 +219,8 @@ class Profiler:
 
 
 def instrumented(file: Path, folder: Path, trials: int) -> None:
+    import hpo.runtime.worker
     import hpo.training.objective
-    import hpo.worker
     from hpo.config.spec import load_spec
     from hpo.storage.rdb import open_storage
     from hpo.study.create import open_study
@@ -230,7 +230,7 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
     study = open_study(storage, load_spec(file), trials=trials)
     methods = [n for n in dir(storage) if not n.startswith("_") and callable(getattr(storage, n))]
     profiler.wrap_methods("storage", storage, methods)
-    build_sampler, build_pruner = hpo.worker.build_sampler, hpo.worker.build_pruner
+    build_sampler, build_pruner = hpo.runtime.worker.build_sampler, hpo.runtime.worker.build_pruner
 
     def timed_sampler(*args: Any, **kwargs: Any) -> optuna.samplers.BaseSampler:
         sampler = build_sampler(*args, **kwargs)
@@ -244,10 +244,12 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
         return pruner
 
     patches = {
-        (hpo.worker, "build_sampler"): timed_sampler,
-        (hpo.worker, "build_pruner"): timed_pruner,
-        (hpo.worker, "run_trial"): profiler.wrap("hpo glue", hpo.worker.run_trial),
-        (hpo.worker, "claim_trial"): profiler.wrap("hpo glue", hpo.worker.claim_trial),
+        (hpo.runtime.worker, "build_sampler"): timed_sampler,
+        (hpo.runtime.worker, "build_pruner"): timed_pruner,
+        (hpo.runtime.worker, "run_trial"): profiler.wrap("hpo glue", hpo.runtime.worker.run_trial),
+        (hpo.runtime.worker, "claim_trial"): profiler.wrap(
+            "hpo glue", hpo.runtime.worker.claim_trial
+        ),
         (hpo.training.objective, "train"): profiler.wrap(
             "training loop", hpo.training.objective.train
         ),
@@ -266,7 +268,9 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
         setattr(module, name, fn)
     try:
         started = time.perf_counter()
-        report = profiler.wrap("worker startup", hpo.worker.run_worker)(storage, study.study_name)
+        report = profiler.wrap("worker startup", hpo.runtime.worker.run_worker)(
+            storage, study.study_name
+        )
         total = time.perf_counter() - started
     finally:
         for (module, name), fn in originals.items():

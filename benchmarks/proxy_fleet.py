@@ -50,7 +50,7 @@ HEARTBEAT = 5  # seconds: zero-cost trials end before their first beat, as in lo
 
 
 def _worker(url: str, index: int, errors: multiprocessing.Queue) -> None:
-    from hpo.worker import run_worker
+    from hpo.runtime.worker import run_worker
 
     try:
         storage = open_storage(url, heartbeat_interval=HEARTBEAT)

@@ -1,6 +1,7 @@
 """Worker scaling: trials/s for 1..16 workers on SQLite and PostgreSQL, storage-bound.
 
-Each worker is a separate process running hpo.worker.run_worker (claim a queued trial, heartbeat,
+Each worker is a separate process running hpo.runtime.worker.run_worker (claim a queued
+trial, heartbeat,
 suggest the digits-cnn search space, tell) with an `objective_factory` whose objective costs
 nothing ("zero": measures the storage path) or sleeps 0.2 s ("sleep": trials that leave the
 storage mostly idle). The sampler is random (so sampler cost does not grow with the study and
@@ -54,8 +55,8 @@ def serve(jobs: Any, results: Any) -> None:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from hpo.runtime.worker import run_worker
     from hpo.storage.rdb import open_storage
-    from hpo.worker import run_worker
 
     results.put(("ready", None))
     while (job := jobs.get()) is not None:

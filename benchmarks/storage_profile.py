@@ -1,7 +1,8 @@
 """Storage profile: SQL statements, rows, transactions and time per trial, hpo vs raw Optuna.
 
 A zero-cost objective (tests.helpers.zero_cost: suggest x, return it) runs through hpo's own
-worker loop (hpo.study.create.open_study with a budget of N, then hpo.worker.run_worker, one worker,
+worker loop (hpo.study.create.open_study with a budget of N, then
+hpo.runtime.worker.run_worker, one worker,
 in this process) and through raw Optuna (`study.optimize(n_trials=N)` on a plain RDBStorage),
 on SQLite (a temp file) and PostgreSQL (a fresh database on 127.0.0.1, dropped afterwards),
 for each study size N. SQLAlchemy events on `storage.engine` count, per trial: statements by
@@ -430,9 +431,9 @@ def run_hpo_part(
     url: str, size: int, plan: Plan, forward: int, kind: str
 ) -> tuple[Session, float, Counter[str]]:
     """open_study(size) (after `forward` finished trials), then run_worker until plan.total."""
+    from hpo.runtime.worker import run_worker
     from hpo.storage.rdb import open_storage
     from hpo.study.create import open_study
-    from hpo.worker import run_worker
 
     storage = open_storage(url)
     try:

@@ -198,7 +198,7 @@ def launch_study(
     data_dir: str | None,
 ) -> None:
     """Create (or resume) the study of FILE and run local workers until its budget is done."""
-    from hpo.console import LaunchProgress, print_summary
+    from hpo.report.console import LaunchProgress, print_summary
     from hpo.service import launch_study as launch
 
     with LaunchProgress(settings.shown) as progress:
@@ -254,7 +254,7 @@ def worker(
     quiet: bool,
 ) -> None:
     """Join a study from any machine that reaches its storage; run queued trials until done."""
-    from hpo.console import setup_logging
+    from hpo.report.console import setup_logging
     from hpo.service import join_study
 
     setup_logging(quiet=quiet)
@@ -272,7 +272,7 @@ def worker(
 @pass_settings
 def studies(settings: Settings) -> None:
     """List the studies in the storage with trial counts by state and best value."""
-    from hpo.console import print_studies
+    from hpo.report.console import print_studies
     from hpo.study.summary import summarize_storage
 
     print_studies(summarize_storage(settings.open()), settings.shown)
@@ -284,7 +284,7 @@ def studies(settings: Settings) -> None:
 @pass_settings
 def best(settings: Settings, study_name: str, show_all: bool) -> None:
     """Show the best trial of a study: value, params, test accuracy, main user attrs."""
-    from hpo.console import print_trial
+    from hpo.report.console import print_trial
     from hpo.service import best_of
 
     study, trial = best_of(settings, study_name)
@@ -469,7 +469,7 @@ def claims(
 @pass_settings
 def dashboard(settings: Settings, host: str, port: int) -> None:
     """Serve optuna-dashboard on the storage, with the artifact store (notes, plots, files)."""
-    from hpo.dashboard import serve
+    from hpo.report.dashboard import serve
 
     click.echo(
         f"optuna-dashboard on http://{host}:{port}/ for {settings.shown}, "

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from hpo.config.spec import StudySpec
-    from hpo.launch import ProgressCallback, WorkerPlan
+    from hpo.runtime.launch import ProgressCallback, WorkerPlan
     from hpo.study.summary import StudySummary
     from hpo.training.data import Dataset
 
@@ -38,7 +38,7 @@ class LaunchOutcome:
 
     def raise_for_failures(self) -> None:
         """One line and a non-zero exit when workers failed or no trial completed."""
-        from hpo.launch import check_exit_codes
+        from hpo.runtime.launch import check_exit_codes
 
         check_exit_codes(self.exit_codes)
         if self.summary is not None and self.summary.best is None:
@@ -65,8 +65,8 @@ def launch_study(
 ) -> LaunchOutcome:
     """Create or resume the study of `file`, run local workers until its budget is done."""
     from hpo.config.spec import load_spec, renamed
-    from hpo.devices import parse_gpus, visible_gpus
-    from hpo.launch import plan_workers, run_workers
+    from hpo.runtime.devices import parse_gpus, visible_gpus
+    from hpo.runtime.launch import plan_workers, run_workers
     from hpo.study.create import open_study
     from hpo.study.summary import summarize
     from hpo.training.loop import num_outputs
@@ -106,8 +106,8 @@ def join_study(
     """`hpo worker`: run queued trials of an existing study on this machine until none is
     left. Several GPUs (or several workers per GPU) get a process each; otherwise the
     worker runs in this process, and a stop request ends it with exit 0."""
-    from hpo.devices import parse_gpus, visible_gpus
-    from hpo.launch import (
+    from hpo.runtime.devices import parse_gpus, visible_gpus
+    from hpo.runtime.launch import (
         check_exit_codes,
         default_worker_index,
         plan_workers,
@@ -178,6 +178,6 @@ def load_study(settings: Settings, study_name: str) -> optuna.Study:
 
 def check_data(spec: StudySpec, data_dir: str | None) -> Dataset:
     """The study's data set; fails before the storage is touched when it cannot be loaded."""
-    from hpo.worker import load_study_data
+    from hpo.runtime.worker import load_study_data
 
     return load_study_data(spec, data_dir)

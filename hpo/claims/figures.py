@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hpo.claims.results import Boundary, ClaimResult, Curve, Panel
-from hpo.reporting import PNG_DPI, palette_color, rgba  # one palette for every report
+from hpo.report.shared import PNG_DPI, palette_color, rgba  # one palette for every report
 
 POINT_COLORS = ("#1f77b4", "#d62728")  # inner ring (class 0), outer ring (class 1)
 

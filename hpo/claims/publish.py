@@ -16,7 +16,7 @@ from optuna.artifacts import FileSystemArtifactStore
 
 from hpo.claims.report import BuiltReport, claim_markdown, write_html
 from hpo.claims.results import ClaimResult
-from hpo.reporting import replace_study_artifacts
+from hpo.report.shared import replace_study_artifacts
 
 FIGURE_PREFIX = "hpo-claims-"  # graph object ids: stable, so re-publishing overwrites
 

@@ -20,8 +20,8 @@ from hpo.claims.experiments import Claim
 from hpo.claims.figures import plotly_figures, write_pngs
 from hpo.claims.results import Check, ClaimResult
 from hpo.claims.run import RunDone
-from hpo.console import console
-from hpo.reporting import REPORTS_DIR, md_table, plotly_script, print_files
+from hpo.report.console import console
+from hpo.report.shared import REPORTS_DIR, md_table, plotly_script, print_files
 
 MARKS = {True: "agrees", False: "does not agree", None: "cannot tell"}
 
@@ -163,7 +163,7 @@ def write_html(
     inline_js: bool = False,
 ) -> Path:
     """One page: each claim's verdict, checks, table and figures; plotly.js beside it
-    (or inlined: see hpo.reporting.plotly_script)."""
+    (or inlined: see hpo.report.shared.plotly_script)."""
     script = plotly_script(path, inline_js=inline_js)
     sections = []
     for r in results:

@@ -64,7 +64,7 @@ def build_and_publish(
     """Read the claims of `size` back, judge them, write the files, print, publish."""
     from hpo.claims.publish import publish_claims
     from hpo.claims.report import print_report, report_folder
-    from hpo.reporting import print_published
+    from hpo.report.shared import print_published
 
     built = build_report(storage, size, report_folder(size, out))
     print_report(built)

@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 
 from hpo.compare.analyze import ComparisonStats, DiagRow
 from hpo.compare.stats import Band
-from hpo.reporting import PNG_DPI, palette_color, rgba
+from hpo.report.shared import PNG_DPI, palette_color, rgba
 
 
 def _list(values: Any) -> list[float | None]:

@@ -17,7 +17,7 @@ from optuna.artifacts import FileSystemArtifactStore
 
 from hpo.compare.load import Comparison, StudyRun
 from hpo.compare.report import HEADERS, BuiltReport, headline, summary_rows, write_html
-from hpo.reporting import md_table, replace_study_artifacts
+from hpo.report.shared import md_table, replace_study_artifacts
 
 FIGURE_PREFIX = "hpo-compare-"  # graph object ids: stable, so re-publishing overwrites
 

@@ -22,8 +22,8 @@ from hpo.compare.analyze import ComparisonStats, diagnostics_by
 from hpo.compare.figures import plotly_figures, write_pngs
 from hpo.compare.stats import Interval
 from hpo.config.paths import safe_folder_name
-from hpo.console import console
-from hpo.reporting import REPORTS_DIR, md_table, plotly_script, print_files
+from hpo.report.console import console
+from hpo.report.shared import REPORTS_DIR, md_table, plotly_script, print_files
 
 if TYPE_CHECKING:
     from hpo.compare.run import Arm, ComparisonPlan, ComparisonProgress
@@ -363,7 +363,7 @@ def write_html(
     stats: ComparisonStats, figures: dict[str, go.Figure], path: Path, *, inline_js: bool = False
 ) -> Path:
     """One page: summary table and every figure; plotly.js beside it (or inlined: see
-    hpo.reporting.plotly_script)."""
+    hpo.report.shared.plotly_script)."""
     script = plotly_script(path, inline_js=inline_js)
     table = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"

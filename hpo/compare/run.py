@@ -18,7 +18,7 @@ import optuna
 from hpo.compare.load import ARM_ATTR, GROUP_ATTR, PRUNER_ATTR, SAMPLER_ATTR, SEED_ATTR
 from hpo.config.spec import PrunerSpec, SamplerSpec, StudySpec, spec_from_dict
 from hpo.errors import HpoError
-from hpo.launch import WorkerPlan, run_local_workers
+from hpo.runtime.launch import WorkerPlan, run_local_workers
 from hpo.study.create import open_study
 from hpo.study.progress import StudyProgress, progress_of
 from hpo.study.records import budget_of

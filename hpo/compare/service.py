@@ -21,7 +21,7 @@ from hpo.compare.report import (
     write_report,
 )
 from hpo.errors import HpoError
-from hpo.reporting import print_published
+from hpo.report.shared import print_published
 
 if TYPE_CHECKING:
     import optuna
@@ -56,8 +56,8 @@ def compare_file(
     # never needs.
     from hpo.compare.run import DEFAULT_ARMS, plan_comparison, run_comparison
     from hpo.config.spec import load_spec
-    from hpo.devices import parse_gpus, visible_gpus
-    from hpo.launch import check_exit_codes, plan_workers
+    from hpo.runtime.devices import parse_gpus, visible_gpus
+    from hpo.runtime.launch import check_exit_codes, plan_workers
     from hpo.service import check_data
 
     if arms is not None and samplers is not None:

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from hpo.config.spec import MODEL_KEYS, CategoricalParam, FixedParam, FloatParam, IntParam, Param
-from hpo.devices import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
 from hpo.errors import TrialTooLarge
+from hpo.runtime.devices import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
 from hpo.training.loop import TrainConfig
 from models import create_model
 

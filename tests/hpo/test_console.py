@@ -9,7 +9,7 @@ import optuna
 import pytest
 from rich.console import Console
 
-from hpo import console
+from hpo.report import console
 from hpo.study.summary import StudySummary
 
 COLUMNS = "study model direction budget complete pruned fail running waiting best"

@@ -1,4 +1,4 @@
-"""hpo.dashboard.serve: optuna-dashboard on our storage with the artifact folder.
+"""hpo.report.dashboard.serve: optuna-dashboard on our storage with the artifact folder.
 
 The real server is started (as `hpo dashboard`) by tests/hpo/compare/test_publish.py;
 here, what `serve` hands optuna-dashboard, without a server.
@@ -15,7 +15,7 @@ import optuna_dashboard
 import pytest
 from optuna.artifacts import FileSystemArtifactStore
 
-from hpo.dashboard import serve
+from hpo.report.dashboard import serve
 
 
 def test_serve_passes_storage_address_and_a_created_artifact_folder(

@@ -14,10 +14,10 @@ from optuna.trial import TrialState
 
 from hpo.config.spec import StudySpec, load_spec
 from hpo.errors import HpoError
+from hpo.runtime.worker import WorkerReport, run_worker
 from hpo.storage.rdb import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import DEADLINE_ATTR, SPEC_ATTR, budget_of
-from hpo.worker import WorkerReport, run_worker
 from tests.helpers import WAIT_SECONDS, run_hpo, wait_for, worker_settings, zero_cost
 
 TRIAL_SECONDS = 0.5  # each zero-cost trial sleeps this long, so a deadline cuts the budget

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpo.devices import parse_gpus, threads_per_worker
 from hpo.errors import HpoError
+from hpo.runtime.devices import parse_gpus, threads_per_worker
 
 
 @pytest.mark.parametrize(

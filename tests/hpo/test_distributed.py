@@ -162,7 +162,7 @@ def _outage(admin: sqlalchemy.Engine, database: str, *, seconds: float) -> None:
 
 
 def _load_worker(url: str, study_name: str, index: int, errors: multiprocessing.Queue) -> None:
-    from hpo.worker import run_worker
+    from hpo.runtime.worker import run_worker
 
     try:
         storage = open_storage(url, heartbeat_interval=5)

@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.launch import WorkerPlan, plan_workers, worker_env
+from hpo.runtime.launch import WorkerPlan, plan_workers, worker_env
 from hpo.storage.rdb import open_storage
 from hpo.study.records import BUDGET_ATTR
 from tests.helpers import WAIT_SECONDS, HpoProcesses, alive, children, wait_for, with_password

@@ -15,9 +15,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo import devices
-from hpo.devices import GPU_MEMORY_RESERVE, apply_worker_limits, gpu_memory_fraction
-from hpo.launch import WorkerPlan, plan_workers, worker_env
+from hpo.runtime import devices
+from hpo.runtime.devices import GPU_MEMORY_RESERVE, apply_worker_limits, gpu_memory_fraction
+from hpo.runtime.launch import WorkerPlan, plan_workers, worker_env
 from tests.helpers import HpoProcesses, alive, children, wait_for
 
 

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from hpo.config.spec import load_spec
 from hpo.errors import SpecError
+from hpo.runtime.worker import run_worker
 from hpo.storage.rdb import open_storage
 from hpo.study.create import open_study
 from hpo.training.memory import (
@@ -22,7 +23,6 @@ from hpo.training.memory import (
     largest_config_warning,
     memory_limit_mb,
 )
-from hpo.worker import run_worker
 from models import create_model
 from tests.helpers import study_text
 

@@ -12,13 +12,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 import hpo.training.loop
 from hpo.config.spec import load_spec
+from hpo.runtime.worker import run_worker
 from hpo.storage.rdb import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import diag_attr
 from hpo.training.data import load_dataset
 from hpo.training.diagnostics import PHASES, STATS
 from hpo.training.objective import Objective
-from hpo.worker import run_worker
 from tests.helpers import study_text
 
 # A learning rate of 1e12 on a deep ReLU net drives the loss to

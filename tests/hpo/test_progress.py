@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.console import LaunchProgress, console
+from hpo.report.console import LaunchProgress, console
 from hpo.study.progress import Pace, StudyProgress, pace, progress_of
 from hpo.study.records import BUDGET_ATTR
 

@@ -22,13 +22,13 @@ from sqlalchemy.engine import make_url
 
 from hpo.config.spec import load_spec
 from hpo.errors import HpoError, StorageError
+from hpo.runtime.worker import claim_trial, heartbeat, run_worker
 from hpo.storage.heartbeats import BEAT_ATTR, AttrHeartbeats, OptunaHeartbeats, heartbeats_for
 from hpo.storage.proxy import ProxyStorage, parse_proxy_url
 from hpo.storage.rdb import MAX_RETRY, open_storage
 from hpo.study.create import QUEUE_DEPTH, open_study
 from hpo.study.records import budget_of, superseded_numbers
 from hpo.training.checkpoint import CheckpointStore
-from hpo.worker import claim_trial, heartbeat, run_worker
 from tests.helpers import (
     WAIT_SECONDS,
     HpoProcesses,
@@ -260,7 +260,7 @@ def test_a_finished_trials_beat_is_a_logged_warning_not_an_error(
         assert trial is not None
         study.tell(trial, 1.0)
         with (
-            caplog.at_level(logging.WARNING, logger="hpo.worker"),
+            caplog.at_level(logging.WARNING, logger="hpo.runtime.worker"),
             heartbeat(storage, trial._trial_id),
         ):
             wait_for(lambda: caplog.records, "a logged heartbeat failure")

@@ -1,10 +1,10 @@
-"""hpo.reporting: the pieces every report shares."""
+"""hpo.report.shared: the pieces every report shares."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hpo.reporting import COLORS, md_table, palette_color, plotly_script, rgba
+from hpo.report.shared import COLORS, md_table, palette_color, plotly_script, rgba
 
 
 def test_md_table_has_a_header_rule_and_one_line_per_row() -> None:

@@ -33,7 +33,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
         "hpo.study.summary.summarize_storage", lambda storage: received.append(storage) or []
     )
     monkeypatch.setattr(Settings, "open", lambda self: self)
-    monkeypatch.setattr("hpo.console.print_studies", lambda *args: None)
+    monkeypatch.setattr("hpo.report.console.print_studies", lambda *args: None)
     return received
 
 

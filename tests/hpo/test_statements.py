@@ -22,9 +22,9 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from hpo.config.spec import load_spec
+from hpo.runtime.worker import run_worker
 from hpo.storage.rdb import open_storage
 from hpo.study.create import open_study
-from hpo.worker import run_worker
 from tests.helpers import zero_cost
 
 RUN = 80  # trials run in each study; the same queue top-up phases in both

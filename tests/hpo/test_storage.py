@@ -19,11 +19,11 @@ from sqlalchemy.engine import make_url
 
 from hpo.config.spec import load_spec
 from hpo.errors import StorageError
+from hpo.runtime.worker import claim_trial, heartbeat, run_worker
 from hpo.storage.rdb import MAX_RETRY, ResilientRDBStorage, _retrying, open_storage
 from hpo.storage.urls import scrub
 from hpo.study.create import open_study
 from hpo.study.records import budget_of, counted_trials
-from hpo.worker import claim_trial, heartbeat, run_worker
 from tests.helpers import WAIT_SECONDS, hpo_env, run_hpo, wait_for, worker_settings, zero_cost
 
 PASSWORD = "pw-Rt5-secret"
@@ -216,7 +216,7 @@ def test_a_failing_heartbeat_is_logged_as_a_warning(caplog: pytest.LogCaptureFix
         def record_heartbeat_once(self, trial_id: int) -> None:
             raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server closed"))
 
-    with caplog.at_level(logging.WARNING, logger="hpo.worker"), heartbeat(Down(), 5):  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="hpo.runtime.worker"), heartbeat(Down(), 5):  # type: ignore[arg-type]
         wait_for(lambda: caplog.records, "a logged heartbeat failure")
     assert caplog.records[0].levelno == logging.WARNING
     assert "heartbeat of trial 5 failed" in caplog.records[0].getMessage()

@@ -11,13 +11,13 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from hpo.runtime.worker import run_worker
 from hpo.storage.rdb import open_storage
 from hpo.study.create import QUEUE_DEPTH
 from hpo.study.records import budget_of, counted_trials
 from hpo.training.checkpoint import CheckpointStore
 from hpo.training.data import load_dataset
 from hpo.training.loop import Checkpoint, TrainConfig, train
-from hpo.worker import run_worker
 from models import create_model
 from tests.helpers import (
     WAIT_SECONDS,

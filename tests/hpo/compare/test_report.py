@@ -8,7 +8,7 @@ from pathlib import Path
 from hpo.compare.analyze import ComparisonStats, analyze
 from hpo.compare.load import Comparison, StudyRun, TrialRecord
 from hpo.compare.report import headline_compute, report_folder, summary_rows
-from hpo.reporting import REPORTS_DIR
+from hpo.report.shared import REPORTS_DIR
 
 HOSTILE = ["/tmp/x/Y", "../../Y", "a/b", "a b", "a_b", "比較実験", "比較", "x" * 300]
 

@@ -15,7 +15,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from plotly.offline import get_plotlyjs
 
-from hpo.console import console
+from hpo.report.console import console
 from hpo.storage._optuna import study_id, study_storage
 
 REPORTS_DIR = Path("reports")  # default parent of report folders, in the working directory

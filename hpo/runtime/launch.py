@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hpo.devices import (
+from hpo.errors import HpoError
+from hpo.runtime.devices import (
     GPU_MEMORY_FRACTION_ENV,
     LAUNCHER_PID_ENV,
     THREADS_ENV,
@@ -31,20 +32,19 @@ from hpo.devices import (
     gpu_memory_fraction,
     threads_per_worker,
 )
-from hpo.errors import HpoError
 from hpo.study.progress import StudyProgress, progress_of
 
 if TYPE_CHECKING:
     import optuna
 
     from hpo.config.settings import Settings
-    from hpo.worker import WorkerReport
+    from hpo.runtime.worker import WorkerReport
 
 STOP_GRACE_SECONDS = 60  # after Ctrl-C, how long workers get to finish their epoch
 POLL_STEP_SECONDS = 0.1  # how soon the launcher notices a stop request or a last exit
 PARENT_POLL_SECONDS = 1.0  # how often a spawned worker checks that its launcher lives
 
-log = logging.getLogger("hpo.launch")
+log = logging.getLogger("hpo.runtime.launch")
 ProgressCallback = Callable[[StudyProgress], None]
 
 
@@ -143,8 +143,8 @@ def run_in_process(
     the launcher that spawned this process) stops it at the next epoch boundary with the
     trial re-queued; a second signal raises KeyboardInterrupt at once.
     """
-    from hpo.devices import apply_worker_limits
-    from hpo.worker import run_worker
+    from hpo.runtime.devices import apply_worker_limits
+    from hpo.runtime.worker import run_worker
 
     apply_worker_limits(device)
     stop = threading.Event()

@@ -19,7 +19,7 @@ LAUNCHER_PID_ENV = "HPO_LAUNCHER_PID"  # a spawned worker stops when this proces
 # live outside the caching allocator that the fraction caps.
 GPU_MEMORY_RESERVE = 0.05
 
-log = logging.getLogger("hpo.devices")
+log = logging.getLogger("hpo.runtime.devices")
 
 
 def visible_gpus() -> int:

@@ -46,7 +46,7 @@ from hpo.training.data import Dataset, load_dataset
 from hpo.training.loop import DivergedError, StopRequested
 from hpo.training.objective import Objective
 
-log = logging.getLogger("hpo.worker")
+log = logging.getLogger("hpo.runtime.worker")
 POLL_SECONDS = 1.0  # how often an idle worker looks for re-queued trials
 CLAIM_ROUNDS = 8  # claim-or-top-up rounds before an unlucky worker waits a poll
 
