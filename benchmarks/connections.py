@@ -1,6 +1,6 @@
 """PostgreSQL connections per worker: 32 `hpo worker` processes on one study.
 
-Measured, not asserted (tests/hpo/test_connections.py asserts the bound with 8). Each
+Measured, not asserted (tests/hpo/storage/test_connections.py asserts the bound with 8). Each
 worker is a real `hpo worker` process training a tiny MLP on rings; pg_stat_activity is
 sampled every 0.2 s and grouped by application_name, which hpo sets to `hpo host:pid` on
 every connection, so each connection is attributed to its worker.
@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.config.spec import load_spec
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import budget_of
 

@@ -21,7 +21,7 @@ import sqlalchemy
 from _machine import ZERO_COST_STUDY, banner
 
 from hpo.config.spec import load_spec
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import budget_of
 from tests.helpers import zero_cost

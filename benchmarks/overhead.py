@@ -222,7 +222,7 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
     import hpo.runtime.worker
     import hpo.training.objective
     from hpo.config.spec import load_spec
-    from hpo.storage.rdb import open_storage
+    from hpo.storage.open import open_storage
     from hpo.study.create import open_study
 
     profiler = Profiler()

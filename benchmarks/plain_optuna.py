@@ -25,7 +25,6 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from hpo.config.spec import (
-    MODEL_KEYS,
     CategoricalParam,
     FixedParam,
     FloatParam,
@@ -33,6 +32,7 @@ from hpo.config.spec import (
     load_spec,
 )
 from models import create_model
+from models.vocabulary import MODEL_KEYS
 
 
 def digits(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

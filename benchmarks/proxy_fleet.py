@@ -1,6 +1,6 @@
 """A fleet of cheap workers through one storage proxy (`hpo proxy`) vs straight to PostgreSQL.
 
-Measured, not asserted (tests/hpo/test_proxy.py asserts the behaviour). Each arm runs one
+Measured, not asserted (tests/hpo/storage/test_proxy.py asserts the behaviour). Each arm runs one
 study of zero-cost trials (the objective only suggests `x`, as in benchmarks/load_postgres.py)
 on a fresh PostgreSQL database, with N forked worker processes each running hpo's worker
 loop (claim, heartbeat, tell, top up the queue):
@@ -41,7 +41,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.config.spec import load_spec
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import budget_of
 from tests.helpers import zero_cost

@@ -56,7 +56,7 @@ def serve(jobs: Any, results: Any) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from hpo.runtime.worker import run_worker
-    from hpo.storage.rdb import open_storage
+    from hpo.storage.open import open_storage
 
     results.put(("ready", None))
     while (job := jobs.get()) is not None:
@@ -95,7 +95,7 @@ def run_config(
     from optuna.trial import TrialState
 
     from hpo.config.spec import load_spec
-    from hpo.storage.rdb import open_storage
+    from hpo.storage.open import open_storage
     from hpo.study.create import open_study
     from hpo.study.records import counted_trials
 

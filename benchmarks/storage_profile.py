@@ -432,7 +432,7 @@ def run_hpo_part(
 ) -> tuple[Session, float, Counter[str]]:
     """open_study(size) (after `forward` finished trials), then run_worker until plan.total."""
     from hpo.runtime.worker import run_worker
-    from hpo.storage.rdb import open_storage
+    from hpo.storage.open import open_storage
     from hpo.study.create import open_study
 
     storage = open_storage(url)
@@ -501,7 +501,8 @@ def run_optuna(
     url_factory: UrlFactory, backend: str, size: int, args: argparse.Namespace, hpo_storage: bool
 ) -> Result:
     """Raw Optuna: create_study + optimize(n_trials=size) on a plain (or hpo's) storage."""
-    from hpo.storage.rdb import normalize_url, open_storage
+    from hpo.storage.open import open_storage
+    from hpo.storage.rdb import normalize_url
 
     window, profiled = fit_windows(size, args)
     objective = objective_factory(args.objective)(study_spec(size), threading.Event())

@@ -200,8 +200,9 @@ def launch_study(
     """Create (or resume) the study of FILE and run local workers until its budget is done."""
     from hpo.report.console import LaunchProgress, print_summary
     from hpo.service import launch_study as launch
+    from hpo.service import shown
 
-    with LaunchProgress(settings.shown) as progress:
+    with LaunchProgress(shown(settings)) as progress:
         outcome = launch(
             settings,
             file,
@@ -217,7 +218,7 @@ def launch_study(
         )
     if outcome.summary is None:
         click.echo(
-            f"study {outcome.name} ready in {settings.shown}; "
+            f"study {outcome.name} ready in {shown(settings)}; "
             f"join with `hpo worker --study {outcome.name}`"
         )
         return
@@ -273,9 +274,9 @@ def worker(
 def studies(settings: Settings) -> None:
     """List the studies in the storage with trial counts by state and best value."""
     from hpo.report.console import print_studies
-    from hpo.study.summary import summarize_storage
+    from hpo.service import list_studies, shown
 
-    print_studies(summarize_storage(settings.open()), settings.shown)
+    print_studies(list_studies(settings), shown(settings))
 
 
 @cli.command()
@@ -469,13 +470,13 @@ def claims(
 @pass_settings
 def dashboard(settings: Settings, host: str, port: int) -> None:
     """Serve optuna-dashboard on the storage, with the artifact store (notes, plots, files)."""
-    from hpo.report.dashboard import serve
+    from hpo.service import serve_dashboard, shown
 
     click.echo(
-        f"optuna-dashboard on http://{host}:{port}/ for {settings.shown}, "
+        f"optuna-dashboard on http://{host}:{port}/ for {shown(settings)}, "
         f"artifacts in {settings.artifacts}"
     )
-    serve(settings.open(), host=host, port=port, artifact_dir=settings.artifacts)
+    serve_dashboard(settings, host=host, port=port)
 
 
 @cli.command()
@@ -507,16 +508,15 @@ def proxy(settings: Settings, host: str, port: int, threads: int) -> None:
     Workers pass --storage grpc://HOST:PORT and open no database connection of their own.
     Stops cleanly on SIGTERM or Ctrl-C.
     """
-    from hpo.storage.proxy import serve_proxy
+    from hpo.service import serve_proxy, shown
 
     serve_proxy(
-        settings.storage_url,
+        settings,
         host=host,
         port=port,
         threads=threads,
-        heartbeat_interval=settings.heartbeat_interval,
         on_ready=lambda url: click.echo(
-            f"storage proxy for {settings.shown} on {url}; workers use --storage {url}"
+            f"storage proxy for {shown(settings)} on {url}; workers use --storage {url}"
             + (" (with this machine's address)" if host in ("0.0.0.0", "::") else ""),
         ),
     )

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from hpo.config.settings import Settings
 from hpo.errors import HpoError
+from hpo.storage.open import connect
+from hpo.storage.urls import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
     from hpo.config.spec import StudySpec
     from hpo.runtime.launch import ProgressCallback, WorkerPlan
     from hpo.study.summary import StudySummary
-    from hpo.training.data import Dataset
 
 log = logging.getLogger("hpo.service")
 
@@ -65,26 +66,30 @@ def launch_study(
 ) -> LaunchOutcome:
     """Create or resume the study of `file`, run local workers until its budget is done."""
     from hpo.config.spec import load_spec, renamed
+    from hpo.study.samplers import check_options
+
+    spec = check_options(load_spec(file), source=file)  # before torch loads: a typo is cheap
+    if name:
+        spec = renamed(spec, name)
+
     from hpo.runtime.devices import parse_gpus, visible_gpus
     from hpo.runtime.launch import plan_workers, run_workers
+    from hpo.runtime.worker import load_study_data
     from hpo.study.create import open_study
     from hpo.study.summary import summarize
     from hpo.training.loop import num_outputs
     from hpo.training.memory import largest_config_warning
 
-    spec = load_spec(file)
-    if name:
-        spec = renamed(spec, name)
     selected = parse_gpus(gpus, visible_gpus()) if workers else []
     plans = plan_workers(workers, selected, per_gpu=workers_per_gpu) if workers else []
     if plans:  # a create-only launch (docker compose) needs no data
-        data = check_data(spec, data_dir)
+        data = load_study_data(spec, data_dir)  # fails before the storage is touched
         device = "cpu" if plans[0].gpu is None else f"cuda:{plans[0].gpu}"
         warning = largest_config_warning(spec, data.in_shape, num_outputs(data.num_classes), device)
         if warning and on_warning is not None:
             on_warning(warning)
     started = time.perf_counter()
-    storage = settings.open()
+    storage = connect(settings)
     study = open_study(storage, spec, trials=trials)
     if not plans:
         return LaunchOutcome(spec.name, None, time.perf_counter() - started)
@@ -118,7 +123,7 @@ def join_study(
 
     selected = parse_gpus(gpus, visible_gpus())
     first_index = default_worker_index() if worker_index is None else worker_index
-    storage = settings.open()
+    storage = connect(settings)
     load_spec_from_storage(storage, study_name)  # fail fast, listing the studies, if absent
     if len(selected) > 1 or workers_per_gpu > 1:
         import optuna
@@ -150,6 +155,45 @@ def join_study(
     )
 
 
+def shown(settings: Settings) -> str:
+    """The storage URL with its password masked, for output."""
+
+    return mask_url(settings.storage_url)
+
+
+def list_studies(settings: Settings) -> list[StudySummary]:
+    """`hpo studies`: every study in the storage, as plain data."""
+    from hpo.study.summary import summarize_storage
+
+    return summarize_storage(connect(settings))
+
+
+def serve_dashboard(settings: Settings, *, host: str, port: int) -> None:
+    """`hpo dashboard`: optuna-dashboard on the storage and its artifact store, until stopped."""
+    from hpo.report.dashboard import serve
+
+    serve(connect(settings), host=host, port=port, artifact_dir=settings.artifacts)
+
+
+def serve_proxy(
+    settings: Settings, *, host: str, port: int, threads: int, on_ready: Callable[[str], None]
+) -> None:
+    """`hpo proxy`: the storage proxy in front of the database, serving the study layer's
+    locked operations, until SIGTERM / Ctrl-C."""
+    from hpo.storage.proxy_server import serve_proxy as serve
+    from hpo.study.create import LOCKED_CALLS
+
+    serve(
+        settings.storage_url,
+        host=host,
+        port=port,
+        threads=threads,
+        heartbeat_interval=settings.heartbeat_interval,
+        calls=LOCKED_CALLS,
+        on_ready=on_ready,
+    )
+
+
 def best_of(settings: Settings, study_name: str) -> tuple[optuna.Study, FrozenTrial]:
     """The study and its best trial; one line if either does not exist."""
     from hpo.study.summary import best_trial
@@ -165,19 +209,12 @@ def load_study(settings: Settings, study_name: str) -> optuna.Study:
     """An existing study by name; one line listing the studies there if it is absent."""
     import optuna
 
-    storage = settings.open()
+    storage = connect(settings)
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
         raise HpoError(
-            f"no study named {study_name!r} in {settings.shown} "
+            f"no study named {study_name!r} in {mask_url(settings.storage_url)} "
             f"(studies there: {', '.join(names) or 'none'})"
         ) from None
-
-
-def check_data(spec: StudySpec, data_dir: str | None) -> Dataset:
-    """The study's data set; fails before the storage is touched when it cannot be loaded."""
-    from hpo.runtime.worker import load_study_data
-
-    return load_study_data(spec, data_dir)

@@ -1,16 +1,39 @@
 """Pure PyTorch models for hpo: MLP, CNN and ResNet built by name from plain hyperparameters.
 
-No Optuna here: ``hpo.space`` turns a trial into a dict and calls ``create_model(**params)``.
+No Optuna here: ``hpo.study.space`` turns a trial into a dict and calls
+``create_model(**params)``. The public names load lazily, so that importing the torch-free
+``models.vocabulary`` (what study files are validated against) does not import torch.
 """
 
 from __future__ import annotations
 
-from models.config import ModelConfig
-from models.diagnostics import layer_stats
-from models.errors import ModelConfigError
-from models.layers import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS, create_act, init_weights
-from models.registry import MODELS, create_model, list_models
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from models.config import ModelConfig
+    from models.diagnostics import layer_stats
+    from models.errors import ModelConfigError
+    from models.layers import ACTIVATIONS, POOLS, create_act, init_weights
+    from models.registry import MODELS, create_model, list_models
+    from models.vocabulary import INITS, KERNELS, SKIPS
+
+# public name -> the submodule that defines it
+_HOMES = {
+    "ModelConfig": "models.config",
+    "layer_stats": "models.diagnostics",
+    "ModelConfigError": "models.errors",
+    "ACTIVATIONS": "models.layers",
+    "INITS": "models.vocabulary",
+    "KERNELS": "models.vocabulary",
+    "POOLS": "models.layers",
+    "SKIPS": "models.vocabulary",
+    "create_act": "models.layers",
+    "init_weights": "models.layers",
+    "MODELS": "models.registry",
+    "create_model": "models.registry",
+    "list_models": "models.registry",
+}
 __all__ = [
     "ACTIVATIONS",
     "INITS",
@@ -26,3 +49,9 @@ __all__ = [
     "layer_stats",
     "list_models",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

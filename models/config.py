@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 
 from models.errors import ModelConfigError, check_choice, check_int, check_int_choice
-from models.layers import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS
+from models.layers import ACTIVATIONS, POOLS
+from models.vocabulary import INITS, KERNELS, SKIPS
 
 
 @dataclass(frozen=True)

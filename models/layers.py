@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from models.errors import check_choice
+from models.vocabulary import INITS, SKIPS
 
 # --- activations -------------------------------------------------------------------------------
 
@@ -39,15 +40,6 @@ def create_act(act: str | type[nn.Module]) -> nn.Module:
 
 # --- weight initialisation ---------------------------------------------------------------------
 
-INITS: tuple[str, ...] = (
-    "default",  # PyTorch's own (Kaiming-uniform with a=sqrt(5) for linear/conv): left untouched
-    "xavier_uniform",  # Glorot & Bengio 2010, variance 2 / (fan_in + fan_out), times gain^2
-    "xavier_normal",
-    "he_uniform",  # He et al. 2015, variance gain^2 / fan_in: keeps ReLU activations' scale
-    "he_normal",
-    "orthogonal",  # Saxe et al. 2014, orthogonal matrix times gain
-    "naive_normal",  # N(0, 1) regardless of fan-in: deliberately bad, explodes with depth
-)
 
 _WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -117,7 +109,6 @@ def _init_weight(w: torch.Tensor, scheme: str, nonlinearity: str, param: float |
 
 # --- skip connections --------------------------------------------------------------------------
 
-SKIPS: tuple[str, ...] = ("none", "residual", "highway")
 
 # Srivastava et al. 2015 start the transform gate's bias at -1 to -3 so T = sigmoid(b) is small
 # and a deep highway net starts close to passing its input through; -1 gives T ~ 0.27.
@@ -220,7 +211,6 @@ POOLS: dict[str, type[nn.Module]] = {
     "max": nn.MaxPool2d,  # keeps the strongest response: small shifts change little
     "avg": nn.AvgPool2d,  # keeps the mean: smoother, passes gradient to every input
 }
-KERNELS: tuple[int, ...] = (3, 5)  # odd sizes only, so padding k // 2 keeps the map's size
 
 
 def create_pool(pool: str) -> nn.Module:

@@ -22,6 +22,23 @@ PG_ADMIN_URLS = (
     "postgresql+psycopg://root@127.0.0.1:5432/test",
 )
 
+# Optuna's deprecation warnings (FutureWarning, attributed to the caller: hpo's code) and its
+# experimental-feature warnings, as errors. CI runs one step with HPO_STRICT_WARNINGS=1, so
+# an API Optuna deprecates, or an experimental one used without saying so, fails there.
+STRICT_WARNINGS = (
+    "error::FutureWarning:hpo",
+    "error::FutureWarning:models",
+    "error::DeprecationWarning:hpo",
+    "error::optuna.exceptions.ExperimentalWarning",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("HPO_STRICT_WARNINGS") == "1":
+        for line in STRICT_WARNINGS:
+            config.addinivalue_line("filterwarnings", line)
+
+
 # The space of a study that trains in well under a second per trial on CPU.
 TINY_SPACE = """depth = { low = 1, high = 2 }
 width = { low = 8, high = 16 }
@@ -68,7 +85,7 @@ def create_study(write_study: Callable[..., Path]) -> Callable[..., optuna.Study
     ) -> optuna.Study:
         # Imported here: hpo.study.create loads torch, which light test modules never need.
         from hpo.config.spec import load_spec
-        from hpo.storage.rdb import open_storage
+        from hpo.storage.open import open_storage
         from hpo.study.create import open_study
 
         if isinstance(storage, str):

@@ -230,9 +230,10 @@ def read_line(process: subprocess.Popen[str], *, timeout: float = WAIT_SECONDS) 
 
 @contextlib.contextmanager
 def serving_proxy(storage_url: str, *, heartbeat_interval: int = 1) -> Iterator[str]:
-    """A storage proxy (hpo.storage.proxy.serve_proxy) in front of `storage_url`, served by a thread
-    of this process on a free loopback port; yields its grpc:// URL and stops it after."""
-    from hpo.storage.proxy import serve_proxy
+    """A storage proxy (hpo.storage.proxy_server.serve_proxy) in front of `storage_url`, served
+    by a thread of this process on a free loopback port; yields its grpc:// URL, then stops."""
+    from hpo.storage.proxy_server import serve_proxy
+    from hpo.study.create import LOCKED_CALLS
 
     stop = threading.Event()
     ready: list[str] = []
@@ -246,6 +247,7 @@ def serving_proxy(storage_url: str, *, heartbeat_interval: int = 1) -> Iterator[
                 port=0,
                 heartbeat_interval=heartbeat_interval,
                 on_ready=ready.append,
+                calls=LOCKED_CALLS,
                 stop=stop,
             )
         except BaseException as exc:

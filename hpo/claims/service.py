@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpo.errors import HpoError
+from hpo.storage.open import connect
+from hpo.storage.urls import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -39,14 +41,14 @@ def claims_command(
     check_options(size, seeds)
     if report_only and not report:
         raise HpoError("give --report-only or --no-report, not both")
-    storage = settings.open()
+    storage = connect(settings)
     if not report_only:
         # Imported here: training loads torch and the data stack, which a rebuild never needs.
         from hpo.claims.report import print_plan, print_run
         from hpo.claims.run import run_claims
 
         plan = claims(size)
-        print_plan(plan, seeds=seeds, size=size, storage_shown=settings.shown)
+        print_plan(plan, seeds=seeds, size=size, storage_shown=mask_url(settings.storage_url))
         run_claims(storage, plan, size=size, seeds=seeds, on_run=print_run)
     if not report:
         return None

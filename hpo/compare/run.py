@@ -17,12 +17,13 @@ import optuna
 
 from hpo.compare.load import ARM_ATTR, GROUP_ATTR, PRUNER_ATTR, SAMPLER_ATTR, SEED_ATTR
 from hpo.config.spec import PrunerSpec, SamplerSpec, StudySpec, spec_from_dict
+from hpo.config.vocabulary import PRUNERS, SAMPLERS
 from hpo.errors import HpoError
 from hpo.runtime.launch import WorkerPlan, run_local_workers
 from hpo.study.create import open_study
 from hpo.study.progress import StudyProgress, progress_of
 from hpo.study.records import budget_of
-from hpo.study.samplers import PRUNERS, SAMPLERS
+from hpo.study.samplers import check_options
 
 DEFAULT_ARMS = "random,tpe"  # today's comparison: both with the study file's pruner
 ARM_JOIN = "+"  # sampler+pruner; neither name contains it, and it is legal in study names
@@ -128,7 +129,8 @@ def derive_arms(spec: StudySpec, arms: Sequence[str | ArmChoice], seeds: int) ->
                 pruner=PrunerSpec(pruner, pruner_options),
             )
             # Round-trip through the validator: the derived spec is what workers rebuild.
-            derived = spec_from_dict(derived.to_dict(), source=f"derived spec {derived.name}")
+            source = f"derived spec {derived.name}"
+            derived = check_options(spec_from_dict(derived.to_dict(), source=source), source=source)
             out.append(Arm(spec.name, choice.label, sampler, pruner, seed, derived))
     return out
 

@@ -22,6 +22,8 @@ from hpo.compare.report import (
 )
 from hpo.errors import HpoError
 from hpo.report.shared import print_published
+from hpo.storage.open import connect
+from hpo.storage.urls import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -58,21 +60,22 @@ def compare_file(
     from hpo.config.spec import load_spec
     from hpo.runtime.devices import parse_gpus, visible_gpus
     from hpo.runtime.launch import check_exit_codes, plan_workers
-    from hpo.service import check_data
+    from hpo.runtime.worker import load_study_data
+    from hpo.study.samplers import check_options
 
     if arms is not None and samplers is not None:
         raise HpoError("give --arms or its older name --samplers, not both")
     option, text = ("--samplers", samplers) if samplers is not None else ("--arms", arms)
-    spec = load_spec(file)
+    spec = check_options(load_spec(file), source=file)
     plan = plan_comparison(
         spec, DEFAULT_ARMS if text is None else text, seeds=seeds, trials=trials, option=option
     )
     if workers < 1:
         raise HpoError(f"--workers must be >= 1, got {workers}")
     plans = plan_workers(workers, parse_gpus(gpus, visible_gpus()))
-    check_data(spec, data_dir)
-    storage = settings.open()
-    print_plan(plan, settings.shown, len(plans))
+    load_study_data(spec, data_dir)  # fails before the storage is touched
+    storage = connect(settings)
+    print_plan(plan, mask_url(settings.storage_url), len(plans))
     codes = run_comparison(
         storage,
         settings.storage_url,
@@ -99,7 +102,7 @@ def report_group(
 ) -> BuiltReport:
     """(Re)build the report of comparison `group`: print the table, write the files into
     `out` (default: a safe folder in reports/), and publish it to optuna-dashboard."""
-    storage = storage if storage is not None else settings.open()
+    storage = storage if storage is not None else connect(settings)
     built = build_report(storage, group, report_folder(group, out))
     print_report(built)
     if publish:

@@ -2,13 +2,14 @@
 
 Every error names the file, the key and what is allowed, so the CLI can print it as one
 line. The same parser validates the snapshot stored with a study, so a worker on another
-machine rebuilds exactly what the launcher validated.
+machine rebuilds exactly what the launcher validated. Pure: no torch, no Optuna (the
+sampler's and pruner's options are checked against the installed Optuna by
+hpo.study.samplers.check_options, which every command runs after this).
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
 import math
 import tomllib
 from collections.abc import Callable, Mapping
@@ -16,11 +17,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpo.config.vocabulary import (
+    AUGMENTS,
+    DATASETS,
+    OPTIMIZERS,
+    PRUNERS,
+    SAMPLERS,
+    SCHEDULES,
+)
 from hpo.errors import SpecError
-from hpo.study.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler
-from hpo.training.data import DATASETS
-from hpo.training.loop import AUGMENTS, OPTIMIZERS, SCHEDULES
-from models import ACTIVATIONS, INITS, KERNELS, POOLS, SKIPS, create_model, list_models
+from models.vocabulary import (
+    ACTIVATION_NAMES,
+    INITS,
+    KERNELS,
+    MODEL_NAMES,
+    POOL_NAMES,
+    SKIPS,
+)
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_NAME_LENGTH = 128  # characters of a study name
@@ -95,7 +108,7 @@ class PrunerSpec:
 @dataclass(frozen=True)
 class StudySpec:
     name: str  # study name in the storage
-    model: str  # one of models.list_models()
+    model: str  # one of models.vocabulary.MODEL_NAMES
     trials: int = 30  # study-wide budget of finished trials
     metric: str = "val_accuracy"  # what the sampler optimizes, measured on validation data
     direction: str = "maximize"  # follows the metric unless given
@@ -144,7 +157,7 @@ def _one_of(options: Any) -> tuple[_Check, str]:
 SPACE_KEYS: dict[str, tuple[_Check, str]] = {
     "depth": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "width": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "activation": _one_of(ACTIVATIONS),
+    "activation": _one_of(ACTIVATION_NAMES),
     "init": _one_of(INITS),
     "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)"),
     "batchnorm": (lambda v: isinstance(v, bool), "true or false"),
@@ -154,7 +167,7 @@ SPACE_KEYS: dict[str, tuple[_Check, str]] = {
     "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "pool": _one_of(POOLS),
+    "pool": _one_of(POOL_NAMES),
     "kernel": (lambda v: _is_int(v) and v in KERNELS, "one of: " + ", ".join(map(str, KERNELS))),
     "schedule": _one_of(SCHEDULES),
     "warmup_epochs": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
@@ -172,12 +185,6 @@ MODEL_ONLY_KEYS: dict[str, tuple[str, ...]] = {"pool": ("cnn",), "kernel": ("cnn
 # rings are points, not images; shirts and cars stay what they are.
 FLIP_SAFE_DATA = ("fashion-mnist", "cifar10")
 IMAGE_DATA = ("digits", "mnist", "fashion-mnist", "cifar10")
-# The searchable arguments of models.create_model (all but what the data set decides).
-MODEL_KEYS = frozenset(inspect.signature(create_model).parameters) - {
-    "name",
-    "in_shape",
-    "num_outputs",
-}
 
 _SECTIONS: dict[str, frozenset[str]] = {
     "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space"}),
@@ -222,7 +229,7 @@ def renamed(spec: StudySpec, name: str) -> StudySpec:
 
 def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     """Validate a study file's parsed TOML; raises SpecError naming source and key."""
-    err = _Reporter(source)
+    err = Reporter(source)
     _check_keys(raw, "", err)
     for section in _SECTIONS:
         if section and section in raw and not isinstance(raw[section], Mapping):
@@ -249,13 +256,13 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         raise err("study.timeout", f"{timeout!r} must be a number of seconds > 0")
 
     model = raw.get("model", {}).get("name")
-    if model not in list_models():
-        raise err("model.name", f"unknown model {model!r}; choose one of: {_list(list_models())}")
+    if model not in MODEL_NAMES:
+        raise err("model.name", f"unknown model {model!r}; choose one of: {_list(MODEL_NAMES)}")
 
     data = _parse_data(raw.get("data", {}), err)
     train = _parse_train(raw.get("train", {}), err)
     sampler = _parse_sampler(raw.get("sampler", {}), err)
-    pruner = _parse_pruner(raw.get("pruner", {}), train.epochs, err)
+    pruner = _parse_pruner(raw.get("pruner", {}), err)
     space = _parse_space(raw.get("space", {}), err)
     _check_space_fits(space, model, data.name, train.force_augment, err)
     return StudySpec(
@@ -273,7 +280,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     )
 
 
-class _Reporter:
+class Reporter:
     """Builds SpecErrors of the form '<source>: <key>: <problem>'."""
 
     def __init__(self, source: str) -> None:
@@ -287,7 +294,7 @@ def _list(names: Any) -> str:
     return ", ".join(sorted(names))
 
 
-def _check_keys(table: Mapping[str, Any], section: str, err: _Reporter) -> None:
+def _check_keys(table: Mapping[str, Any], section: str, err: Reporter) -> None:
     allowed = _SECTIONS[section]
     for key in table:
         if key not in allowed:
@@ -301,7 +308,7 @@ def _unknown(key: str, allowed: Any, what: str) -> str:
     return f"unknown {what} {key!r}{hint}; allowed: {_list(allowed)}"
 
 
-def _parse_data(table: Mapping[str, Any], err: _Reporter) -> DataSpec:
+def _parse_data(table: Mapping[str, Any], err: Reporter) -> DataSpec:
     _check_keys(table, "data", err)
     spec = DataSpec(**table)
     if spec.name not in DATASETS:
@@ -319,7 +326,7 @@ def _parse_data(table: Mapping[str, Any], err: _Reporter) -> DataSpec:
     return spec
 
 
-def _parse_train(table: Mapping[str, Any], err: _Reporter) -> TrainSpec:
+def _parse_train(table: Mapping[str, Any], err: Reporter) -> TrainSpec:
     _check_keys(table, "train", err)
     spec = TrainSpec(**table)
     if not _is_int(spec.epochs) or spec.epochs < 1:
@@ -334,7 +341,7 @@ def _parse_train(table: Mapping[str, Any], err: _Reporter) -> TrainSpec:
 
 
 def _check_space_fits(
-    space: Mapping[str, Param], model: str, data: str, force_augment: bool, err: _Reporter
+    space: Mapping[str, Param], model: str, data: str, force_augment: bool, err: Reporter
 ) -> None:
     """Refuse space keys the model ignores, and crop_flip where it changes the class."""
     for key, models in MODEL_ONLY_KEYS.items():
@@ -361,7 +368,7 @@ def _values(param: Param | None) -> tuple[Any, ...]:
     return ()
 
 
-def _parse_sampler(table: Mapping[str, Any], err: _Reporter) -> SamplerSpec:
+def _parse_sampler(table: Mapping[str, Any], err: Reporter) -> SamplerSpec:
     _check_keys(table, "sampler", err)
     spec = SamplerSpec(**table)
     if spec.name not in SAMPLERS:
@@ -370,26 +377,18 @@ def _parse_sampler(table: Mapping[str, Any], err: _Reporter) -> SamplerSpec:
         )
     if not _is_int(spec.seed):
         raise err("sampler.seed", f"{spec.seed!r} must be an integer")
-    try:
-        build_sampler(spec.name, seed=spec.seed, options=spec.options)
-    except (TypeError, ValueError) as exc:
-        raise err("sampler.options", f"not accepted by the {spec.name} sampler: {exc}") from None
     return SamplerSpec(spec.name, spec.seed, dict(spec.options))
 
 
-def _parse_pruner(table: Mapping[str, Any], epochs: int, err: _Reporter) -> PrunerSpec:
+def _parse_pruner(table: Mapping[str, Any], err: Reporter) -> PrunerSpec:
     _check_keys(table, "pruner", err)
     spec = PrunerSpec(**table)
     if spec.name not in PRUNERS:
         raise err("pruner.name", f"unknown pruner {spec.name!r}; choose one of: {_list(PRUNERS)}")
-    try:
-        build_pruner(spec.name, max_epochs=epochs, options=spec.options)
-    except (TypeError, ValueError) as exc:
-        raise err("pruner.options", f"not accepted by the {spec.name} pruner: {exc}") from None
     return PrunerSpec(spec.name, dict(spec.options))
 
 
-def _parse_space(table: Mapping[str, Any], err: _Reporter) -> dict[str, Param]:
+def _parse_space(table: Mapping[str, Any], err: Reporter) -> dict[str, Param]:
     if not isinstance(table, Mapping):
         raise err("space", "must be a table of hyperparameters")
     space: dict[str, Param] = {}
@@ -400,7 +399,7 @@ def _parse_space(table: Mapping[str, Any], err: _Reporter) -> dict[str, Param]:
     return space
 
 
-def _parse_param(key: str, entry: Any, err: _Reporter) -> Param:
+def _parse_param(key: str, entry: Any, err: Reporter) -> Param:
     check, allowed = SPACE_KEYS[key]
     where = f"space.{key}"
 
@@ -427,7 +426,7 @@ def _parse_param(key: str, entry: Any, err: _Reporter) -> Param:
 
 
 def _parse_range(
-    key: str, entry: Mapping[str, Any], ensure: Callable[..., None], err: _Reporter
+    key: str, entry: Mapping[str, Any], ensure: Callable[..., None], err: Reporter
 ) -> Param:
     where = f"space.{key}"
     extra = set(entry) - {"low", "high", "log", "step"}

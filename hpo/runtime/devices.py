@@ -13,11 +13,7 @@ from hpo.errors import HpoError
 
 THREADS_ENV = "HPO_THREADS"  # torch threads of a CPU worker
 GPU_MEMORY_FRACTION_ENV = "HPO_GPU_MEMORY_FRACTION"  # share of its GPU a worker may allocate
-WORKERS_ON_DEVICE_ENV = "HPO_WORKERS_ON_DEVICE"  # workers sharing this worker's device
 LAUNCHER_PID_ENV = "HPO_LAUNCHER_PID"  # a spawned worker stops when this process is gone
-# Kept free of every worker's share: the CUDA context and cuDNN workspaces of K processes
-# live outside the caching allocator that the fraction caps.
-GPU_MEMORY_RESERVE = 0.05
 
 log = logging.getLogger("hpo.runtime.devices")
 
@@ -52,11 +48,6 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """Torch threads per CPU worker so that N workers share the cores without oversubscribing."""
     cores = cores or os.cpu_count() or 1
     return max(1, cores // max(1, workers))
-
-
-def gpu_memory_fraction(workers_on_gpu: int) -> float:
-    """The share of a GPU's memory each of `workers_on_gpu` workers may allocate."""
-    return (1.0 - GPU_MEMORY_RESERVE) / max(1, workers_on_gpu)
 
 
 def apply_worker_limits(device: str) -> None:

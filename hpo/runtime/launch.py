@@ -23,13 +23,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hpo.config.settings import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
 from hpo.errors import HpoError
 from hpo.runtime.devices import (
     GPU_MEMORY_FRACTION_ENV,
     LAUNCHER_PID_ENV,
     THREADS_ENV,
-    WORKERS_ON_DEVICE_ENV,
-    gpu_memory_fraction,
     threads_per_worker,
 )
 from hpo.study.progress import StudyProgress, progress_of

@@ -34,12 +34,10 @@ from hpo.storage._optuna import (
     study_id,
     study_storage,
     trial_id,
-    waiting_trial_ids,
 )
-from hpo.storage.heartbeats import heartbeats_for
-from hpo.storage.rdb import with_retries
+from hpo.storage.heartbeats import heartbeats_for, worker_name
 from hpo.study.create import load_spec_from_storage, study_deadline, top_up
-from hpo.study.records import WORKER_ATTR, worker_name
+from hpo.study.records import WORKER_ATTR
 from hpo.study.samplers import build_pruner, build_sampler, worker_seed
 from hpo.training.checkpoint import CheckpointStore
 from hpo.training.data import Dataset, load_dataset
@@ -225,13 +223,8 @@ def _claim_queued(
 
 
 def _waiting_ids(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
-    """The queued trials' ids: one short SQL read on a database, the trials elsewhere."""
-    if isinstance(storage, optuna.storages.RDBStorage):
-        return with_retries(storage, "queue", lambda: waiting_trial_ids(storage, study_id(study)))
-    waiting = study_storage(study).get_all_trials(
-        study_id(study), deepcopy=False, states=(TrialState.WAITING,)
-    )
-    return [trial_id(t) for t in waiting]
+    """The queued trials' ids (each storage reads them its cheapest way)."""
+    return storage.waiting_trial_ids(study_id(study))
 
 
 def _claim(

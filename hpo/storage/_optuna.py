@@ -6,7 +6,7 @@ not parse, to count a study's trials without reading them all, to write several 
 of a trial or queue several trials in one transaction, or to serve its gRPC storage
 service on a server of one's own (beside hpo's calls, on a port it chose). hpo needs
 each of these; every other module goes through the functions here, and
-`tests/hpo/test_optuna_internals.py` checks that each name still exists in the installed
+`tests/hpo/storage/test_optuna_internals.py` checks that each name still exists in the installed
 Optuna, so an upgrade that removes one fails a test instead of breaking a worker
 silently.
 """
@@ -65,8 +65,8 @@ RDB_SESSION_METHODS: tuple[str, ...] = (
 # studies and its lock here, and registers a trial it has read with this method.
 CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = ("_backend", "_studies", "_lock")
 CACHED_STORAGE_METHODS: tuple[str, ...] = ("_add_trials_to_cache",)
-# What run_grpc_proxy_server puts on its server (hpo.storage.proxy adds its own calls beside them,
-# and learns the port it bound), and Optuna's own wrapper for a served storage.
+# What run_grpc_proxy_server puts on its server (hpo.storage.proxy_server adds its own calls
+# beside them, and learns the port it bound), and Optuna's own wrapper for a served storage.
 PROXY_MODULE_NAMES: dict[str, tuple[str, ...]] = {
     "optuna.storages._grpc.servicer": ("OptunaStorageProxyService",),
     "optuna.storages._grpc.auto_generated.api_pb2_grpc": ("add_StorageServiceServicer_to_server",),

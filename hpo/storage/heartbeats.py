@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import platform
 import threading
 import time
 import warnings
@@ -37,13 +39,17 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.storage._optuna import trial_id as trial_id_of
-from hpo.study.records import worker_name
 
 log = logging.getLogger("hpo.storage.heartbeats")
 BEAT_ATTR = "hpo_beat"  # trial system attr written by AttrHeartbeats: {"by", "n", "every"}
 GRACE_BEATS = 2  # a trial silent for this many intervals is stale (Optuna's default too)
 
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+def worker_name() -> str:
+    """This process as host:pid: enough to find its log, or to kill it."""
+    return f"{platform.node()}:{os.getpid()}"
 
 
 class Heartbeats(Protocol):
@@ -188,7 +194,7 @@ def heartbeats_for(storage: Any) -> Heartbeats:
     """The heartbeat kind of `storage`, the same object for the same storage.
 
     Optuna's where the storage has it (`get_heartbeat_interval`); hpo's attr kind where the
-    storage declares an interval of its own (`heartbeat_interval`, hpo.storage.proxy's client);
+    storage declares an interval of its own (`heartbeat_interval`: hpo.storage.proxy_client);
     none otherwise.
     """
     with _MADE_LOCK:

@@ -1,4 +1,4 @@
-"""Storage URL -> Optuna storage, tuned per backend; passwords never printed.
+"""A SQLite or PostgreSQL storage, tuned per backend; passwords never printed.
 
 SQLite (the embedded default) is set up so that several local worker processes can share
 one file without "database is locked": WAL journal, a long busy timeout, and every
@@ -8,15 +8,13 @@ connections a process) so that connections broken by a database restart are repl
 instead of failing a trial, and every storage call is retried with backoff while the
 database is away (ResilientRDBStorage), so a restart delays a study instead of failing its
 trials; a server that is full or starting up is waited for at the first connection too.
-A `grpc://` URL opens a client of `hpo proxy` instead (hpo.storage.proxy). What a URL is and how it
-is shown: hpo.storage.urls; what a driver error means: hpo.storage.driver_errors.
+Which storage a URL opens: hpo.storage.open; what a URL is and how it is shown:
+hpo.storage.urls; what a driver error means: hpo.storage.driver_errors.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import functools
 import logging
 import os
 import platform
@@ -26,16 +24,21 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
 
 from hpo.config.settings import HEARTBEAT_INTERVAL
 from hpo.errors import StorageError
-from hpo.storage._optuna import RDB_PRIVATE_METHODS, claim_waiting_trial, write_user_attrs
+from hpo.storage._optuna import (
+    RDB_PRIVATE_METHODS,
+    claim_waiting_trial,
+    waiting_trial_ids,
+    write_user_attrs,
+)
 from hpo.storage.driver_errors import (
     driver_reason,
     is_transient,
@@ -44,70 +47,23 @@ from hpo.storage.driver_errors import (
     sqlite_locked,
     unreachable_message,
 )
-from hpo.storage.urls import is_proxy_url, mask_url, normalize_url, scrub
+from hpo.storage.locks import LockedCall, Request, study_lock
+from hpo.storage.retry import (
+    DB_RETRY_SECONDS,
+    STORAGE_CALLS,
+    backoff_delays,
+    retry_seconds,
+    retrying,
+)
+from hpo.storage.stale import MAX_RETRY, StaleTrialRetry
+from hpo.storage.urls import mask_url, normalize_url, scrub
 
-MAX_RETRY = 3  # how often a trial whose worker died is re-queued before it stays failed
 POOL_SIZE = 2  # connections a process may hold: the main thread and the heartbeat thread
 CREATE_ATTEMPTS = 5  # tries at connecting while other processes create the tables
-# How long a storage call keeps retrying while the database is unreachable (a restart, a
-# failover) before the worker gives up with one line; env HPO_DB_RETRY_SECONDS overrides.
-DB_RETRY_SECONDS = 300.0
 SCHEMA_LOCK_KEY = zlib.crc32(b"hpo:schema")  # advisory lock around Optuna's table creation
-
-if TYPE_CHECKING:  # annotations only: hpo.storage.proxy loads grpc
-    from hpo.storage.proxy import ProxyStorage
 
 log = logging.getLogger("hpo.storage.rdb")
 _T = TypeVar("_T")
-
-
-def backoff_delays(seconds: float) -> Iterator[float]:
-    """Backoff delays between retries (0.25 s, doubling up to 8 s) for `seconds` in all."""
-    deadline = time.monotonic() + seconds
-    delay = 0.25
-    while time.monotonic() + delay <= deadline:
-        yield delay
-        delay = min(delay * 2, 8.0)
-
-
-def retrying(
-    method: Callable[..., _T],
-    name: str,
-    *,
-    retryable: Callable[[BaseException], bool],
-    give_up: Callable[[Any, BaseException], str],
-    warn: Callable[[Any, str, BaseException, float], None],
-) -> Callable[..., _T]:
-    """`method` of a storage, retried with backoff while `retryable(error)`, for the
-    storage's `retry_seconds`; then StorageError with `give_up(storage, error)`.
-
-    A state change whose commit arrived but whose answer was lost is recognised on the
-    retry (the storage's `_already_set`). The database's calls (below) and the proxy's
-    (hpo.storage.proxy) share this loop; only what counts as "away" and the words differ.
-    """
-
-    @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> _T:
-        delays = backoff_delays(self.retry_seconds)
-        attempt = 0
-        while True:
-            try:
-                if attempt and name == "set_trial_state_values":
-                    done = self._already_set(*args, **kwargs)
-                    if done is not None:
-                        return done  # type: ignore[return-value]
-                return method(self, *args, **kwargs)
-            except Exception as exc:
-                if not retryable(exc):
-                    raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise StorageError(give_up(self, exc)) from None
-                warn(self, name, exc, delay)
-            time.sleep(delay)
-            attempt += 1
-
-    return call
 
 
 def _gave_up(storage: ResilientRDBStorage, exc: BaseException) -> str:
@@ -126,31 +82,6 @@ def _warn(storage: ResilientRDBStorage, name: str, exc: BaseException, delay: fl
 def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
     """A database call that waits out a restart (lost or refused connections)."""
     return retrying(method, name, retryable=is_transient, give_up=_gave_up, warn=_warn)
-
-
-# Optuna's storage calls that reach the database (or the proxy) and are retried while it
-# is away; each storage kind adds its own on top.
-STORAGE_CALLS: tuple[str, ...] = (
-    "create_new_study",
-    "delete_study",
-    "set_study_user_attr",
-    "set_study_system_attr",
-    "get_study_id_from_name",
-    "get_study_name_from_id",
-    "get_study_directions",
-    "get_study_user_attrs",
-    "get_study_system_attrs",
-    "get_all_studies",
-    "create_new_trial",
-    "set_trial_param",
-    "set_trial_state_values",
-    "set_trial_intermediate_value",
-    "set_trial_user_attr",
-    "set_trial_system_attr",
-    "get_trial_id_from_study_id_trial_number",
-    "get_trial",
-    "get_all_trials",
-)
 
 
 class ResilientRDBStorage(optuna.storages.RDBStorage):
@@ -184,6 +115,15 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         retry after a lost answer writes the same)."""
         write_user_attrs(self, trial_id, attrs)
 
+    def waiting_trial_ids(self, study_id: int) -> list[int]:
+        """Ids of the study's queued trials, in number order: one short read."""
+        return waiting_trial_ids(self, study_id)
+
+    def run_locked(self, call: LockedCall, request: Request) -> Request:
+        """Run a study operation here, under the study's lock (a proxy runs it on its side)."""
+        with study_lock(self, request["study"]):
+            return call.run(self, request)
+
     def claim_waiting_trial(self, trial_id: int, attrs: dict[str, Any]) -> bool:
         """WAITING -> RUNNING with the trial's first heartbeat and `attrs`, one transaction.
 
@@ -211,28 +151,9 @@ for _name in (
         _retrying(getattr(optuna.storages.RDBStorage, _name), _name),
     )
 
-for _name in ("set_trial_user_attrs", "claim_waiting_trial"):  # hpo's own, one transaction each
+# hpo's own: one transaction each, and a locked study operation (counted again on a retry)
+for _name in ("set_trial_user_attrs", "claim_waiting_trial", "waiting_trial_ids", "run_locked"):
     setattr(ResilientRDBStorage, _name, _retrying(getattr(ResilientRDBStorage, _name), _name))
-
-
-def with_retries(storage: optuna.storages.RDBStorage, name: str, function: Callable[[], _T]) -> _T:
-    """Call `function` as hpo's storage calls are made: waiting out a database restart.
-
-    For a few statements hpo issues itself (a queue top-up); on a plain RDBStorage, once.
-    """
-    if not isinstance(storage, ResilientRDBStorage):
-        return function()
-    return _retrying(lambda _storage: function(), name)(storage)
-
-
-def _retry_seconds() -> float:
-    text = os.environ.get("HPO_DB_RETRY_SECONDS")
-    if not text:
-        return DB_RETRY_SECONDS
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        raise StorageError(f"HPO_DB_RETRY_SECONDS={text!r}: expected a number of seconds") from None
 
 
 def _pool_size() -> int:
@@ -250,13 +171,13 @@ def _pool_size() -> int:
     return size
 
 
-def open_storage(
+def open_database(
     url: str,
     *,
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
     grace_period: int | None = None,
     pool_size: int | None = None,
-) -> ResilientRDBStorage | ProxyStorage:
+) -> ResilientRDBStorage:
     """Connect (creating tables if needed); StorageError with one line if that fails.
 
     A trial whose worker stops sending heartbeats for `grace_period` seconds (default:
@@ -265,16 +186,7 @@ def open_storage(
     call, for HPO_DB_RETRY_SECONDS; any other failure to connect is reported at once. A
     process holds at most HPO_DB_POOL_SIZE connections to PostgreSQL (default 2; `pool_size`
     raises it for the one process that serves many, `hpo proxy`).
-
-    `grpc://HOST:PORT` is a storage proxy (`hpo proxy`, see hpo.storage.proxy): no database
-    connection of this process's own; it must answer within a few seconds.
     """
-    if is_proxy_url(url):
-        from hpo.storage.proxy import open_proxy
-
-        return open_proxy(
-            url, heartbeat_interval=heartbeat_interval, retry_seconds=_retry_seconds()
-        )
     url = normalize_url(url)
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -291,8 +203,8 @@ def open_storage(
             "max_overflow": max(_pool_size(), pool_size or 0) - (pool_size or 1),
             "connect_args": _postgres_connect_args(parsed),
         }
-    retry_seconds = _retry_seconds()
-    delays = backoff_delays(retry_seconds)
+    wait_seconds = retry_seconds()
+    delays = backoff_delays(wait_seconds)
     races = waited = 0
     while True:
         try:
@@ -311,7 +223,7 @@ def open_storage(
                 continue
             delay = next(delays, None) if server_busy(exc) else None
             if delay is None:
-                gave_up = f" (gave up after {retry_seconds:g} s)" if waited else ""
+                gave_up = f" (gave up after {wait_seconds:g} s)" if waited else ""
                 raise StorageError(unreachable_message(url, exc) + gave_up) from None
             log.warning(
                 "storage %s cannot take a connection now (%s); retrying in %.1f s",
@@ -321,7 +233,7 @@ def open_storage(
             )
             time.sleep(delay)
             waited += 1
-    storage.retry_seconds = retry_seconds
+    storage.retry_seconds = wait_seconds
     if backend == "sqlite":
         _begin_immediate(storage.engine)
     return storage
@@ -357,42 +269,6 @@ def _connect(
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
             heartbeat_stale_trial_callback=StaleTrialRetry(max_retry=MAX_RETRY),
-        )
-
-
-class StaleTrialRetry:
-    """Re-queue the trial of a dead worker (no heartbeat), at most `max_retry` times.
-
-    Optuna's RetryHeartbeatStaleTrialCallback does the re-queueing; past the cap it leaves
-    the last attempt failed without a word, and a finished trial takes no more attrs. So
-    here a failed record of the same params supersedes that attempt (it lists it in its
-    `retry_history`, so the budget counts the record instead) and says why in fail_reason.
-    """
-
-    def __init__(self, *, max_retry: int) -> None:
-        self.max_retry = max_retry
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        attempts = [*trial.system_attrs.get("retry_history", []), trial.number]
-        if len(attempts) <= self.max_retry:
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)(study, trial)
-            return
-        reason = (
-            f"worker died; these params ran {len(attempts)} times without finishing "
-            f"(trials {', '.join(map(str, attempts))}): not retried again"
-        )
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.FAIL,
-                params=trial.params,
-                distributions=trial.distributions,
-                user_attrs={**trial.user_attrs, "fail_reason": reason},
-                system_attrs={
-                    "failed_trial": attempts[0],
-                    **trial.system_attrs,
-                    "retry_history": attempts,
-                },
-            )
         )
 
 
@@ -472,35 +348,3 @@ def _begin_immediate(engine: sqlalchemy.Engine) -> None:
     @sqlalchemy.event.listens_for(engine, "begin")
     def _begin(connection: sqlalchemy.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-@contextlib.contextmanager
-def study_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
-    """Serialize study creation and budget top-ups across processes (and hosts).
-
-    PostgreSQL: a session advisory lock, so launches on different machines agree.
-    SQLite: a lock file beside the database (SQLite is single-host anyway).
-    """
-    url = make_url(storage.url)
-    if url.get_backend_name() == "postgresql":
-        key = zlib.crc32(f"hpo:{study_name}".encode())
-        with storage.engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            connection.commit()  # the lock is session-wide; end the transaction
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
-        return
-    database = url.database
-    if not database or database == ":memory:":
-        yield
-        return
-    lock_path = Path(f"{Path(database).expanduser().resolve()}-lock")  # beside -wal, -shm
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

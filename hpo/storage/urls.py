@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from hpo.config.settings import ARTIFACTS_FOLDER
 from hpo.errors import StorageError
 
-PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.storage.proxy)
+PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.storage.proxy_client)
 
 
 def is_proxy_url(url: str) -> bool:

@@ -12,8 +12,9 @@ Why a small queue rather than the whole budget up front: every claim (and the sa
 and the pruner) re-reads every unfinished trial of the study, so a study of N pre-queued
 trials costs O(N) per trial. A queue of QUEUE_DEPTH keeps that read bounded.
 
-Behind a storage proxy (`hpo proxy`, grpc://) a process has no SQL session of its own:
-creating the study and every top-up then run on the proxy, under the same lock.
+Creating the study and every top-up run under the study lock next to the database, as
+LockedCalls (hpo.storage.locks): a process on a database runs them itself, one behind a
+storage proxy (`hpo proxy`, grpc://) has the proxy run them; this module does not ask which.
 
 `[study] timeout` is one deadline for the whole study, stored with it as absolute UTC epoch
 seconds (DEADLINE_ATTR) when the study is created, so every worker, wherever and whenever it
@@ -26,19 +27,17 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
 from hpo.config.spec import StudySpec, spec_from_dict
 from hpo.errors import HpoError, SpecError, StudyConflictError
 from hpo.storage import _optuna
-from hpo.storage.rdb import study_lock, with_retries
-from hpo.storage.urls import is_proxy_url, mask_url
+from hpo.storage.locks import LockedCall, Request
+from hpo.storage.urls import mask_url
 from hpo.study.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
-
-if TYPE_CHECKING:  # annotations only: hpo.storage.proxy loads grpc
-    from hpo.storage.proxy import ProxyStorage
+from hpo.study.samplers import check_options
 
 # Most WAITING trials a top-up leaves queued. A study of at most this many trials is queued
 # whole at creation, as before the queue rolled. Deep enough that eight workers rarely find
@@ -48,7 +47,7 @@ QUEUE_DEPTH = 16
 
 
 def open_study(
-    storage: optuna.storages.RDBStorage, spec: StudySpec, *, trials: int | None = None
+    storage: optuna.storages.BaseStorage, spec: StudySpec, *, trials: int | None = None
 ) -> optuna.Study:
     """Create the study or resume it; queue trials up to the budget.
 
@@ -58,31 +57,31 @@ def open_study(
     target = trials if trials is not None else spec.trials
     if target < 1:
         raise HpoError(f"--trials must be >= 1, got {target}")
-    proxy = _proxy(storage)
-    if proxy is not None:  # no SQL session here: the proxy does all this under its lock
-        proxy.open_study(spec.to_dict(), target)
-        return optuna.load_study(study_name=spec.name, storage=storage)
-    with study_lock(storage, spec.name):
-        existing = _stored_snapshot(storage, spec.name)
-        if existing is not None:
-            _check_same_experiment(existing, spec, storage)
-        study = optuna.create_study(
-            study_name=spec.name,
-            storage=storage,
-            direction=spec.direction,
-            load_if_exists=True,
-        )
-        if existing is None:
-            study.set_user_attr(SPEC_ATTR, spec.to_dict())
-        _set_deadline(study, spec, existing)
-        if study.metric_names != [spec.metric]:  # the dashboard's label instead of Objective 0
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([spec.metric])
-        if int(study.user_attrs.get(BUDGET_ATTR, 0)) != target:
-            study.set_user_attr(BUDGET_ATTR, target)
-        _fill_queue(study, storage, target)
-    return study
+    request = {"study": spec.name, "spec": spec.to_dict(), "trials": target}
+    storage.run_locked(OPEN_STUDY, request)
+    return optuna.load_study(study_name=spec.name, storage=storage)
+
+
+def _open_locked(storage: optuna.storages.RDBStorage, request: Request) -> Request:
+    """open_study's work next to the database, under the study lock."""
+    spec = spec_from_dict(request["spec"], source="spec to open")
+    existing = _stored_snapshot(storage, spec.name)
+    if existing is not None:
+        _check_same_experiment(existing, spec, storage)
+    study = optuna.create_study(
+        study_name=spec.name, storage=storage, direction=spec.direction, load_if_exists=True
+    )
+    if existing is None:
+        study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    _set_deadline(study, spec, existing)
+    if study.metric_names != [spec.metric]:  # the dashboard's label instead of Objective 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([spec.metric])
+    target = int(request["trials"])
+    if int(study.user_attrs.get(BUDGET_ATTR, 0)) != target:
+        study.set_user_attr(BUDGET_ATTR, target)
+    return {"waiting": _fill_queue(storage, _optuna.study_id(study), target)}
 
 
 def _set_deadline(study: optuna.Study, spec: StudySpec, snapshot: dict[str, Any] | None) -> None:
@@ -119,44 +118,40 @@ def study_deadline(study: optuna.Study) -> float | None:
     return float(deadline)
 
 
-def top_up(study: optuna.Study, storage: optuna.storages.RDBStorage) -> int:
+def top_up(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
     """Queue trials up to QUEUE_DEPTH waiting, never past the budget; how many are waiting.
 
     Under the study lock, so the count and the enqueues of two workers never interleave;
-    a database restart meanwhile is waited out (and the count taken again). Behind a storage
-    proxy, the proxy does the same on its side of the wire.
+    a database restart meanwhile is waited out (and the count taken again).
     """
-    proxy = _proxy(storage)
-    if proxy is not None:
-        return proxy.top_up(study.study_name)
-
-    def locked() -> int:
-        with study_lock(storage, study.study_name):
-            target = int(storage.get_study_user_attrs(_optuna.study_id(study)).get(BUDGET_ATTR, 0))
-            return _fill_queue(study, storage, target)
-
-    return with_retries(storage, "top_up", locked)
+    request = {"study": study.study_name, "study_id": _optuna.study_id(study)}
+    return int(storage.run_locked(TOP_UP, request)["waiting"])
 
 
-def _proxy(storage: object) -> ProxyStorage | None:
-    """The storage if it is a client of `hpo proxy` (which queues trials on its side).
+def _top_up_locked(storage: optuna.storages.RDBStorage, request: Request) -> Request:
+    """top_up's work next to the database, under the study lock."""
+    study_id = int(request["study_id"])
+    target = int(storage.get_study_user_attrs(study_id).get(BUDGET_ATTR, 0))
+    return {"waiting": _fill_queue(storage, study_id, target)}
 
-    Told by its URL, so that a process on a database never imports grpc.
-    """
-    return storage if is_proxy_url(getattr(storage, "url", "")) else None  # type: ignore[return-value]
 
-
-def _fill_queue(study: optuna.Study, storage: optuna.storages.RDBStorage, target: int) -> int:
+def _fill_queue(storage: optuna.storages.RDBStorage, study_id: int, target: int) -> int:
     """Enqueue up to QUEUE_DEPTH waiting trials within `target`; how many wait after.
 
     The caller holds the study lock. Trials are queued without Optuna's empty fixed_params
     attr (as add_trial does, not enqueue_trial): one row less to write and to read back per
     claim; and all in one transaction, not one each.
     """
-    used, waiting = _optuna.queue_counts(storage, _optuna.study_id(study))
+    used, waiting = _optuna.queue_counts(storage, study_id)
     missing = min(QUEUE_DEPTH - waiting, target - used)
-    _optuna.create_waiting_trials(storage, _optuna.study_id(study), missing)
+    _optuna.create_waiting_trials(storage, study_id, missing)
     return waiting + max(0, missing)
+
+
+# The study operations that run next to the database; `hpo proxy` serves these by name.
+OPEN_STUDY = LockedCall("OpenStudy", _open_locked)
+TOP_UP = LockedCall("TopUp", _top_up_locked)
+LOCKED_CALLS = (OPEN_STUDY, TOP_UP)
 
 
 def load_spec_from_storage(storage: optuna.storages.RDBStorage, study_name: str) -> StudySpec:
@@ -196,8 +191,9 @@ def _stored_snapshot(storage: optuna.storages.RDBStorage, study_name: str) -> di
 
 def _spec_of(snapshot: dict[str, Any], study_name: str) -> StudySpec:
     """Validate a stored snapshot as a study file is validated."""
+    source = f"spec stored with study {study_name!r}"
     try:
-        return spec_from_dict(snapshot, source=f"spec stored with study {study_name!r}")
+        return check_options(spec_from_dict(snapshot, source=source), source=source)
     except SpecError as exc:
         raise HpoError(f"{exc} (stored by another hpo version?)") from None
     except KeyError as exc:

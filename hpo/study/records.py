@@ -6,8 +6,6 @@ progress reporting load only Optuna.
 
 from __future__ import annotations
 
-import os
-import platform
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +19,7 @@ BUDGET_ATTR = "hpo_trials"  # study user attr: the study-wide trial budget
 # from [study] timeout when the study is created, and again when a launch changes timeout.
 DEADLINE_ATTR = "hpo_deadline"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-WORKER_ATTR = "worker"  # trial user attr: the process that ran it, as worker_name() says
-
-
-def worker_name() -> str:
-    """This process as host:pid: enough to find its log, or to kill it."""
-    return f"{platform.node()}:{os.getpid()}"
+WORKER_ATTR = "worker"  # trial user attr: the process that ran it, as heartbeats.worker_name() says
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 import optuna
 
-SAMPLERS: tuple[str, ...] = ("random", "tpe", "qmc", "gp")
-PRUNERS: tuple[str, ...] = ("none", "median", "hyperband")
+from hpo.config.spec import Reporter, StudySpec
+from hpo.config.vocabulary import PRUNERS, SAMPLERS
 
 # Seeds of parallel workers are spread this far apart so that no two workers of one study,
 # nor two studies of a comparison (seed 0, 1, 2, ...), draw the same random stream.
@@ -58,3 +58,23 @@ def build_pruner(
             **{"min_resource": 1, "max_resource": max_epochs, **options}
         )
     raise ValueError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
+
+
+def check_options(spec: StudySpec, *, source: str) -> StudySpec:
+    """The spec, once its sampler and pruner accept their options; SpecError naming the key.
+
+    Built once each to let the installed Optuna judge its own keyword arguments.
+    """
+    err = Reporter(source)
+    try:
+        build_sampler(spec.sampler.name, seed=spec.sampler.seed, options=spec.sampler.options)
+    except (TypeError, ValueError) as exc:
+        problem = f"not accepted by the {spec.sampler.name} sampler: {exc}"
+        raise err("sampler.options", problem) from None
+    try:
+        build_pruner(spec.pruner.name, max_epochs=spec.train.epochs, options=spec.pruner.options)
+    except (TypeError, ValueError) as exc:
+        raise err(
+            "pruner.options", f"not accepted by the {spec.pruner.name} pruner: {exc}"
+        ) from None
+    return spec

@@ -14,13 +14,13 @@ from optuna.distributions import (
 )
 
 from hpo.config.spec import (
-    MODEL_KEYS,
     CategoricalParam,
     FixedParam,
     FloatParam,
     IntParam,
     Param,
 )
+from models.vocabulary import MODEL_KEYS
 
 
 def to_distribution(param: IntParam | FloatParam | CategoricalParam) -> BaseDistribution:

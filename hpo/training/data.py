@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpo.config.vocabulary import DATASETS
 from hpo.errors import DataError
 from hpo.training.datafiles import read_files
-
-DATASETS: tuple[str, ...] = ("digits", "rings", "mnist", "fashion-mnist", "cifar10")
 
 RINGS_SIZE = 2000  # points in the rings data set, half per ring
 RINGS_RADII = (1.0, 2.0)  # ring radii; label = index of the ring

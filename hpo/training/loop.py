@@ -22,11 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpo.config.vocabulary import AUGMENTS, OPTIMIZERS, SCHEDULES
 from hpo.training.data import Dataset, Split
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("none", "step", "cosine")
-AUGMENTS = ("none", "crop_flip")
 WARMUP_START = 0.1  # warmup starts at lr * WARMUP_START: a first step at lr 0 would be wasted
 STEP_MILESTONES = (0.5, 0.75)  # "step" multiplies lr by STEP_GAMMA at these shares of the epochs
 STEP_GAMMA = 0.1

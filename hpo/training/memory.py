@@ -27,11 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from hpo.config.spec import MODEL_KEYS, CategoricalParam, FixedParam, FloatParam, IntParam, Param
+from hpo.config.settings import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
+from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam, Param
 from hpo.errors import TrialTooLarge
-from hpo.runtime.devices import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
 from hpo.training.loop import TrainConfig
 from models import create_model
+from models.vocabulary import MODEL_KEYS
 
 MB = 2**20
 BYTES = 4  # fp32: weights, gradients, optimizer state, activations

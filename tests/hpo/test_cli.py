@@ -182,3 +182,4 @@ def test_existing_name_with_another_spec_is_refused(
     study = load(url, "same")
     assert study.user_attrs["hpo_spec"]["train"]["epochs"] == 2
     assert all(t.state == TrialState.WAITING for t in study.get_trials())
+

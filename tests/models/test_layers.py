@@ -267,3 +267,21 @@ def test_conv2d_pads_to_keep_the_size(kernel: int) -> None:
     assert conv.weight.shape == (3, 2, kernel, kernel) and conv.bias is None
     assert conv(torch.randn(1, 2, 7, 7)).shape == (1, 3, 7, 7)
     assert conv2d(2, 3, kernel, stride=2)(torch.randn(1, 2, 7, 7)).shape == (1, 3, 4, 4)
+
+
+def test_the_torch_free_vocabulary_names_what_the_models_build() -> None:
+    """models.vocabulary (what study files are validated against) matches the factories."""
+    import inspect
+
+    from models import POOLS, list_models
+    from models.vocabulary import ACTIVATION_NAMES, MODEL_KEYS, MODEL_NAMES, POOL_NAMES
+
+    assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)
+    assert set(POOL_NAMES) == set(POOLS)
+    assert list(MODEL_NAMES) == list_models()
+    searchable = set(inspect.signature(create_model).parameters) - {
+        "name",
+        "in_shape",
+        "num_outputs",
+    }
+    assert searchable == MODEL_KEYS

@@ -20,7 +20,7 @@ from hpo.compare.load import (
 )
 from hpo.errors import HpoError
 from hpo.storage._optuna import study_id
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.records import BUDGET_ATTR, SPEC_ATTR
 
 START = datetime.datetime(2024, 1, 1, 12, 0, 0)

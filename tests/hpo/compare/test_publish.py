@@ -27,7 +27,7 @@ from hpo.compare.publish import FIGURE_PREFIX, publish_comparison
 from hpo.compare.run import derive_arms
 from hpo.config.spec import load_spec
 from hpo.runtime.worker import run_worker
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.storage.urls import default_artifacts_dir
 from hpo.study.create import open_study
 from tests.conftest import write_tiny_study

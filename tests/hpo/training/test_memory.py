@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from hpo.config.spec import load_spec
 from hpo.errors import SpecError
 from hpo.runtime.worker import run_worker
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.training.memory import (
     SAFETY,

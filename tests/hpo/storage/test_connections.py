@@ -12,7 +12,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.records import budget_of
 from tests.helpers import (
     WAIT_SECONDS,

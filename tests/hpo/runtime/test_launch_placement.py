@@ -1,7 +1,7 @@
 """K workers per GPU, each pinned and capped; workers that outlive their launcher stop.
 
 Everything here runs without a GPU: placement and memory caps are checked through the
-environment each worker gets and the torch calls it makes (tests/hpo/test_gpu.py runs
+environment each worker gets and the torch calls it makes (tests/hpo/runtime/test_gpu.py runs
 the real thing on CUDA).
 """
 
@@ -15,8 +15,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.runtime import devices
-from hpo.runtime.devices import GPU_MEMORY_RESERVE, apply_worker_limits, gpu_memory_fraction
+from hpo.config.settings import GPU_MEMORY_RESERVE, gpu_memory_fraction
+from hpo.runtime.devices import apply_worker_limits
 from hpo.runtime.launch import WorkerPlan, plan_workers, worker_env
 from tests.helpers import HpoProcesses, alive, children, wait_for
 
@@ -85,7 +85,7 @@ def test_cpu_worker_takes_its_thread_count(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_memory_fraction_shrinks_with_the_share() -> None:
-    fractions = [devices.gpu_memory_fraction(k) for k in (1, 2, 4, 8)]
+    fractions = [gpu_memory_fraction(k) for k in (1, 2, 4, 8)]
     assert fractions == sorted(fractions, reverse=True)
     assert fractions[0] == 1 - GPU_MEMORY_RESERVE
 

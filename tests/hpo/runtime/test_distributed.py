@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.config.spec import load_spec
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import budget_of
 from hpo.training.checkpoint import CheckpointStore

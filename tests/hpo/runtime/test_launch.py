@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo.runtime.launch import WorkerPlan, plan_workers, worker_env
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.records import BUDGET_ATTR
 from tests.helpers import WAIT_SECONDS, HpoProcesses, alive, children, wait_for, with_password
 

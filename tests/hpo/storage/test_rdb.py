@@ -20,7 +20,9 @@ from sqlalchemy.engine import make_url
 from hpo.config.spec import load_spec
 from hpo.errors import StorageError
 from hpo.runtime.worker import claim_trial, heartbeat, run_worker
-from hpo.storage.rdb import MAX_RETRY, ResilientRDBStorage, _retrying, open_storage
+from hpo.storage.open import open_storage
+from hpo.storage.rdb import ResilientRDBStorage, _retrying
+from hpo.storage.stale import MAX_RETRY
 from hpo.storage.urls import scrub
 from hpo.study.create import open_study
 from hpo.study.records import budget_of, counted_trials

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from hpo.config.spec import StudySpec, load_spec
 from hpo.runtime.worker import claim_trial, load_study_data, run_worker
 from hpo.storage import _optuna
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.training.checkpoint import BadCheckpoint, CheckpointStore, Expected, check_state
 from hpo.training.loop import Checkpoint, TrainConfig, num_outputs, train

@@ -18,7 +18,7 @@ from hpo.config.spec import (
 )
 from hpo.errors import SpecError
 
-STUDIES = sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml"))
+STUDIES = sorted(Path(__file__).parents[3].joinpath("studies").glob("*.toml"))
 MINIMAL = '[study]\nname = "s"\n[model]\nname = "mlp"\n'
 CNN = '[study]\nname = "s"\n[model]\nname = "cnn"\n'
 
@@ -26,7 +26,9 @@ CNN = '[study]\nname = "s"\n[model]\nname = "cnn"\n'
 def parse(text: str):
     import tomllib
 
-    return parse_spec(tomllib.loads(text), source="f.toml")
+    from hpo.study.samplers import check_options
+
+    return check_options(parse_spec(tomllib.loads(text), source="f.toml"), source="f.toml")
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
@@ -293,7 +295,8 @@ def test_force_augment_allows_crop_flip_on_digits() -> None:
 
 
 def test_model_keys_follow_create_model() -> None:
-    from hpo.config.spec import MODEL_KEYS, SPACE_KEYS
+    from hpo.config.spec import SPACE_KEYS
+    from models.vocabulary import MODEL_KEYS
 
     assert {"pool", "kernel"} <= MODEL_KEYS <= set(SPACE_KEYS)
     assert not {"schedule", "warmup_epochs", "augment", "l1", "patience"} & MODEL_KEYS

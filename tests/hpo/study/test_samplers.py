@@ -7,7 +7,8 @@ from typing import Any
 import optuna
 import pytest
 
-from hpo.study.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler, worker_seed
+from hpo.config.vocabulary import PRUNERS, SAMPLERS
+from hpo.study.samplers import build_pruner, build_sampler, worker_seed
 
 # QMC and GP are experimental in Optuna: building them warns, which is not under test here.
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

@@ -24,8 +24,9 @@ from hpo.config.spec import load_spec
 from hpo.errors import HpoError, StorageError
 from hpo.runtime.worker import claim_trial, heartbeat, run_worker
 from hpo.storage.heartbeats import BEAT_ATTR, AttrHeartbeats, OptunaHeartbeats, heartbeats_for
-from hpo.storage.proxy import ProxyStorage, parse_proxy_url
-from hpo.storage.rdb import MAX_RETRY, open_storage
+from hpo.storage.open import open_storage
+from hpo.storage.proxy_client import ProxyStorage, parse_proxy_url
+from hpo.storage.stale import MAX_RETRY
 from hpo.study.create import QUEUE_DEPTH, open_study
 from hpo.study.records import budget_of, superseded_numbers
 from hpo.training.checkpoint import CheckpointStore

@@ -30,9 +30,8 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     """Settings that `hpo studies` received, instead of listing any storage."""
     received: list[Settings] = []
     monkeypatch.setattr(
-        "hpo.study.summary.summarize_storage", lambda storage: received.append(storage) or []
+        "hpo.service.list_studies", lambda settings: received.append(settings) or []
     )
-    monkeypatch.setattr(Settings, "open", lambda self: self)
     monkeypatch.setattr("hpo.report.console.print_studies", lambda *args: None)
     return received
 
@@ -91,23 +90,29 @@ def test_bad_option_value_is_one_line() -> None:
 
 
 LIGHT_COMMANDS = [["--help"], ["--version"], ["studies"], ["best", "ghost"], ["report", "ghost"]]
+LIGHT_COMMANDS += [["proxy", "--help"], ["worker", "--help"], ["launch", "study", "bad.toml"]]
+# Valid TOML, refused by the validator: a typo in a study file costs no torch import.
+BAD_STUDY = '[study]\nname = "bad"\n[model]\nname = "cnn"\n[data]\nname = "digitz"\n'
 
 
 @pytest.mark.parametrize("args", LIGHT_COMMANDS, ids=" ".join)
 def test_commands_that_do_not_train_do_not_import_torch(args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(BAD_STUDY)
     probe = (
         "import sys\n"
         "from hpo.cli import cli\n"
         "try:\n"
         f"    cli.main({args!r}, prog_name='hpo', standalone_mode=False)\n"
-        "except Exception:\n"
-        "    pass\n"
-        "print('\\nIMPORTED', sorted(m for m in ('torch', 'models', 'hpo.training.data') if m in sys.modules))\n"
+        "except Exception as exc:\n"
+        "    print('ERROR', exc)\n"
+        "print('\\nIMPORTED', sorted(m for m in ('torch', 'models.layers', 'hpo.training.data') if m in sys.modules))\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
     )
     assert "IMPORTED []" in run.stdout, run.stdout + run.stderr
+    if "bad.toml" in args:  # refused, naming the key, before anything heavy loaded
+        assert "data.name: unknown dataset 'digitz'" in run.stdout, run.stdout + run.stderr
 
 
 def test_at_least_accepts_the_bound_and_refuses_below() -> None:

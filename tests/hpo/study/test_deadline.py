@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from hpo.config.spec import StudySpec, load_spec
 from hpo.errors import HpoError
 from hpo.runtime.worker import WorkerReport, run_worker
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import DEADLINE_ATTR, SPEC_ATTR, budget_of
 from tests.helpers import WAIT_SECONDS, run_hpo, wait_for, worker_settings, zero_cost

@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 import hpo.training.loop
 from hpo.config.spec import load_spec
 from hpo.runtime.worker import run_worker
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import diag_attr
 from hpo.training.data import load_dataset

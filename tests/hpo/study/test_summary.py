@@ -7,7 +7,7 @@ import sqlalchemy
 
 from hpo.config.spec import load_spec
 from hpo.storage import _optuna
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import BUDGET_ATTR, SPEC_ATTR
 from hpo.study.summary import CORRUPT_SPEC, summarize, summarize_storage

@@ -18,7 +18,7 @@ from torch import nn
 
 from hpo.config.spec import StudySpec, load_spec
 from hpo.runtime.worker import run_worker
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.training.data import Dataset, load_dataset
 from hpo.training.loop import DeviceTimer, TrainConfig, evaluate, train

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from hpo.config.spec import load_spec
 from hpo.runtime.worker import run_worker
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from tests.helpers import zero_cost
 

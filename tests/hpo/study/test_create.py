@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from hpo.config.spec import load_spec
 from hpo.errors import HpoError, StudyConflictError
 from hpo.storage import _optuna
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import QUEUE_DEPTH, load_spec_from_storage, open_study, top_up
 from hpo.study.records import BUDGET_ATTR, SPEC_ATTR, budget_of, counted_trials
 from tests.helpers import run_hpo

@@ -12,7 +12,7 @@ import torch
 from optuna.trial import TrialState
 
 from hpo.runtime.worker import run_worker
-from hpo.storage.rdb import open_storage
+from hpo.storage.open import open_storage
 from hpo.study.create import QUEUE_DEPTH
 from hpo.study.records import budget_of, counted_trials
 from hpo.training.checkpoint import CheckpointStore
