@@ -522,6 +522,70 @@ def proxy(settings: Settings, host: str, port: int, threads: int) -> None:
     )
 
 
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--workers", type=AtLeast(1), required=True, help="Worker pods (an Indexed Job).")
+@click.option("--image", required=True, help="The hpo image (see Dockerfile) every pod runs.")
+@click.option(
+    "--gpus-per-worker",
+    type=AtLeast(0),
+    default=0,
+    show_default=True,
+    help="nvidia.com/gpu of each worker pod; 0: CPU workers.",
+)
+@_workers_per_gpu_option
+@click.option("--name", help="Study name [default: study.name of the file].")
+@click.option("--trials", type=AtLeast(1), help="Study-wide budget [default: the file's].")
+@click.option("--namespace", default="default", show_default=True, help="Of every object.")
+@click.option(
+    "--database",
+    type=click.Choice(["postgres", "external"]),
+    default="postgres",
+    show_default=True,
+    help="postgres: a PostgreSQL StatefulSet in the cluster; external: the database URL in "
+    "the Secret (key url) is an existing server.",
+)
+@click.option("--out", type=click.Path(file_okay=False), help="Folder [default: k8s/NAME].")
+@click.option("--force", is_flag=True, help="Rewrite the manifests of an existing folder.")
+def k8s(
+    file: str,
+    workers: int,
+    image: str,
+    gpus_per_worker: int,
+    workers_per_gpu: int,
+    name: str | None,
+    trials: int | None,
+    namespace: str,
+    database: str,
+    out: str | None,
+    force: bool,
+) -> None:
+    """Write Kubernetes manifests that run FILE's study on a cluster: PostgreSQL, the storage
+    proxy, optuna-dashboard (ClusterIP only), a launch Job and an Indexed Job of workers.
+
+    The database password comes from a Secret you create (the README.txt written beside
+    the manifests says how); it is in no manifest.
+    """
+    from hpo.service import write_kubernetes
+
+    written = write_kubernetes(
+        file,
+        out=out,
+        workers=workers,
+        image=image,
+        gpus_per_worker=gpus_per_worker,
+        workers_per_gpu=workers_per_gpu,
+        name=name,
+        trials=trials,
+        namespace=namespace,
+        database=database,
+        force=force,
+    )
+    folder = written[0].parent if written else out
+    click.echo(f"wrote {len(written)} files to {folder}; read {folder}/README.txt, then")
+    click.echo(f"kubectl apply -f {folder}")
+
+
 def main() -> None:
     """Entry point: one line per user error, exit 2, no traceback."""
     try:

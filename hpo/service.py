@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpo.config.settings import Settings
@@ -152,6 +153,43 @@ def join_study(
         states,
         report.seconds,
         " (stopped on request)" if report.stopped else "",
+    )
+
+
+def write_kubernetes(
+    file: str,
+    *,
+    out: str | None,
+    workers: int,
+    image: str,
+    gpus_per_worker: int,
+    workers_per_gpu: int,
+    name: str | None,
+    trials: int | None,
+    namespace: str,
+    database: str,
+    force: bool,
+) -> list[Path]:
+    """`hpo k8s`: check the study file as a launch would, then write its manifests."""
+    from hpo.config.spec import load_spec, renamed
+    from hpo.runtime.kubernetes import write_study_manifests
+    from hpo.study.samplers import check_options
+
+    spec = check_options(load_spec(file), source=file)
+    if name:
+        renamed(spec, name)  # the name is checked as a study file's would be
+    return write_study_manifests(
+        file,
+        out,
+        workers=workers,
+        image=image,
+        gpus_per_worker=gpus_per_worker,
+        workers_per_gpu=workers_per_gpu,
+        name=name,
+        trials=trials,
+        namespace=namespace,
+        database=database,
+        force=force,
     )
 
 

@@ -7,9 +7,10 @@ import sys
 
 import optuna
 import pytest
+from click.testing import CliRunner
 from optuna.trial import TrialState
 
-from hpo.cli import main
+from hpo.cli import cli, main
 from tests.helpers import run_hpo
 
 TRIAL_ATTRS = {
@@ -183,3 +184,19 @@ def test_existing_name_with_another_spec_is_refused(
     assert study.user_attrs["hpo_spec"]["train"]["epochs"] == 2
     assert all(t.state == TrialState.WAITING for t in study.get_trials())
 
+
+def test_k8s_writes_manifests_for_a_valid_study_only(
+    tmp_path, monkeypatch, capsys, write_study
+) -> None:
+    study = write_study("kube")
+    monkeypatch.chdir(tmp_path)
+    args = ["k8s", str(study), "--workers", "2", "--image", "hpo:1", "--out", "m"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "kubectl apply -f m" in result.output
+    assert (tmp_path / "m" / "60-workers.yaml").is_file()
+    bad = tmp_path / "bad.toml"  # a study file the launch Job would refuse in the cluster
+    bad.write_text(study.read_text().replace('name = "rings"', 'name = "ringz"'))
+    code, _, err = call_main(monkeypatch, capsys, "k8s", str(bad), *args[2:6], "--out", "b")
+    assert code == 2 and "data.name: unknown dataset 'ringz'" in err
+    assert not (tmp_path / "b").exists()
