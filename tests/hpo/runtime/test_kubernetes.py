@@ -20,6 +20,7 @@ import yaml
 
 from hpo.errors import HpoError
 from hpo.runtime import kubernetes as k8s
+from hpo.runtime.kubernetes import options as knames
 
 ROOT = Path(__file__).resolve().parents[3]
 SENTINEL = "s3ntinel-PASSWORD-9f2c"  # a database password that must reach no file
@@ -96,7 +97,7 @@ def pod_specs(files: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any
 
 
 def workers_job(files: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    (job,) = files[k8s.WORKERS_FILE]
+    (job,) = files[knames.WORKERS_FILE]
     return job
 
 
@@ -183,7 +184,10 @@ def test_no_password_in_any_file(
         for container in spec["containers"] + spec.get("initContainers", []):
             for entry in container.get("env", []):
                 # a database URL or password only ever comes from the user's Secret
-                assert "://" not in entry.get("value", "").replace(k8s.PROXY_URL, ""), (name, entry)
+                assert "://" not in entry.get("value", "").replace(knames.PROXY_URL, ""), (
+                    name,
+                    entry,
+                )
                 if "PASSWORD" in entry["name"] or entry["name"] == "HPO_STORAGE":
                     ref = entry.get("valueFrom", {}).get("secretKeyRef")
                     assert ref is None or ref["name"] == secret
@@ -204,7 +208,7 @@ def test_nothing_is_exposed_outside_the_cluster(tmp_path: Path, case: str) -> No
         "StatefulSet",
     }
     services = {item["metadata"]["name"]: item["spec"] for item in objects(files, "Service")}
-    assert set(services) >= {k8s.PROXY_NAME, k8s.DASHBOARD_NAME}
+    assert set(services) >= {knames.PROXY_NAME, knames.DASHBOARD_NAME}
     for spec in services.values():
         assert spec.get("type", "ClusterIP") == "ClusterIP"
         assert "externalIPs" not in spec
@@ -213,8 +217,8 @@ def test_nothing_is_exposed_outside_the_cluster(tmp_path: Path, case: str) -> No
         assert not spec.get("hostNetwork")
         for container in spec["containers"]:
             assert all("hostPort" not in port for port in container.get("ports", []))
-    notes = (tmp_path / k8s.NOTES_FILE).read_text()
-    assert f"port-forward svc/{k8s.DASHBOARD_NAME} 8080:8080" in notes
+    notes = (tmp_path / knames.NOTES_FILE).read_text()
+    assert f"port-forward svc/{knames.DASHBOARD_NAME} 8080:8080" in notes
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -248,18 +252,18 @@ def test_selectors_and_references_resolve(tmp_path: Path, case: str) -> None:
     policies = {item["metadata"]["name"]: item["spec"] for item in objects(files, "NetworkPolicy")}
     if CASES[case].get("network_policies", True):
         # Launch and workers may reach the proxy; only proxy and dashboard the database.
-        allowed = policies[k8s.PROXY_NAME]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
-        study = f"hpo-{k8s.study_slug(options())}"
+        allowed = policies[knames.PROXY_NAME]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+        study = f"hpo-{knames.study_slug(options())}"
         assert _selects(allowed, templates[f"{study}-workers"])
         assert _selects(allowed, templates[f"{study}-launch"])
-        if k8s.POSTGRES_NAME in templates:
-            readers = policies[k8s.POSTGRES_NAME]["ingress"][0]["from"]
+        if knames.POSTGRES_NAME in templates:
+            readers = policies[knames.POSTGRES_NAME]["ingress"][0]["from"]
             allowed_to_db = {
                 name
                 for name, labels in templates.items()
                 if any(_selects(peer["podSelector"]["matchLabels"], labels) for peer in readers)
             }
-            assert allowed_to_db == {k8s.PROXY_NAME, k8s.DASHBOARD_NAME}
+            assert allowed_to_db == {knames.PROXY_NAME, knames.DASHBOARD_NAME}
     else:
         assert not policies
 
@@ -267,27 +271,27 @@ def test_selectors_and_references_resolve(tmp_path: Path, case: str) -> None:
 def test_the_dashboard_and_proxy_read_the_database_url_from_the_secret(tmp_path: Path) -> None:
     files = written(tmp_path, db_secret="my-db")
     specs = pod_specs(files)
-    for name in (k8s.PROXY_NAME, k8s.DASHBOARD_NAME):
+    for name in (knames.PROXY_NAME, knames.DASHBOARD_NAME):
         (container,) = specs[name]["containers"]
         storage = env_of(container)["HPO_STORAGE"]
-        assert storage == {"secretKeyRef": {"name": "my-db", "key": k8s.SECRET_URL_KEY}}
-    (postgres,) = specs[k8s.POSTGRES_NAME]["containers"]
+        assert storage == {"secretKeyRef": {"name": "my-db", "key": knames.SECRET_URL_KEY}}
+    (postgres,) = specs[knames.POSTGRES_NAME]["containers"]
     assert env_of(postgres)["POSTGRES_PASSWORD"] == {
-        "secretKeyRef": {"name": "my-db", "key": k8s.SECRET_PASSWORD_KEY}
+        "secretKeyRef": {"name": "my-db", "key": knames.SECRET_PASSWORD_KEY}
     }
-    (proxy,) = specs[k8s.PROXY_NAME]["containers"]
+    (proxy,) = specs[knames.PROXY_NAME]["containers"]
     assert proxy["command"] == ["hpo", "proxy", "--host", "0.0.0.0", "--port", "13000"]
     assert proxy["readinessProbe"]["tcpSocket"] == {"port": 13000}
-    (dashboard,) = specs[k8s.DASHBOARD_NAME]["containers"]
+    (dashboard,) = specs[knames.DASHBOARD_NAME]["containers"]
     assert dashboard["command"] == ["hpo", "dashboard", "--host", "0.0.0.0", "--port", "8080"]
 
 
 def test_an_external_database_has_no_postgres(tmp_path: Path) -> None:
     files = written(tmp_path, database="external")
-    assert k8s.POSTGRES_FILE not in files
+    assert knames.POSTGRES_FILE not in files
     assert not objects(files, "StatefulSet")
     assert "POSTGRES_PASSWORD" not in str(files)
-    assert "--from-file=password" not in (tmp_path / k8s.NOTES_FILE).read_text()
+    assert "--from-file=password" not in (tmp_path / knames.NOTES_FILE).read_text()
 
 
 def test_every_hpo_pod_runs_unprivileged_without_service_links(tmp_path: Path) -> None:
@@ -295,8 +299,8 @@ def test_every_hpo_pod_runs_unprivileged_without_service_links(tmp_path: Path) -
     for name, spec in pod_specs(written(tmp_path)).items():
         assert spec["enableServiceLinks"] is False, name
         assert spec["automountServiceAccountToken"] is False, name
-        if name != k8s.POSTGRES_NAME:
-            assert spec["securityContext"]["runAsUser"] == k8s.HPO_UID
+        if name != knames.POSTGRES_NAME:
+            assert spec["securityContext"]["runAsUser"] == knames.HPO_UID
             for container in spec["containers"] + spec.get("initContainers", []):
                 assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
@@ -307,7 +311,7 @@ def test_every_hpo_pod_runs_unprivileged_without_service_links(tmp_path: Path) -
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_workers_and_launch_talk_to_the_proxy_only(tmp_path: Path, case: str) -> None:
     files = written(tmp_path, **CASES[case])
-    study = f"hpo-{k8s.study_slug(options())}"
+    study = f"hpo-{knames.study_slug(options())}"
     for name in (f"{study}-workers", f"{study}-launch"):
         spec = pod_specs(files)[name]
         for container in spec["containers"] + spec.get("initContainers", []):
@@ -317,7 +321,7 @@ def test_workers_and_launch_talk_to_the_proxy_only(tmp_path: Path, case: str) ->
         assert CASES[case].get("db_secret", "hpo-db") not in text
 
 
-@pytest.mark.parametrize("workers", [1, 7, k8s.MAX_WORKERS])
+@pytest.mark.parametrize("workers", [1, 7, knames.MAX_WORKERS])
 def test_the_workers_are_one_indexed_job(tmp_path: Path, workers: int) -> None:
     job = workers_job(written(tmp_path, workers=workers))
     assert job["spec"]["completionMode"] == "Indexed"
@@ -328,8 +332,8 @@ def test_the_workers_are_one_indexed_job(tmp_path: Path, workers: int) -> None:
     assert job["spec"]["template"]["metadata"]["labels"]["hpo/study"] == "tiny"
     (worker,) = spec["containers"]
     assert worker["command"][:4] == ["hpo", "worker", "--study", "tiny"]
-    assert env_of(worker)["HPO_ARTIFACTS"] == k8s.ARTIFACTS_PATH
-    assert {"name": "artifacts", "mountPath": k8s.ARTIFACTS_PATH} in worker["volumeMounts"]
+    assert env_of(worker)["HPO_ARTIFACTS"] == knames.ARTIFACTS_PATH
+    assert {"name": "artifacts", "mountPath": knames.ARTIFACTS_PATH} in worker["volumeMounts"]
 
 
 @pytest.mark.parametrize(("gpus", "per_gpu"), [(0, 1), (1, 1), (1, 3), (4, 1), (16, 32)])
@@ -371,23 +375,25 @@ def test_cpu_workers_get_threads_and_data_a_read_only_volume(tmp_path: Path) -> 
     (worker,) = spec["containers"]
     assert env_of(worker)["HPO_THREADS"] == "4"
     assert worker["resources"]["requests"]["cpu"] == "4"
-    assert worker["command"][-2:] == ["--data-dir", k8s.DATA_PATH]
-    assert {"name": "data", "mountPath": k8s.DATA_PATH, "readOnly": True} in worker["volumeMounts"]
+    assert worker["command"][-2:] == ["--data-dir", knames.DATA_PATH]
+    assert {"name": "data", "mountPath": knames.DATA_PATH, "readOnly": True} in worker[
+        "volumeMounts"
+    ]
 
 
 def test_the_grace_period_lets_a_worker_finish_its_epoch(tmp_path: Path) -> None:
     spec = workers_job(written(tmp_path))["spec"]["template"]["spec"]
-    assert spec["terminationGracePeriodSeconds"] == k8s.DEFAULT_GRACE_SECONDS
-    assert k8s.DEFAULT_GRACE_SECONDS >= k8s.MIN_GRACE_SECONDS >= 60
+    assert spec["terminationGracePeriodSeconds"] == knames.DEFAULT_GRACE_SECONDS
+    assert knames.DEFAULT_GRACE_SECONDS >= knames.MIN_GRACE_SECONDS >= 60
     spec = workers_job(written(tmp_path / "b", grace_seconds=3600))["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 3600
     with pytest.raises(HpoError, match="--grace-seconds must be an integer from 60"):
-        options(grace_seconds=k8s.MIN_GRACE_SECONDS - 1)
+        options(grace_seconds=knames.MIN_GRACE_SECONDS - 1)
 
 
 def test_the_launch_creates_the_study_from_the_config_map(tmp_path: Path) -> None:
     files = written(tmp_path, trials=50)
-    config, job = files[k8s.LAUNCH_FILE]
+    config, job = files[knames.LAUNCH_FILE]
     assert config["data"] == {"tiny.toml": STUDY}
     spec = job["spec"]["template"]["spec"]
     (launch,) = spec["containers"]
@@ -397,7 +403,7 @@ def test_the_launch_creates_the_study_from_the_config_map(tmp_path: Path) -> Non
     ]  # fmt: skip
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     assert volumes["study"]["configMap"]["name"] == config["metadata"]["name"]
-    claim = files[k8s.ARTIFACTS_FILE][0]
+    claim = files[knames.ARTIFACTS_FILE][0]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert volumes["artifacts"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
 
@@ -414,7 +420,7 @@ def test_the_launch_creates_the_study_from_the_config_map(tmp_path: Path) -> Non
     ],
 )
 def test_the_study_file_round_trips_exactly(tmp_path: Path, text: str) -> None:
-    (config, _) = written(tmp_path, study_text=text)[k8s.LAUNCH_FILE]
+    (config, _) = written(tmp_path, study_text=text)[knames.LAUNCH_FILE]
     assert config["data"]["tiny.toml"] == text
 
 
@@ -423,7 +429,7 @@ def test_the_study_file_round_trips_exactly(tmp_path: Path, text: str) -> None:
 
 HOSTILE_NAMES = [
     "Evil Name_With.Stuff/../x",
-    "x" * k8s.MAX_NAME_LENGTH,
+    "x" * knames.MAX_NAME_LENGTH,
     "Ω" * 100,
     "$(HPO_STORAGE)",
     "a$$(b)$",
@@ -437,7 +443,7 @@ HOSTILE_NAMES = [
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_names_are_valid_kubernetes_names_for_any_study_name(tmp_path: Path, name: str) -> None:
-    files = written(tmp_path, study_name=name, workers=k8s.MAX_WORKERS)
+    files = written(tmp_path, study_name=name, workers=knames.MAX_WORKERS)
     for item in objects(files):
         metadata = item["metadata"]
         assert DNS_LABEL.fullmatch(metadata["name"]) and len(metadata["name"]) <= 63
@@ -450,7 +456,7 @@ def test_names_are_valid_kubernetes_names_for_any_study_name(tmp_path: Path, nam
             assert all(LABEL_VALUE.fullmatch(v) and len(v) <= 63 for v in labels.values())
     job = workers_job(files)
     # An Indexed Job's pods are named JOB-INDEX, a DNS label too.
-    assert len(f"{job['metadata']['name']}-{k8s.MAX_WORKERS - 1}") <= 63
+    assert len(f"{job['metadata']['name']}-{knames.MAX_WORKERS - 1}") <= 63
     assert job["metadata"]["annotations"]["hpo/study-name"] == name
     # The commands carry the name itself once Kubernetes has expanded $(VAR) references.
     env = {"HPO_STORAGE": "grpc://x", "WORKER_INDEX": "0"}
@@ -466,12 +472,12 @@ def test_names_are_valid_kubernetes_names_for_any_study_name(tmp_path: Path, nam
 
 
 def test_changed_names_get_a_hash_so_that_they_stay_apart() -> None:
-    assert k8s.dns_label_part("cifar10-resnet") == "cifar10-resnet"
-    slugs = {k8s.dns_label_part(name) for name in ("Tiny", "tiny", "TINY", "ti ny", "ti-ny ")}
+    assert knames.dns_label_part("cifar10-resnet") == "cifar10-resnet"
+    slugs = {knames.dns_label_part(name) for name in ("Tiny", "tiny", "TINY", "ti ny", "ti-ny ")}
     assert len(slugs) == 5
-    long = k8s.dns_label_part("a" * 200)
-    assert len(long) <= k8s.SLUG_LENGTH and re.fullmatch(r"a+-[0-9a-f]{8}", long)
-    assert re.fullmatch(r"[0-9a-f]{8}", k8s.dns_label_part("___"))
+    long = knames.dns_label_part("a" * 200)
+    assert len(long) <= knames.SLUG_LENGTH and re.fullmatch(r"a+-[0-9a-f]{8}", long)
+    assert re.fullmatch(r"[0-9a-f]{8}", knames.dns_label_part("___"))
 
 
 @pytest.mark.parametrize(
@@ -486,7 +492,7 @@ def test_changed_names_get_a_hash_so_that_they_stay_apart() -> None:
 def test_the_config_map_key_is_the_file_name_when_it_is_a_valid_key(
     file_name: str, key: str
 ) -> None:
-    assert k8s.config_key(file_name) == key
+    assert knames.config_key(file_name) == key
 
 
 # ---------------------------------------------------------------- refusals
@@ -521,7 +527,7 @@ def test_the_config_map_key_is_the_file_name_when_it_is_a_valid_key(
         ({"study_name": "x" * 200}, "study name is 200 characters; at most 128"),
         ({"study_name": "a\nb"}, "has control characters"),
         ({"study_text": "  \n"}, "the study file is empty"),
-        ({"study_text": "#" * (k8s.MAX_STUDY_BYTES + 1)}, "at most 524288"),
+        ({"study_text": "#" * (knames.MAX_STUDY_BYTES + 1)}, "at most 524288"),
         ({"database": "sqlite"}, "--database 'sqlite': choose postgres or external"),
         ({"artifacts_storage": "lots"}, "--artifacts-storage 'lots' is not a size"),
         ({"postgres_storage": "0"}, "--postgres-storage '0' is not a size"),
@@ -547,10 +553,10 @@ def test_an_existing_folder_is_refused_unless_forced(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     k8s.write_manifests(options(), out, force=True)
-    assert (out / k8s.POSTGRES_FILE).exists()
+    assert (out / knames.POSTGRES_FILE).exists()
     # Forced again without the database: its old file goes (apply would still create it).
     k8s.write_manifests(options(database="external"), out, force=True)
-    assert not (out / k8s.POSTGRES_FILE).exists()
+    assert not (out / knames.POSTGRES_FILE).exists()
     assert (out / "mine.txt").read_text() == "keep"
     (tmp_path / "file").write_text("")
     with pytest.raises(HpoError, match="is a file"):
@@ -560,9 +566,9 @@ def test_an_existing_folder_is_refused_unless_forced(tmp_path: Path) -> None:
 def test_an_empty_existing_folder_is_used(tmp_path: Path) -> None:
     paths = k8s.write_manifests(options(), tmp_path)
     assert {p.name for p in paths} == {
-        name for name in k8s.ALL_FILES
+        name for name in knames.ALL_FILES
     }  # cpu case: every file, the database included
-    notes = (tmp_path / k8s.NOTES_FILE).read_text()
+    notes = (tmp_path / knames.NOTES_FILE).read_text()
     assert "kubectl create secret generic hpo-db --from-file=password --from-file=url" in notes
     assert f"kubectl apply -f {tmp_path}" in notes
 
@@ -606,7 +612,7 @@ def test_write_study_manifests_defaults_to_k8s_slash_the_study(
     monkeypatch.chdir(tmp_path)
     paths = k8s.write_study_manifests("tiny.toml", workers=2, image="hpo:1", gpus_per_worker=1)
     assert {p.parent for p in paths} == {Path("k8s/tiny")}
-    job = yaml.safe_load((tmp_path / "k8s/tiny" / k8s.WORKERS_FILE).read_text())
+    job = yaml.safe_load((tmp_path / "k8s/tiny" / knames.WORKERS_FILE).read_text())
     assert job["spec"]["completions"] == 2
 
 
