@@ -188,3 +188,18 @@ def test_the_checks_can_fail() -> None:
 def test_each_layer_says_what_it_owns_and_may_import(layer: str) -> None:
     doc = ast.get_docstring(ast.parse((ROOT / "hpo" / layer / "__init__.py").read_text()))
     assert doc and "May import" in doc, f"hpo/{layer}/__init__.py needs its docstring"
+
+
+def test_config_imports_neither_torch_nor_optuna() -> None:
+    """Validating a study file is pure: the config layer loads in a fresh interpreter alone."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, pkgutil, importlib, hpo.config as c\n"
+        "for m in pkgutil.walk_packages(c.__path__, 'hpo.config.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(sorted(n for n in ('torch', 'optuna', 'sqlalchemy') if n in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
