@@ -10,6 +10,7 @@ import os
 import platform
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -229,9 +230,11 @@ def read_line(process: subprocess.Popen[str], *, timeout: float = WAIT_SECONDS) 
 
 
 @contextlib.contextmanager
-def serving_proxy(storage_url: str, *, heartbeat_interval: int = 1) -> Iterator[str]:
+def serving_proxy(
+    storage_url: str, *, heartbeat_interval: int = 1, host: str = "127.0.0.1"
+) -> Iterator[str]:
     """A storage proxy (hpo.storage.proxy_server.serve_proxy) in front of `storage_url`, served
-    by a thread of this process on a free loopback port; yields its grpc:// URL, then stops."""
+    by a thread of this process on a free port of `host`; yields its grpc:// URL, then stops."""
     from hpo.storage.proxy_server import serve_proxy
     from hpo.study.create import LOCKED_CALLS
 
@@ -243,7 +246,7 @@ def serving_proxy(storage_url: str, *, heartbeat_interval: int = 1) -> Iterator[
         try:
             serve_proxy(
                 storage_url,
-                host="127.0.0.1",
+                host=host,
                 port=0,
                 heartbeat_interval=heartbeat_interval,
                 on_ready=ready.append,
@@ -397,3 +400,39 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], message: str) -
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# What a user of an exported model runs: hpo.load_model on raw samples, in a fresh process.
+_ACCURACY_SCRIPT = """
+import json, sys
+import hpo
+from hpo.training.data import load_dataset
+folder, data = sys.argv[1], json.loads(sys.argv[2])
+test = load_dataset(data["name"], seed=data["seed"], val_fraction=data["val_fraction"]).test
+assert test.norm is not None, "raw samples: an image data set"
+model = hpo.load_model(folder)
+print(int((model(test.x).argmax(1) == test.y).sum()) / len(test.y))
+"""
+
+
+def accuracy_in_fresh_process(folder: Path, data: Mapping[str, object]) -> float:
+    """Test accuracy of the model exported to `folder` on the raw test images of `data`
+    (the [data] of its study: name, seed, val_fraction), loaded in a fresh interpreter."""
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-c", _ACCURACY_SCRIPT, str(folder), json.dumps(dict(data))],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        env=hpo_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address now (a server under test binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

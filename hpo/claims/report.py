@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
-from rich.markup import escape
 
 from hpo.claims.experiments import Claim
 from hpo.claims.figures import plotly_figures, write_pngs
 from hpo.claims.results import Check, ClaimResult
 from hpo.claims.run import RunDone
-from hpo.report.console import console
+from hpo.report.console import console, literal, visible
 from hpo.report.shared import REPORTS_DIR, md_table, plotly_script, print_files
 
 MARKS = {True: "agrees", False: "does not agree", None: "cannot tell"}
@@ -39,8 +38,10 @@ def report_folder(size: str, out: str | Path | None = None) -> Path:
 def print_plan(claims: list[Claim], *, seeds: int, size: str, storage_shown: str) -> None:
     runs = sum(len(c.runs(seeds)) for c in claims)
     console.print(
-        f"claims ({size}) in {storage_shown}: {len(claims)} claims, {runs} runs "
-        f"({seeds} seed(s) each); finished runs are skipped",
+        visible(
+            f"claims ({size}) in {storage_shown}: {len(claims)} claims, {runs} runs "
+            f"({seeds} seed(s) each); finished runs are skipped"
+        ),
         markup=False,
         soft_wrap=True,
     )
@@ -49,7 +50,9 @@ def print_plan(claims: list[Claim], *, seeds: int, size: str, storage_shown: str
 def print_run(done: RunDone) -> None:
     value = "diverged" if done.value is None else f"val acc {done.value:.4f}"
     console.print(
-        f"{done.claim} {done.number}/{done.total}: {done.key}: {value} ({done.seconds:.1f} s)",
+        visible(
+            f"{done.claim} {done.number}/{done.total}: {done.key}: {value} ({done.seconds:.1f} s)"
+        ),
         markup=False,
         soft_wrap=True,
     )
@@ -203,7 +206,11 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
 def print_report(built: BuiltReport) -> None:
     """Each claim's verdict and checks, then where the files are."""
     for r in built.results:
-        console.print(f"[bold]{escape(r.title)}[/]: {r.verdict}", soft_wrap=True, highlight=False)
+        console.print(
+            f"[bold]{literal(r.title)}[/]: {literal(r.verdict)}", soft_wrap=True, highlight=False
+        )
         for c in r.checks:
-            console.print(f"  {check_line(c)}", markup=False, soft_wrap=True, highlight=False)
+            console.print(
+                f"  {visible(check_line(c))}", markup=False, soft_wrap=True, highlight=False
+            )
     print_files(built.html, built.summary, built.pngs)

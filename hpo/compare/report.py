@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 
 from hpo.compare.analyze import ComparisonStats, diagnostics_by
 from hpo.compare.figures import plotly_figures, write_pngs
 from hpo.compare.stats import Interval
 from hpo.config.paths import safe_folder_name
-from hpo.report.console import console
+from hpo.report.console import console, literal, visible
 from hpo.report.shared import REPORTS_DIR, md_table, plotly_script, print_files
 
 if TYPE_CHECKING:
@@ -44,8 +43,10 @@ def report_folder(group: str, out: str | Path | None = None) -> Path:
 def print_plan(plan: ComparisonPlan, storage_shown: str, workers: int) -> None:
     """The line before a comparison starts: what runs where."""
     console.print(
-        f"comparison {plan.group} in {storage_shown}: {', '.join(plan.labels)} x "
-        f"{plan.seeds} seed(s) x {plan.trials} trials, {workers} worker(s) per study",
+        visible(
+            f"comparison {plan.group} in {storage_shown}: {', '.join(plan.labels)} x "
+            f"{plan.seeds} seed(s) x {plan.trials} trials, {workers} worker(s) per study"
+        ),
         markup=False,
         soft_wrap=True,
     )
@@ -64,11 +65,11 @@ class ProgressPrinter:
             return
         self.last = key
         parts = [
-            f"[bold]{escape(arm)}[/] {done}/{budget} best {'-' if best is None else f'{best:.4f}'}"
+            f"[bold]{literal(arm)}[/] {done}/{budget} best {'-' if best is None else f'{best:.4f}'}"
             for arm, done, budget, best in rows
         ]
         # The study name is free text: escaped, so a '[' in it is not read as markup.
-        console.print(f"{'  '.join(parts)}  (running {escape(arm.spec.name)})", soft_wrap=True)
+        console.print(f"{'  '.join(parts)}  (running {literal(arm.spec.name)})", soft_wrap=True)
         sys.stdout.flush()
 
 
@@ -195,8 +196,8 @@ TERMINAL_LEFT_OUT = ("trials", "IQR", "P(beats base)", "speedup compute / trials
 def print_comparison(stats: ComparisonStats) -> None:
     c = stats.comparison
     table = Table(
-        title=f"Comparison {escape(c.group)}: {c.metric} ({c.direction}), {c.budget} trials per "
-        f"study, target {_f(stats.target)} = {escape(stats.baseline)}'s median final best",
+        title=f"Comparison {literal(c.group)}: {c.metric} ({c.direction}), {c.budget} trials per "
+        f"study, target {_f(stats.target)} = {literal(stats.baseline)}'s median final best",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -211,13 +212,13 @@ def print_comparison(stats: ComparisonStats) -> None:
             no_wrap=True,  # numbers, intervals and arm names whole
         )
     for row in summary_rows(stats):
-        table.add_row(*(escape(row[i]) for i in keep))
+        table.add_row(*(literal(row[i]) for i in keep))
     console.print(table)
-    console.print(headline_compute(stats), markup=False, soft_wrap=True)
+    console.print(visible(headline_compute(stats)), markup=False, soft_wrap=True)
     for s in stats.arms:
-        top = ", ".join(f"{k} {v:.2f}" for k, v in list(s.importances.items())[:4])
+        top = literal(", ".join(f"{k} {v:.2f}" for k, v in list(s.importances.items())[:4]))
         if top:
-            console.print(f"[bold]{escape(s.arm)}[/] most important: {top}")
+            console.print(f"[bold]{literal(s.arm)}[/] most important: {top}")
 
 
 def headline_compute(stats: ComparisonStats) -> str:

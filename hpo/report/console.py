@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
@@ -22,6 +23,19 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def visible(text: str) -> str:
+    """`text` with every non-printable character shown as its escape (`\\x1b`, `\\n`): a
+    name or attr from a study file or the storage never moves the cursor or retitles the
+    terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def literal(value: Any) -> str:
+    """Free text (names, params, attrs) as rich markup that prints it as written: control
+    characters escaped, and '[' escaped so that `evil[/]` is not read as a tag."""
+    return escape(visible(_fmt(value)))
 
 
 def setup_logging(*, quiet: bool = False) -> None:
@@ -76,11 +90,11 @@ class LaunchProgress:
             self.bar.stop()
 
     def start(self, spec: Any, plans: list[Any], _study: Any) -> None:
-        self.name = spec.name
+        self.name = literal(spec.name)
         gpus = sorted({p.gpu for p in plans if p.gpu is not None})
         where = f" on GPU {','.join(map(str, gpus))}" if gpus else ""
         console.print(
-            f"study {spec.name} in {self.storage_shown}: {len(plans)} worker(s){where}, "
+            f"study {self.name} in {literal(self.storage_shown)}: {len(plans)} worker(s){where}, "
             f"sampler {spec.sampler.name}, pruner {spec.pruner.name}",
             soft_wrap=True,
         )
@@ -122,7 +136,9 @@ class LaunchProgress:
 
 def print_summary(summary: StudySummary, wall_seconds: float) -> None:
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
-    console.print(f"\n[bold]Study {summary.name}[/] finished in {wall_seconds:.1f} s: {states}")
+    console.print(
+        f"\n[bold]Study {literal(summary.name)}[/] finished in {wall_seconds:.1f} s: {states}"
+    )
     if summary.best is None:
         console.print("No trial completed; `hpo best` will have nothing to show.")
         return
@@ -132,27 +148,29 @@ def print_summary(summary: StudySummary, wall_seconds: float) -> None:
 def print_trial(trial: Any, *, title: str, show_all: bool = False) -> None:
     """A trial as a two-column table; diagnostics and list-valued attrs only with show_all."""
     details = trial_details(trial, all_attrs=show_all)
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=literal(title), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     table.add_row("trial", str(details["number"]))
-    table.add_row("value", _fmt(details["value"]))
+    table.add_row("value", literal(details["value"]))
     test = details["user_attrs"].get("test_accuracy")
     if test is not None:
-        table.add_row("test accuracy", _fmt(test))
+        table.add_row("test accuracy", literal(test))
     for key, value in details["params"].items():
-        table.add_row(f"param {key}", _fmt(value))
+        table.add_row(f"param {literal(key)}", literal(value))
     for key, value in details["user_attrs"].items():
         if key != "test_accuracy":
-            table.add_row(f"attr {key}", _fmt(value))
+            table.add_row(f"attr {literal(key)}", literal(value))
     console.print(table)
 
 
 def print_studies(summaries: list[StudySummary], storage_shown: str) -> None:
     if not summaries:
-        console.print(f"No studies in {storage_shown} yet; start one with `hpo launch study FILE`.")
+        console.print(
+            f"No studies in {literal(storage_shown)} yet; start one with `hpo launch study FILE`."
+        )
         return
-    table = Table(title=f"Studies in {storage_shown}", title_justify="left")
+    table = Table(title=f"Studies in {literal(storage_shown)}", title_justify="left")
     for column in (
         "study",
         "model",
@@ -168,8 +186,8 @@ def print_studies(summaries: list[StudySummary], storage_shown: str) -> None:
         table.add_column(column, justify="left" if column in ("study", "model") else "right")
     for s in summaries:
         table.add_row(
-            s.name,
-            s.model or "-",
+            literal(s.name),
+            literal(s.model or "-"),
             s.direction,
             _fmt(s.budget) if s.budget else "-",
             *(

@@ -15,7 +15,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from plotly.offline import get_plotlyjs
 
-from hpo.report.console import console
+from hpo.report.console import console, visible
 from hpo.storage._optuna import study_id, study_storage
 
 REPORTS_DIR = Path("reports")  # default parent of report folders, in the working directory
@@ -60,7 +60,7 @@ def plotly_script(page: Path, *, inline_js: bool = False) -> str:
 def print_files(html: Path, summary: Path, pngs: list[Path]) -> None:
     """The line that says where a report's files are."""
     console.print(
-        f"report: {html}, {summary}, {len(pngs)} PNG(s) in {html.parent}",
+        visible(f"report: {html}, {summary}, {len(pngs)} PNG(s) in {html.parent}"),
         markup=False,
     )
 

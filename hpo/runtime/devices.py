@@ -44,9 +44,18 @@ def parse_gpus(text: str, available: int) -> list[int]:
     return indices
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on: under taskset, a cpuset or a Slurm allocation
+    fewer than the machine has (os.cpu_count counts them all)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
+
+
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """Torch threads per CPU worker so that N workers share the cores without oversubscribing."""
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     return max(1, cores // max(1, workers))
 
 

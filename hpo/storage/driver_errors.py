@@ -15,13 +15,17 @@ from hpo.storage.urls import mask_url, scrub
 # What a server says when it is there but cannot take a connection now (connection limit
 # reached, starting up, shutting down): worth waiting for, even at the first connection.
 BUSY_SERVER = (
-    "too many connections",
+    "too many connections",  # a role's or a database's connection limit
+    "sorry, too many clients already",  # max_connections (SQLSTATE 53300), superusers too
     "remaining connection slots are reserved",
     "the database system is starting up",
     "the database system is shutting down",
     "the database system is in recovery mode",
     "the database system is not yet accepting connections",
 )
+# What SQLite says when it reaches its file but cannot write to it: no wait fixes that, so
+# it is said at once rather than retried as "unreachable" for HPO_DB_RETRY_SECONDS.
+WRITE_REFUSED = ("database or disk is full", "attempt to write a readonly database")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -31,6 +35,8 @@ def is_transient(exc: BaseException) -> bool:
     OperationalError covers refused connections, a server shutting down or starting up and
     connections it terminated; InterfaceError a connection already closed under us.
     """
+    if write_refused(exc):  # an OperationalError too, but one that waiting cannot fix
+        return False
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -55,6 +61,12 @@ def server_busy(exc: BaseException) -> bool:
     return any(phrase in text for phrase in BUSY_SERVER)
 
 
+def write_refused(exc: BaseException) -> bool:
+    """True when the database file cannot be written: its disk is full or it is read-only."""
+    text = driver_reason(exc).lower()
+    return any(phrase in text for phrase in WRITE_REFUSED)
+
+
 def sqlite_locked(exc: BaseException) -> bool:
     return "database is locked" in str(getattr(exc, "orig", None) or exc).lower()
 
@@ -71,6 +83,18 @@ def driver_reason(exc: BaseException) -> str:
         cause = exc.__cause__
     text = str(getattr(cause, "orig", None) or cause).strip()
     return text.splitlines()[0] if text else type(cause).__name__
+
+
+def failure_message(url: str, exc: BaseException) -> str:
+    """One line for a storage call that failed for good: a file that refuses writes, or a
+    database that cannot be reached."""
+    if write_refused(exc):
+        return scrub(
+            f"cannot write to storage {mask_url(url)}: {driver_reason(exc)}; free space on its "
+            "disk, or make the file and its folder writable, then run the command again",
+            url,
+        )
+    return unreachable_message(url, exc)
 
 
 def unreachable_message(url: str, exc: BaseException) -> str:

@@ -35,7 +35,7 @@ from hpo.storage._optuna import trial_id
 from hpo.storage.locks import LockedCall, Request
 from hpo.storage.retry import STORAGE_CALLS, retrying
 from hpo.storage.stale import MAX_RETRY, StaleTrialRetry
-from hpo.storage.urls import PROXY_SCHEME
+from hpo.storage.urls import PROXY_SCHEME, mask_url, url_host
 
 DEFAULT_PORT = 13000  # Optuna's default for its proxy
 CONNECT_SECONDS = 5.0  # how long a client waits for a proxy at start-up before one line
@@ -55,10 +55,10 @@ def parse_proxy_url(url: str) -> tuple[str, int]:
     extra = parsed is not None and (parsed.database or parsed.username or parsed.query)
     if parsed is None or not parsed.host or extra or not 0 < port < 65536:
         raise StorageError(
-            f"malformed proxy URL {url!r}; expected grpc://HOST:PORT, e.g. grpc://127.0.0.1:"
+            f"malformed proxy URL {mask_url(url)!r}; expected grpc://HOST:PORT, e.g. grpc://127.0.0.1:"
             f"{DEFAULT_PORT} (the address `hpo proxy` printed when it started)"
         )
-    return parsed.host, port
+    return url_host(parsed.host), port  # Optuna's client joins them as host:port
 
 
 def _unavailable(exc: BaseException) -> bool:

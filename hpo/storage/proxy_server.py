@@ -32,7 +32,7 @@ from hpo.storage import _optuna
 from hpo.storage.locks import LockedCall, Request
 from hpo.storage.proxy_client import SERVICE, decode_message, encode_message
 from hpo.storage.rdb import open_database
-from hpo.storage.urls import PROXY_SCHEME, is_proxy_url, mask_url
+from hpo.storage.urls import PROXY_SCHEME, is_proxy_url, mask_url, url_host
 
 THREADS = 8  # calls the proxy serves at once; its database pool is one larger
 STOP_GRACE_SECONDS = 5.0  # calls in flight get this long to finish on SIGTERM / Ctrl-C
@@ -71,21 +71,21 @@ def serve_proxy(
     _optuna.add_storage_service(server, cached)
     server.add_generic_rpc_handlers((_hpo_handler(storage, calls),))
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound = server.add_insecure_port(f"{url_host(host)}:{port}")
     except RuntimeError:
         bound = 0
     if not bound:
         storage.engine.dispose()
         raise StorageError(
-            f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
-            "pick another --port or --host"
+            f"cannot listen on {url_host(host)}:{port} (in use, or not an address of this "
+            "machine); pick another --port or --host"
         )
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
     server.start()
     try:
-        on_ready(f"{PROXY_SCHEME}://{host}:{bound}")
-        log.info("proxy for %s on %s:%d", mask_url(storage.url), host, bound)
+        on_ready(f"{PROXY_SCHEME}://{url_host(host)}:{bound}")
+        log.info("proxy for %s on %s:%d", mask_url(storage.url), url_host(host), bound)
         stop.wait()
     finally:
         server.stop(STOP_GRACE_SECONDS).wait()

@@ -15,6 +15,7 @@ hpo.storage.urls; what a driver error means: hpo.storage.driver_errors.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import platform
@@ -41,11 +42,13 @@ from hpo.storage._optuna import (
 )
 from hpo.storage.driver_errors import (
     driver_reason,
+    failure_message,
     is_transient,
     lost_table_creation_race,
     server_busy,
     sqlite_locked,
     unreachable_message,
+    write_refused,
 )
 from hpo.storage.locks import LockedCall, Request, study_lock
 from hpo.storage.retry import (
@@ -80,8 +83,20 @@ def _warn(storage: ResilientRDBStorage, name: str, exc: BaseException, delay: fl
 
 
 def _retrying(method: Callable[..., _T], name: str) -> Callable[..., _T]:
-    """A database call that waits out a restart (lost or refused connections)."""
-    return retrying(method, name, retryable=is_transient, give_up=_gave_up, warn=_warn)
+    """A database call that waits out a restart (lost or refused connections), and says at
+    once, in one line, that a full disk or a read-only file refused a write."""
+    retried = retrying(method, name, retryable=is_transient, give_up=_gave_up, warn=_warn)
+
+    @functools.wraps(method)
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return retried(self, *args, **kwargs)
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            if write_refused(exc):
+                raise StorageError(failure_message(self.url, exc)) from None
+            raise
+
+    return call
 
 
 class ResilientRDBStorage(optuna.storages.RDBStorage):
@@ -190,6 +205,7 @@ def open_database(
     url = normalize_url(url)
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    wait_seconds = retry_seconds()  # a bad setting is refused before a file is created
     if backend == "sqlite":
         _prepare_sqlite_file(parsed)
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
@@ -203,7 +219,6 @@ def open_database(
             "max_overflow": max(_pool_size(), pool_size or 0) - (pool_size or 1),
             "connect_args": _postgres_connect_args(parsed),
         }
-    wait_seconds = retry_seconds()
     delays = backoff_delays(wait_seconds)
     races = waited = 0
     while True:
@@ -224,7 +239,7 @@ def open_database(
             delay = next(delays, None) if server_busy(exc) else None
             if delay is None:
                 gave_up = f" (gave up after {wait_seconds:g} s)" if waited else ""
-                raise StorageError(unreachable_message(url, exc) + gave_up) from None
+                raise StorageError(failure_message(url, exc) + gave_up) from None
             log.warning(
                 "storage %s cannot take a connection now (%s); retrying in %.1f s",
                 mask_url(url),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -17,13 +18,30 @@ DB_RETRY_SECONDS = 300.0
 _T = TypeVar("_T")
 
 
-def backoff_delays(seconds: float) -> Iterator[float]:
-    """Backoff delays between retries (0.25 s, doubling up to 8 s) for `seconds` in all."""
-    deadline = time.monotonic() + seconds
-    delay = 0.25
-    while time.monotonic() + delay <= deadline:
+FIRST_DELAY = 0.25  # seconds before the first retry; doubled each time up to MAX_DELAY
+MAX_DELAY = 8.0  # the longest wait between two retries
+JITTER = 0.5  # each wait is drawn from [1 - JITTER, 1] times the doubled one
+
+
+def backoff_delays(
+    seconds: float,
+    *,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[float]:
+    """Backoff delays between retries, for `seconds` in all: 0.25 s doubling up to 8 s, each
+    drawn at random between half of that and all of it, so that the workers one outage cut
+    off do not all retry at the same instants when it ends. The caller sleeps each delay;
+    none is yielded that would end past the deadline."""
+    rng = rng or random.Random()
+    deadline = clock() + seconds
+    base = FIRST_DELAY
+    while True:
+        delay = base * rng.uniform(1 - JITTER, 1)
+        if clock() + delay > deadline:
+            return
         yield delay
-        delay = min(delay * 2, 8.0)
+        base = min(base * 2, MAX_DELAY)
 
 
 def retrying(

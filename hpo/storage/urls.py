@@ -7,6 +7,7 @@ a password never reaches output, logs or errors (`mask_url`, `scrub`).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -22,6 +23,22 @@ PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.stor
 def is_proxy_url(url: str) -> bool:
     """Whether `url` names a storage proxy (`grpc://HOST:PORT`) rather than a database."""
     return url.strip().lower().startswith(f"{PROXY_SCHEME}://")
+
+
+def url_host(host: str) -> str:
+    """`host` as it stands before `:PORT` in an address or a URL: an IPv6 address in
+    brackets (`[::]`, as gRPC and URLs need), anything else as it is."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` binds this machine only (localhost, 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a name: it may resolve to any address
+        return False
 
 
 def default_artifacts_dir(storage_url: str) -> Path:
@@ -66,23 +83,30 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _parsed_whole(url: str) -> URL | None:
+    """The parsed URL, unless it is malformed or its host holds an '@': a password with an
+    unescaped '@' is cut there by the parser, and the rest of it would pass for the host."""
+    parsed = _parse_url(url)
+    return parsed if parsed is not None and "@" not in (parsed.host or "") else None
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ***, safe for output, logs and errors."""
-    parsed = _parse_url(url)
+    parsed = _parsed_whole(url)
     if parsed is not None:
         return parsed.render_as_string(hide_password=True)
-    # Unparseable: hide everything between '://' and '@', where a password would be.
+    # Unparseable: hide everything between '://' and the last '@', where a password would be.
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
 
 
 def scrub(message: str, url: str) -> str:
     """Remove the URL's password from a (driver) message."""
-    parsed = _parse_url(url)
+    parsed = _parsed_whole(url)
     if parsed is not None:
         password = parsed.password
-    else:  # unparseable: whatever stands where a password would, between ':' and '@'
-        match = re.search(r"://[^:/@]*:([^@]*)@", url)
+    else:  # unparseable: whatever stands where a password would, between ':' and the last '@'
+        match = re.search(r"://[^:/@]*:(.*)@", url)
         password = match.group(1) if match else None
     if password:
         message = message.replace(str(password), "***")

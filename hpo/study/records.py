@@ -7,11 +7,14 @@ progress reporting load only Optuna.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from hpo.errors import HpoError
 
 SPEC_ATTR = "hpo_spec"  # study user attr: the validated spec, as JSON-able dict
 BUDGET_ATTR = "hpo_trials"  # study user attr: the study-wide trial budget
@@ -48,6 +51,18 @@ class Budget:
         return self.pending == 0
 
 
+def stored_budget(study_name: str, attrs: Mapping[str, Any]) -> int:
+    """The budget stored with a study (0 if none); one line, not a traceback, when what is
+    stored there is not a count (edited by hand, written by something else)."""
+    budget = attrs.get(BUDGET_ATTR, 0)
+    if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0:
+        return budget
+    raise HpoError(
+        f"study {study_name!r} has a corrupt budget ({BUDGET_ATTR} = {budget!r}, not a count "
+        "of trials); relaunch it with `hpo launch study FILE --trials N` to store one again"
+    )
+
+
 def superseded_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of failed attempts that were re-queued (their retry counts instead)."""
     numbers: set[int] = set()
@@ -64,7 +79,7 @@ def counted_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 def budget_of(study: optuna.Study) -> Budget:
     trials = study.get_trials(deepcopy=False)
-    target = int(study.user_attrs.get(BUDGET_ATTR, 0))
+    target = stored_budget(study.study_name, study.user_attrs)
     return Budget(target, Counter(t.state for t in counted_trials(trials)))
 
 

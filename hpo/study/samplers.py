@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,9 +16,16 @@ from hpo.config.vocabulary import PRUNERS, SAMPLERS
 WORKER_SEED_STRIDE = 10_007
 
 
+SEED_SPAN = 2**32  # numpy's RandomState, behind every sampler, takes seeds 0 .. 2**32 - 1
+
+
 def worker_seed(study_seed: int, worker_index: int) -> int:
-    """The seed a worker's sampler uses: distinct per worker, reproducible per index."""
-    return study_seed + WORKER_SEED_STRIDE * worker_index
+    """The seed a worker's sampler uses: distinct per worker, reproducible per index.
+
+    A validated study seed (at most MAX_SEED) plus the offset of any default index stays
+    below 2**32; a larger `--worker-index` wraps around instead of crashing the worker.
+    """
+    return (study_seed + WORKER_SEED_STRIDE * worker_index) % SEED_SPAN
 
 
 def build_sampler(
@@ -37,7 +45,11 @@ def build_sampler(
     }
     if name not in factories:
         raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
-    return factories[name](seed=seed, **options)
+    with warnings.catch_warnings():
+        # qmc and gp are experimental in Optuna: hpo chose them knowingly, and the user
+        # would read the warning as a line of the error (or of the launch) that follows.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factories[name](seed=seed, **options)
 
 
 def build_pruner(

@@ -17,6 +17,7 @@ the CUDA peak (bf16 autocast halves the activations there), 0.9-1.4x the CPU pea
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -45,7 +46,11 @@ EVAL_BATCH = 2048  # hpo.training.loop.evaluate's batch: no saved activations, b
 # A trial may plan for this share of its worker's part of the device; the rest is for the
 # data set on the device, the framework itself and fragmentation.
 SAFETY = 0.8
-CGROUP_MEMORY = Path("/sys/fs/cgroup/memory.max")  # a container's limit (cgroup v2)
+# A container's memory limit: cgroup v2, then v1 (whose "no limit" is a huge number).
+CGROUP_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def estimate_memory(
     `params` is a trial's params dict (model and training keys); missing keys take the
     defaults of models.create_model and hpo.training.loop.TrainConfig.
     """
-    model_params = {k: v for k, v in params.items() if k in MODEL_KEYS}
+    model_params = tuple(sorted((k, v) for k, v in params.items() if k in MODEL_KEYS))
     trace = _trace(model, model_params, tuple(in_shape), num_outputs)
     defaults = TrainConfig()
     batch = int(params.get("batch_size", defaults.batch_size))
@@ -94,14 +99,25 @@ class _Trace:
     largest_layer: int  # the most elements one layer saves and outputs, per sample
 
 
+@functools.lru_cache(maxsize=256)
 def _trace(
-    model: str, model_params: Mapping[str, Any], in_shape: tuple[int, ...], num_outputs: int
+    model: str,
+    model_params: tuple[tuple[str, Any], ...],
+    in_shape: tuple[int, ...],
+    num_outputs: int,
 ) -> _Trace:
-    """Run the model once on the meta device and count what it keeps, per sample."""
+    """Run the model once on the meta device and count what it keeps, per sample.
+
+    Cached: a trace of the deepest accepted model takes a second, and a worker estimates
+    every trial, mostly of configurations it has seen (a categorical space repeats them).
+    """
     with torch.device("meta"):
         # The init scheme changes no shape; the default one does no work on meta tensors.
         net = create_model(
-            model, in_shape=in_shape, num_outputs=num_outputs, **{**model_params, "init": "default"}
+            model,
+            in_shape=in_shape,
+            num_outputs=num_outputs,
+            **{**dict(model_params), "init": "default"},
         )
     weights = {id(p) for p in net.parameters()}
     layers = _layers(net)
@@ -172,11 +188,14 @@ def memory_limit_mb(max_memory_mb: float | None, device: torch.device | str) -> 
 def host_memory_bytes() -> int:
     """Physical memory, or the container's limit when that is lower."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        limit = CGROUP_MEMORY.read_text().strip()
-    except OSError:
-        return total
-    return min(total, int(limit)) if limit.isdigit() else total
+    for path in CGROUP_LIMITS:
+        try:
+            limit = path.read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():  # v2's "max" means no limit
+            return min(total, int(limit))
+    return total
 
 
 def _workers_on_device() -> int:

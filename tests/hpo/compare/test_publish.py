@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import urllib.request
@@ -31,7 +30,7 @@ from hpo.storage.open import open_storage
 from hpo.storage.urls import default_artifacts_dir
 from hpo.study.create import open_study
 from tests.conftest import write_tiny_study
-from tests.helpers import HpoProcesses, wait_for
+from tests.helpers import HpoProcesses, free_port, wait_for
 
 TRIALS = 6
 
@@ -74,12 +73,6 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     lead = publish_comparison(storage, built, artifacts)
     publish_comparison(storage, built, artifacts)  # again: replaces, does not pile up
     return Published(url, artifacts, lead.name, [a.spec.name for a in arms])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(base: str, path: str) -> bytes:

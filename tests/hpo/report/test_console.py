@@ -100,3 +100,46 @@ def test_trial_table_with_show_all_keeps_the_diagnostics(shown: Console) -> None
     rows = _rows(shown.export_text())
     assert ["attr diag_init_act_std", "[1.0, 0.5]"] in rows
     assert not [row for row in rows if row[0] == "test accuracy"]  # none recorded
+
+
+HOSTILE = "evil[/] [bold]x\x1b[2J\x1b]0;title\x07\nnext"
+HOSTILE_SHOWN = "evil[/] [bold]x\\x1b[2J\\x1b]0;title\\x07\\nnext"
+
+
+def test_names_are_printed_as_written_with_control_characters_escaped(shown: Console) -> None:
+    summaries = [StudySummary(HOSTILE, "maximize", "[red]cnn", None, Counter(), None)]
+    console.print_studies(summaries, "sqlite:///[x].db")
+    text = shown.export_text()
+    assert "Studies in sqlite:///[x].db" in text
+    assert HOSTILE_SHOWN in "".join(row[0] for row in _rows(text)[1:])  # may wrap in its cell
+    assert "[red]cnn" in text
+    assert "\x1b" not in text and "\x07" not in text
+
+
+def test_trial_attrs_with_markup_and_escapes_print_as_written(shown: Console) -> None:
+    trial = _trial(host="[/]box", note="a\x1b[31mred")
+    console.print_trial(trial, title="Best trial of evil[/] (maximize)")
+    text = shown.export_text()
+    assert text.startswith("Best trial of evil[/] (maximize)")
+    rows = _rows(text)
+    assert ["attr host", "[/]box"] in rows
+    assert ["attr note", "a\\x1b[31mred"] in rows
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["piped", "terminal"])
+def test_launch_progress_and_summary_show_a_hostile_name(shown: Console, live: bool) -> None:
+    from types import SimpleNamespace
+
+    from hpo.study.progress import StudyProgress
+
+    spec = SimpleNamespace(
+        name=HOSTILE, sampler=SimpleNamespace(name="tpe"), pruner=SimpleNamespace(name="none")
+    )
+    with console.LaunchProgress("sqlite:///x.db", live=live) as progress:
+        progress.start(spec, [SimpleNamespace(gpu=None)], None)
+        progress(StudyProgress(finished=1, target=2, best=0.5))
+    console.print_summary(StudySummary(HOSTILE, "maximize", "mlp", 2, Counter(), None), 1.0)
+    text = shown.export_text()
+    assert f"study {HOSTILE_SHOWN} in sqlite:///x.db" in text
+    assert f"Study {HOSTILE_SHOWN} finished" in text
+    assert "\x1b" not in text

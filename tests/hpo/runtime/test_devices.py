@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hpo.errors import HpoError
+from hpo.runtime import devices
 from hpo.runtime.devices import parse_gpus, threads_per_worker
 
 
@@ -43,3 +44,13 @@ def test_threads_share_the_cores_without_oversubscribing(workers, cores, expecte
     threads = threads_per_worker(workers, cores)
     assert threads == expected
     assert threads * workers <= max(cores, workers)
+
+
+def test_threads_share_the_cpus_this_process_may_use_not_the_machines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda _pid: {2, 3, 4, 5}, raising=False)
+    assert threads_per_worker(2) == 2  # taskset -c 2-5: four CPUs, not 64
+    monkeypatch.delattr(devices.os, "sched_getaffinity")  # macOS has none
+    assert threads_per_worker(2) == 32

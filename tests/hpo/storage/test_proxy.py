@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from tests.helpers import (
     checkpointed_victim,
     connection_name,
     connections_by_application,
+    free_port,
     run_hpo,
     serving_proxy,
     start_proxy,
@@ -45,12 +45,6 @@ from tests.helpers import (
     worker_settings,
     zero_cost,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Clock:
@@ -67,7 +61,7 @@ class Clock:
 
 
 def test_unreachable_proxy_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    url = f"grpc://127.0.0.1:{_free_port()}"
+    url = f"grpc://127.0.0.1:{free_port()}"
     result = run_hpo("studies", env={"HPO_STORAGE": url}, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: cannot reach storage proxy {url}: ")
@@ -88,16 +82,41 @@ def test_a_proxy_in_front_of_a_proxy_is_refused_in_one_line(tmp_path: Path) -> N
         ("grpc://proxy:13001", ("proxy", 13001)),
         ("grpc://10.0.0.5", ("10.0.0.5", 13000)),
         ("GRPC://h:1", ("h", 1)),
+        ("grpc://[::1]:13002", ("[::1]", 13002)),  # Optuna's client joins host:port
     ],
 )
 def test_proxy_urls(url: str, expected: tuple[str, int]) -> None:
     assert parse_proxy_url(url) == expected
 
 
+def test_a_proxy_on_ipv6_listens_and_serves(sqlite_url: str) -> None:
+    """Was: `--host ::` built ':::13000', which gRPC refuses."""
+    optuna.create_study(study_name="v6", storage=sqlite_url)
+    with serving_proxy(sqlite_url, host="::1") as url:
+        assert url.startswith("grpc://[::1]:")
+        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))]
+    assert names == ["v6"]
+
+
 @pytest.mark.parametrize("url", ["grpc://", "grpc://h:1/db", "grpc://u@h:1", "grpc://h:x"])
 def test_malformed_proxy_urls_are_one_line(url: str) -> None:
     with pytest.raises(StorageError, match=r"malformed proxy URL .*grpc://HOST:PORT"):
         open_storage(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("grpc://user:s3cret@host:1", "'grpc://user:***@host:1'"),
+        ("grpc://user:s3cret@host:x", "'grpc://***@host:x'"),  # unparseable: user hidden too
+        ("grpc://u:s3@cr@et@host:1", "'grpc://***@host:1'"),  # an '@' in the password
+    ],
+)
+def test_a_malformed_proxy_url_hides_its_password(url: str, shown: str) -> None:
+    with pytest.raises(StorageError) as error:
+        parse_proxy_url(url)
+    assert f"malformed proxy URL {shown};" in str(error.value)
+    assert "s3" not in str(error.value) and "cret" not in str(error.value)
 
 
 # ---------------------------------------------------------------- through a proxy on SQLite

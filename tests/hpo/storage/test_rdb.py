@@ -117,6 +117,15 @@ def test_malformed_url_is_one_line_without_password_through_the_cli(tmp_path: Pa
     assert PASSWORD not in scrub(f"boom {PASSWORD}", url)
 
 
+def test_a_bad_retry_setting_leaves_no_sqlite_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPO_DB_RETRY_SECONDS", "abc")
+    with pytest.raises(StorageError, match="HPO_DB_RETRY_SECONDS='abc': expected a number"):
+        open_storage(f"sqlite:///{tmp_path / 'hpo.db'}")
+    assert list(tmp_path.iterdir()) == []  # was: an empty hpo.db
+
+
 # ---------------------------------------------------------------- the first connection
 
 
@@ -257,3 +266,49 @@ def _failed_as_stale(study: optuna.Study, trial: optuna.Trial) -> bool:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # what an idle worker does
     return study.get_trials()[trial.number].state == TrialState.FAIL
+
+
+# ---------------------------------------------------------------- a disk that refuses writes
+
+
+@pytest.mark.parametrize(
+    "reason", ["database or disk is full", "attempt to write a readonly database"]
+)
+def test_a_full_disk_or_read_only_file_is_said_at_once_not_retried(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, reason: str
+) -> None:
+    """Was: "cannot reach storage ... check that the database server is running", retried
+    for HPO_DB_RETRY_SECONDS (5 minutes) first."""
+    storage = open_storage(sqlite_url)
+    storage.retry_seconds = 600.0
+    sleeps: list[float] = []
+    monkeypatch.setattr("hpo.storage.rdb.time.sleep", sleeps.append)
+
+    def refused(self: ResilientRDBStorage) -> None:
+        cause = sqlalchemy.exc.OperationalError("INSERT", {}, Exception(reason))
+        raise optuna.exceptions.StorageInternalError("commit failed") from cause
+
+    with pytest.raises(StorageError) as info:
+        _retrying(refused, "refused")(storage)
+    assert str(info.value).startswith(f"cannot write to storage {sqlite_url}: {reason}; free")
+    assert sleeps == []
+
+
+def test_a_real_full_sqlite_file_stops_the_call_in_one_line(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = open_storage(sqlite_url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    sleeps: list[float] = []
+    monkeypatch.setattr("hpo.storage.rdb.time.sleep", sleeps.append)
+
+    @sqlalchemy.event.listens_for(storage.engine, "connect")
+    def no_room(dbapi_connection, _record) -> None:  # SQLite's own "disk full", for real
+        dbapi_connection.execute("PRAGMA max_page_count = 1")
+
+    storage.engine.dispose()  # new connections get the limit
+    with pytest.raises(
+        StorageError, match=r"^cannot write to storage .*: database or disk is full"
+    ):
+        study.set_user_attr("big", "x" * 1_000_000)
+    assert sleeps == []

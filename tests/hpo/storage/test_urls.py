@@ -19,6 +19,20 @@ def test_mask_url_and_scrub_hide_the_password() -> None:
     assert scrub(f"failed for {PASSWORD}", url) == "failed for ***"
 
 
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://hpo:p@ss@db/hpo", "postgresql://***@db/hpo"),
+        ("grpc://u:s3@cr@et@host:1", "grpc://***@host:1"),
+        ("postgresql://hpo:p@ss@db:x/hpo", "postgresql://***@db:x/hpo"),  # malformed as well
+    ],
+)
+def test_a_password_with_an_unescaped_at_sign_is_hidden_whole(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+    password = url.split("://")[1].split(":", 1)[1].rsplit("@", 1)[0]
+    assert scrub(f"failed for {password}", url) == "failed for ***"
+
+
 def test_normalize_url_picks_psycopg_and_refuses_other_backends() -> None:
     assert normalize_url("postgresql://u@db/x") == "postgresql+psycopg://u@db/x"
     with pytest.raises(StorageError, match="unsupported storage 'mysql'"):

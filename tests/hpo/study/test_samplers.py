@@ -7,8 +7,10 @@ from typing import Any
 import optuna
 import pytest
 
+from hpo.config.spec import MAX_SEED
 from hpo.config.vocabulary import PRUNERS, SAMPLERS
-from hpo.study.samplers import build_pruner, build_sampler, worker_seed
+from hpo.study.samplers import WORKER_SEED_STRIDE, build_pruner, build_sampler, worker_seed
+from tests.helpers import assert_usage_error, run_hpo, study_text
 
 # QMC and GP are experimental in Optuna: building them warns, which is not under test here.
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -129,3 +131,23 @@ def test_a_worker_draws_the_same_points_again_and_other_workers_others() -> None
     assert _draws(worker_seed(0, 1)) == first
     assert _draws(worker_seed(0, 2)) != first
     assert _draws(worker_seed(1, 1)) != first
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.parametrize("index", [1, 100_000, 10**9], ids=["first", "largest default", "huge"])
+def test_the_largest_study_seed_builds_a_sampler_for_any_worker(name: str, index: int) -> None:
+    seed = worker_seed(MAX_SEED, index)
+    assert 0 <= seed < 2**32
+    if index <= 100_000:  # the largest default index (runtime.launch) needs no wrap
+        assert seed == MAX_SEED + WORKER_SEED_STRIDE * index
+    build_sampler(name, seed=seed)
+
+
+def test_an_experimental_samplers_bad_option_is_one_line_without_warnings(tmp_path) -> None:
+    """Was: two ExperimentalWarning lines (qmc, gp) printed before the error line."""
+    file = tmp_path / "q.toml"
+    file.write_text(study_text("q", "depth = 1", sampler="qmc"))
+    file.write_text(file.read_text().replace("seed = 0", 'seed = 0\noptions = { qmc_type = "x" }'))
+    result = run_hpo("--storage", f"sqlite:///{tmp_path / 'q.db'}", "launch", "study", str(file))
+    assert_usage_error(result, "sampler.options: not accepted by the qmc sampler")
+    assert not (tmp_path / "q.db").exists()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import pytest
 import torch
 from optuna.trial import TrialState
 
-from hpo.config.spec import load_spec
+from hpo.config.spec import MAX_BATCH, MAX_DEPTH, MAX_WIDTH, load_spec
 from hpo.errors import SpecError
 from hpo.runtime.worker import run_worker
 from hpo.storage.open import open_storage
 from hpo.study.create import open_study
+from hpo.training import memory
 from hpo.training.memory import (
     SAFETY,
     TrialTooLarge,
@@ -104,6 +106,45 @@ def test_default_limit_is_this_workers_share_of_the_host(monkeypatch: pytest.Mon
     if torch.cuda.is_available():  # a GPU worker's share is of its GPU
         total = torch.cuda.get_device_properties(0).total_memory / 2**20
         assert memory_limit_mb(None, "cuda:0") < total / 4
+
+
+@pytest.mark.parametrize(
+    ("v2", "v1", "expected"),
+    [
+        ("max", "2147483648", 2**31),  # cgroup v1 only: v2's file says no limit, or is absent
+        (None, "2147483648", 2**31),
+        ("1073741824", None, 2**30),
+        (None, "9223372036854771712", None),  # v1's "no limit": the physical memory
+        (None, None, None),
+    ],
+)
+def test_host_memory_reads_cgroup_v2_and_v1_limits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, v2: str | None, v1: str | None, expected
+) -> None:
+    paths = (tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes")
+    for path, text in zip(paths, (v2, v1), strict=True):
+        if text is not None:
+            path.write_text(text + "\n")
+    monkeypatch.setattr(memory, "CGROUP_LIMITS", paths)
+    physical = memory.os.sysconf("SC_PAGE_SIZE") * memory.os.sysconf("SC_PHYS_PAGES")
+    assert host_memory_bytes() == (physical if expected is None else min(physical, expected))
+
+
+@pytest.mark.parametrize(
+    ("model", "in_shape"), [("mlp", (2,)), ("cnn", (3, 32, 32)), ("resnet", (3, 32, 32))]
+)
+def test_the_largest_accepted_model_is_estimated_without_building_it(model, in_shape) -> None:
+    params = {"depth": MAX_DEPTH, "width": MAX_WIDTH, "batch_size": MAX_BATCH, "skip": "highway"}
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    estimate = estimate_memory(model, params, in_shape, 10)
+    assert estimate.parameters > 10**9  # built for real, this would take gigabytes
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mb < 200
+    hits = memory._trace.cache_info().hits
+    assert estimate_memory(model, {**params, "batch_size": 8}, in_shape, 10).parameters == (
+        estimate.parameters
+    )
+    assert memory._trace.cache_info().hits == hits + 1  # the next trial's estimate is free
 
 
 def test_max_memory_mb_is_validated(tmp_path: Path) -> None:
