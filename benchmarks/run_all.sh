@@ -15,3 +15,4 @@ run overhead --trials 8 --epochs 2 --repeats 4
 run scaling --zero-trials 100 --sleep-trials-per-worker 4
 run sampler_cost --repeats 3 --postgres
 run proxy_fleet --workers 64 --trials 1000 --baseline-workers 32
+run keep_cost --trials 40 --repeats 3

@@ -41,6 +41,7 @@ from hpo.study.records import WORKER_ATTR
 from hpo.study.samplers import build_pruner, build_sampler, worker_seed
 from hpo.training.checkpoint import CheckpointStore
 from hpo.training.data import Dataset, load_dataset
+from hpo.training.keep import ModelKeeper, model_keeper
 from hpo.training.loop import DivergedError, StopRequested
 from hpo.training.objective import Objective
 
@@ -102,13 +103,15 @@ def run_worker(
     if deadline.passed():  # before loading any data: a latecomer has nothing to do
         report.seconds = time.perf_counter() - started
         return report
+    keeper = None  # the best trials' weights: kept by the training objective only
     if objective_factory is None:
         checkpoints = (
             CheckpointStore(artifacts, study_name, every_seconds=checkpoint_every)
             if artifacts
             else None
         )
-        objective = _training_objective(spec, device, data_dir, stop, checkpoints)
+        keeper = model_keeper(artifacts, spec.keep, spec.direction)
+        objective = _training_objective(spec, device, data_dir, stop, checkpoints, keeper)
     else:
         objective = objective_factory(spec, stop)
     while not stop.is_set() and not deadline.passed():
@@ -125,6 +128,8 @@ def run_worker(
         report.states[state.name] += 1
         if on_trial_end is not None:
             on_trial_end()
+    if keeper is not None:  # another worker may have kept a model beside ours
+        keeper.trim(study)
     report.seconds = time.perf_counter() - started
     report.stopped = stop.is_set()
     return report
@@ -163,10 +168,11 @@ def _training_objective(
     data_dir: str | None,
     stop: threading.Event,
     checkpoints: CheckpointStore | None,
+    keeper: ModelKeeper | None,
 ) -> Objective:
     # Loaded once per worker and kept on the device for every trial.
     data = load_study_data(spec, data_dir).to(device)
-    return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints)
+    return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints, keeper=keeper)
 
 
 def load_study_data(spec: StudySpec, data_dir: str | None = None) -> Dataset:

@@ -54,6 +54,7 @@ RDB_MODULE_NAMES: dict[str, tuple[str, ...]] = {
         "TrialModel",
         "TrialSystemAttributeModel",
         "TrialUserAttributeModel",
+        "TrialValueModel",
     ),
 }
 # Private RDBStorage methods called inside a session of hpo's (never retried on their own).
@@ -291,6 +292,90 @@ def create_waiting_trials(storage: optuna.storages.RDBStorage, study_id: int, co
         models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
         for _ in range(count):
             storage._get_prepared_new_trial(study_id, template, session)
+
+
+# A trial system attr set to null: as optuna-dashboard writes it (the JSON text "null",
+# encoded once more like every attr value), and a plain JSON null.
+REMOVED_JSON = (json.dumps(json.dumps(None)), json.dumps(None))
+
+
+def trial_attrs_with_prefix(
+    storage: optuna.storages.RDBStorage, study_id: int, prefix: str
+) -> list[tuple[int, int, TrialState, float | None, str, str]]:
+    """(trial id, number, state, value, key, value JSON) of a study's non-null trial system
+    attrs whose key starts with `prefix`, in one statement: only those rows are read, however
+    many trials the study holds. The value is the trial's first objective (None: none yet).
+    """
+    from optuna.storages._rdb.models import (
+        TrialModel,
+        TrialSystemAttributeModel,
+        TrialValueModel,
+    )
+
+    trials = TrialModel.__table__
+    attrs = TrialSystemAttributeModel.__table__
+    values = TrialValueModel.__table__
+    query = (
+        sqlalchemy.select(
+            trials.c.trial_id,
+            trials.c.number,
+            trials.c.state,
+            values.c.value,
+            values.c.value_type,
+            attrs.c.key,
+            attrs.c.value_json,
+        )
+        .select_from(
+            attrs.join(trials, attrs.c.trial_id == trials.c.trial_id).outerjoin(
+                values,
+                sqlalchemy.and_(values.c.trial_id == trials.c.trial_id, values.c.objective == 0),
+            )
+        )
+        .where(
+            trials.c.study_id == study_id,
+            attrs.c.key.startswith(prefix, autoescape=True),
+            attrs.c.value_json.not_in(REMOVED_JSON),
+        )
+    )
+    with storage.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        (
+            trial,
+            number,
+            TrialState(state) if not isinstance(state, TrialState) else state,
+            None if kind is None else TrialValueModel.stored_repr_to_value(value, kind),
+            key,
+            meta,
+        )
+        for trial, number, state, value, kind, key, meta in rows
+    ]
+
+
+def clear_trial_system_attr(storage: optuna.storages.RDBStorage, trial_id: int, key: str) -> None:
+    """Set a trial system attr to the JSON text "null", also on a finished trial (which Optuna
+    refuses to update): how optuna-dashboard marks an artifact it removed."""
+    from optuna.storages._rdb.models import TrialSystemAttributeModel
+
+    attrs = TrialSystemAttributeModel.__table__
+    update = (
+        sqlalchemy.update(attrs)
+        .where(attrs.c.trial_id == trial_id, attrs.c.key == key)
+        .values(value_json=REMOVED_JSON[0])
+    )
+    with storage.engine.begin() as connection:
+        connection.execute(update)
+
+
+def annotate_finished_trial(
+    storage: optuna.storages.RDBStorage, trial_id: int, attrs: Mapping[str, Any]
+) -> None:
+    """Write user attrs of a trial whatever its state (Optuna refuses a finished one): for
+    results obtained after the trial, such as a retrain of its configuration."""
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        _upsert_user_attrs(storage, session, trial_id, attrs)
 
 
 def _dialect_insert(dialect: str) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from hpo.errors import HpoError
 from hpo.storage import _optuna
 from hpo.study.records import BUDGET_ATTR, DIAG_PREFIX, SPEC_ATTR, counted_trials
 
@@ -66,6 +67,25 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
     except RuntimeError:  # a multi-objective study (not hpo's) has no single best trial
         return None
+
+
+def chosen_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
+    """Trial `number` of the study, or its best; one line unless it is a completed trial."""
+    name = study.study_name
+    if number is None:
+        best = best_trial(study)
+        if best is None:
+            raise HpoError(f"study {name!r} has no completed trial yet")
+        return best
+    found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+    if not found:
+        raise HpoError(f"study {name!r} has no trial {number}")
+    if found[0].state != optuna.trial.TrialState.COMPLETE:
+        raise HpoError(
+            f"trial {number} of study {name!r} is {found[0].state.name.lower()}, not complete; "
+            f"pick a completed one (`hpo best {name}` shows the best)"
+        )
+    return found[0]
 
 
 def summarize_storage(storage: optuna.storages.BaseStorage) -> list[StudySummary]:

@@ -42,6 +42,21 @@ RINGS_SIZE = 2000  # points in the rings data set, half per ring
 RINGS_RADII = (1.0, 2.0)  # ring radii; label = index of the ring
 RINGS_NOISE = 0.3  # std of the radius noise: rings overlap a little, best accuracy ~95%
 RINGS_DATA_SEED = 20240  # the rings data are fixed; only the split follows `seed`
+_DIGITS = tuple(str(d) for d in range(10))
+# What each label means, for an exported model's users (model.json).
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "digits": _DIGITS,
+    "mnist": _DIGITS,
+    "rings": ("inner", "outer"),
+    "fashion-mnist": (
+        *("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
+        *("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "cifar10": (
+        *("airplane", "automobile", "bird", "cat", "deer"),
+        *("dog", "frog", "horse", "ship", "truck"),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,26 @@ class Dataset:
     test: Split  # held out; touched only for the final report
     in_shape: tuple[int, ...]  # per-sample shape, e.g. (1, 8, 8) or (2,)
     num_classes: int
+    # Float data: the standardization already applied to every split (images: None, their
+    # splits carry it); kept so that an exported model can take raw features.
+    features: Normalization | None = None
+
+    @property
+    def raw_inputs(self) -> Normalization:
+        """How raw samples (pixels, raw features) become model inputs."""
+        norm = self.train.norm or self.features
+        assert norm is not None, "load_dataset sets one of the two"
+        return norm
+
+    def with_validation_in_train(self) -> Dataset:
+        """Train and validation as one training split, for a final fit (`hpo retrain`).
+
+        The standardization stays the train split's: the one the searched models were fit
+        with. The validation split stays too, only to be reported on.
+        """
+        x = torch.cat([self.train.x, self.val.x])
+        y = torch.cat([self.train.y, self.val.y])
+        return dataclasses.replace(self, train=Split(x, y, self.train.norm))
 
     def to(self, device: torch.device | str) -> Dataset:
         """All tensors moved once; training then slices batches on the device."""
@@ -167,17 +202,19 @@ def load_dataset(
 
     raw = [x[train_idx], x[val_idx], x_test]
     ys = [torch.from_numpy(a) for a in (y[train_idx], y[val_idx], y_test)]
+    features = None
     if scale is None:  # float vectors: standardized once, here; they are small
         xs = [to_unit(a, 1.0) for a in raw]
         mean, std = channel_stats(xs[0])
         for a in xs:
             standardize_(a, mean, std)
         splits = [Split(a, b) for a, b in zip(xs, ys, strict=True)]
+        features = Normalization(1.0, mean, std)
     else:  # images: kept raw; the statistics come from a float copy of train, then dropped
         norm = Normalization(scale, *channel_stats(to_unit(raw[0], scale)))
         splits = [Split(torch.from_numpy(a), b, norm) for a, b in zip(raw, ys, strict=True)]
     in_shape = tuple(int(d) for d in raw[0].shape[1:])
-    return Dataset(name, *splits, in_shape, num_classes)
+    return Dataset(name, *splits, in_shape, num_classes, features)
 
 
 # --- splitting -----------------------------------------------------------------------------

@@ -16,8 +16,10 @@ from hpo.study.space import split_params, suggest_params
 from hpo.training.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.training.data import Dataset
 from hpo.training.diagnostics import diagnostic_batch, record_layer_stats
+from hpo.training.keep import ModelKeeper
 from hpo.training.loop import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
 from hpo.training.memory import check_fits
+from hpo.training.modelfile import model_record, wrap
 from models import create_model
 
 HOST = platform.node()
@@ -38,11 +40,13 @@ class Objective:
         *,
         should_stop: Callable[[], bool] | None = None,
         checkpoints: CheckpointStore | None = None,
+        keeper: ModelKeeper | None = None,
     ) -> None:
         self.spec = spec
         self.data = data
         self.should_stop = should_stop
         self.checkpoints = checkpoints  # None: no epoch checkpoints, a retry starts over
+        self.keeper = keeper  # None: no weights kept ([study] keep = 0)
         self.device = data.train.device
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -61,7 +65,7 @@ class Objective:
         model_params, train_params = split_params(params)
         # Seeds tie a trial's weight init and batch order to its number: reruns reproduce.
         # A retry keeps its first attempt's number, so resuming continues the same shuffles.
-        seed = self.spec.data.seed * 1_000_003 + original_number(trial)
+        seed = trial_seed(self.spec.data.seed, original_number(trial))
         torch.manual_seed(seed)
         outputs = num_outputs(self.data.num_classes)
         check_fits(self.spec, params, self.data.in_shape, outputs, self.device)  # TrialTooLarge
@@ -114,7 +118,17 @@ class Objective:
         # The last epoch's value, also after an early stop: it is the model the trial ends
         # with (test_accuracy above measures it), and picking the best epoch on the
         # validation data would flatter the trial to the sampler.
-        return self.metric_of(result.final)
+        value = self.metric_of(result.final)
+        if self.keeper is not None:
+            record = model_record(
+                model=self.spec.model,
+                params=params,
+                model_params=model_params,
+                data=self.data,
+                seed=seed,
+            )
+            self.keeper.offer(trial, value, wrap(model, self.data), record)
+        return value
 
     def _diagnose(self, attrs: dict[str, Any], phase: str, model: torch.nn.Module) -> None:
         if self.spec.train.diagnostics:
@@ -122,6 +136,11 @@ class Objective:
 
     def metric_of(self, result: EpochResult) -> float:
         return result.val_accuracy if self.spec.metric == "val_accuracy" else result.val_loss
+
+
+def trial_seed(data_seed: int, number: int) -> int:
+    """The seed of a trial's weight init and batch order, from its first attempt's number."""
+    return data_seed * 1_000_003 + number
 
 
 def _progress(epochs: int, seconds: float, timer: DeviceTimer) -> dict[str, Any]:

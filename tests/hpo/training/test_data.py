@@ -681,3 +681,11 @@ def test_short_real_study_runs_out_of_the_box(tmp_path: Path) -> None:
         assert trial.value > 0.5  # chance is 0.1; a small MLP gets ~0.75 here
         assert trial.user_attrs["train_device_seconds"] > 0
         assert "peak_gpu_mb" not in trial.user_attrs  # a CPU run
+
+
+def test_train_and_validation_merge_keeps_the_train_statistics() -> None:
+    data = load_dataset("digits", max_train=100)
+    merged = data.with_validation_in_train()
+    assert len(merged.train) == len(data.train) + len(data.val)
+    assert merged.train.norm is data.train.norm
+    assert merged.val is data.val and merged.test is data.test
