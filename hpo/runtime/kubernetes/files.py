@@ -92,10 +92,12 @@ image {options.image}, namespace {options.namespace}.
    Workers wait (Init) until the launch Job has created the study: if they stay there,
    its log says why.
 
-4. The dashboard has a ClusterIP Service only and no authentication; do not expose it
-   (no NodePort, LoadBalancer or Ingress). From your machine:
+4. The dashboard has a ClusterIP Service only; do not expose it (no NodePort,
+   LoadBalancer or Ingress). It answers only requests for localhost and asks for the
+   token it printed when it started:
+   kubectl {ns}logs deploy/{DASHBOARD_NAME} | grep token=
    kubectl {ns}port-forward svc/{DASHBOARD_NAME} {DASHBOARD_PORT}:{DASHBOARD_PORT}
-   then open http://127.0.0.1:{DASHBOARD_PORT}/
+   then open the printed URL with 127.0.0.1:{DASHBOARD_PORT} as its host.
 
 Notes
 - {ARTIFACTS_CLAIM} is ReadWriteMany (NFS, CephFS, EFS, Filestore...): every worker pod writes
