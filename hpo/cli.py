@@ -151,6 +151,67 @@ _data_dir_option = click.option(
     "the study, then HPO_DATA, then /usr/share/datasets].",
 )
 
+SLURM_ONLY = ("gpus_per_worker", "partition", "time", "account", "slurm_option", "cpus_per_task")
+SLURM_ONLY += ("mem", "detach")
+
+
+def _slurm_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--slurm and the options of the job array it submits (see README "On a cluster")."""
+    options = [
+        click.option(
+            "--slurm",
+            is_flag=True,
+            help="Run the workers as one Slurm job array of --workers tasks (sbatch), each "
+            "`hpo worker` on the same storage (PostgreSQL or grpc://, not SQLite).",
+        ),
+        click.option(
+            "--gpus-per-worker", type=AtLeast(0), default=0, help="With --slurm: GPUs per task."
+        ),
+        click.option("--partition", help="With --slurm: the partition [default: the cluster's]."),
+        click.option("--time", help="With --slurm: time limit per task, [D-]HH:MM:SS."),
+        click.option("--account", help="With --slurm: the account to charge."),
+        click.option(
+            "--slurm-option",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="With --slurm: any further sbatch option, e.g. qos=long (repeatable).",
+        ),
+        click.option("--cpus-per-task", type=AtLeast(1), help="With --slurm: cores per task."),
+        click.option("--mem", help="With --slurm: memory per task, e.g. 8G."),
+        click.option(
+            "--detach", is_flag=True, help="With --slurm: return once the array is submitted."
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def slurm_options(workers: int, given: dict[str, Any]) -> Any:
+    """The SlurmOptions of a --slurm command, or None; a Slurm option without --slurm is a
+    usage error."""
+    if not given.pop("slurm"):
+        stray = [name for name in SLURM_ONLY if given.get(name) not in (None, 0, (), False)]
+        if stray:
+            raise click.UsageError(f"--{stray[0].replace('_', '-')} needs --slurm")
+        return None
+    from hpo.runtime.slurm import SlurmOptions
+
+    return SlurmOptions(
+        workers=workers,
+        gpus_per_worker=given["gpus_per_worker"],
+        partition=given["partition"],
+        time=given["time"],
+        account=given["account"],
+        extra=tuple(given["slurm_option"]),
+        cpus_per_task=given["cpus_per_task"] or 1,
+        mem=given["mem"],
+    )
+
+
+def _submitted(job_id: str, script: Any) -> None:
+    click.echo(f"submitted Slurm array {job_id} (batch script: {script})")
+
 
 # ---------------------------------------------------------------- commands
 
@@ -186,6 +247,7 @@ def launch() -> None:
 @_workers_per_gpu_option
 @click.option("--name", help="Study name [default: study.name of the file].")
 @_data_dir_option
+@_slurm_options
 @pass_settings
 def launch_study(
     settings: Settings,
@@ -196,12 +258,21 @@ def launch_study(
     workers_per_gpu: int,
     name: str | None,
     data_dir: str | None,
+    **slurm_given: Any,
 ) -> None:
-    """Create (or resume) the study of FILE and run local workers until its budget is done."""
+    """Create (or resume) the study of FILE and run local workers until its budget is done.
+
+    With --slurm, the workers are the tasks of one Slurm job array instead; progress is
+    followed from the storage, and Ctrl-C cancels the array.
+    """
     from hpo.report.console import LaunchProgress, print_summary
     from hpo.service import launch_study as launch
     from hpo.service import shown
 
+    detach = slurm_given["detach"]
+    slurm = slurm_options(workers, slurm_given)
+    if slurm is not None and workers < 1:
+        raise click.UsageError("--slurm needs --workers >= 1 (the array's tasks)")
     with LaunchProgress(shown(settings)) as progress:
         outcome = launch(
             settings,
@@ -215,7 +286,15 @@ def launch_study(
             on_start=progress.start,
             on_progress=progress,
             on_warning=lambda text: click.echo(f"warning: {text}", err=True),
+            slurm=slurm,
+            detach=detach,
+            on_submitted=_submitted,
         )
+    if outcome.summary is None and outcome.job_id is not None:
+        click.echo(
+            f"study {outcome.name}: follow it with `hpo studies`; cancel: scancel {outcome.job_id}"
+        )
+        return
     if outcome.summary is None:
         click.echo(
             f"study {outcome.name} ready in {shown(settings)}; "
@@ -244,6 +323,8 @@ def launch_study(
 )
 @_data_dir_option
 @click.option("--quiet", is_flag=True, help="Log only warnings.")
+@click.option("--workers", type=AtLeast(1), help="With --slurm: tasks of the job array.")
+@_slurm_options
 @pass_settings
 def worker(
     settings: Settings,
@@ -253,11 +334,38 @@ def worker(
     worker_index: int | None,
     data_dir: str | None,
     quiet: bool,
+    workers: int | None,
+    **slurm_given: Any,
 ) -> None:
-    """Join a study from any machine that reaches its storage; run queued trials until done."""
+    """Join a study from any machine that reaches its storage; run queued trials until done.
+
+    With --slurm, submit one Slurm job array of --workers tasks that do so instead.
+    """
     from hpo.report.console import setup_logging
     from hpo.service import join_study
 
+    detach = slurm_given["detach"]
+    slurm = slurm_options(workers or 1, slurm_given)
+    if slurm is None and workers is not None:
+        raise click.UsageError("--workers needs --slurm (a local worker is one process)")
+    if slurm is not None:
+        from hpo.report.console import LaunchProgress, print_summary
+        from hpo.service import join_on_slurm, shown
+
+        with LaunchProgress(shown(settings)) as progress:
+            outcome = join_on_slurm(
+                settings,
+                study_name,
+                slurm,
+                workers_per_gpu=workers_per_gpu,
+                data_dir=data_dir,
+                detach=detach,
+                on_submitted=_submitted,
+                on_progress=progress,
+            )
+        if outcome.summary is not None:
+            print_summary(outcome.summary, outcome.seconds)
+        return
     setup_logging(quiet=quiet)
     join_study(
         settings,
@@ -291,6 +399,102 @@ def best(settings: Settings, study_name: str, show_all: bool) -> None:
     study, trial = best_of(settings, study_name)
     title = f"Best trial of {study_name} ({study.direction.name.lower()})"
     print_trial(trial, title=title, show_all=show_all)
+
+
+# ---------------------------------------------------------------- the model back (issue 19)
+
+
+def _model_out_options(function: Any) -> Any:
+    """--out, --trial, --format and --force of `hpo export` and `hpo retrain`."""
+    for option in reversed(
+        (
+            click.option(
+                "--out",
+                required=True,
+                type=click.Path(file_okay=False),
+                help="Folder for model.pt, model.json and the trials table.",
+            ),
+            click.option(
+                "--trial",
+                "trial_number",
+                type=AtLeast(0),
+                help="Number of a completed trial [default: the best].",
+            ),
+            click.option(
+                "--format",
+                "table_format",
+                type=click.Choice(["csv", "json"]),
+                default="csv",
+                show_default=True,
+                help="The trials table: trials.csv, or trials.jsonl (JSON lines).",
+            ),
+            click.option("--force", is_flag=True, help="Overwrite the files of a non-empty --out."),
+        )
+    ):
+        function = option(function)
+    return function
+
+
+@cli.command()
+@click.argument("study_name")
+@_model_out_options
+@pass_settings
+def export(
+    settings: Settings,
+    study_name: str,
+    out: str,
+    trial_number: int | None,
+    table_format: str,
+    force: bool,
+) -> None:
+    """Write the kept weights of a study's best (or --trial) model to --out, with model.json
+    and the trials table; load it with `hpo.load_model(OUT)`."""
+    from hpo.service import export_model
+
+    trial, files = export_model(
+        settings, study_name, out=out, trial=trial_number, table_format=table_format, force=force
+    )
+    click.echo(f"trial {trial.number} of {study_name}: " + ", ".join(map(str, files)))
+
+
+@cli.command()
+@click.argument("study_name")
+@_model_out_options
+@click.option("--epochs", type=AtLeast(1), help="Epochs [default: those the trial trained].")
+@_data_dir_option
+@pass_settings
+def retrain(
+    settings: Settings,
+    study_name: str,
+    out: str,
+    trial_number: int | None,
+    table_format: str,
+    force: bool,
+    epochs: int | None,
+    data_dir: str | None,
+) -> None:
+    """Train a study's best (or --trial) configuration from scratch on train + validation,
+    with the trial's seed; report test accuracy, note it on the trial, export to --out."""
+    from hpo.service import retrain_model
+
+    trial, retrained, files = retrain_model(
+        settings,
+        study_name,
+        out=out,
+        trial=trial_number,
+        epochs=epochs,
+        data_dir=data_dir,
+        table_format=table_format,
+        force=force,
+    )
+    searched = trial.user_attrs.get("test_accuracy")
+    click.echo(
+        f"trial {trial.number} of {study_name} retrained on train + validation for "
+        f"{retrained.epochs} epoch(s) in {retrained.seconds:.1f} s: test accuracy "
+        f"{retrained.test_accuracy:.4f}"
+        + (f" (searched model: {searched:.4f})" if isinstance(searched, float) else "")
+    )
+    click.echo("wrote " + ", ".join(map(str, files)))
 
 
 # ---------------------------------------------------------------- comparisons (issue 4)
@@ -458,7 +662,8 @@ def claims(
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to bind; 0.0.0.0 exposes the dashboard to the network.",
+    help="Address to bind; 0.0.0.0 exposes the dashboard to the network (then a token is "
+    "required).",
 )
 @click.option(
     "--port",
@@ -467,16 +672,53 @@ def claims(
     show_default=True,
     help="Port to listen on.",
 )
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Another name browsers use to reach the dashboard (repeatable); requests for any "
+    "other Host are refused [always allowed: the bound address, localhost, 127.0.0.1, [::1]].",
+)
+@click.option(
+    "--token",
+    envvar="HPO_DASHBOARD_TOKEN",
+    help="Token every request must carry (?token=..., then a cookie) (env HPO_DASHBOARD_TOKEN) "
+    "[default off loopback: generated and printed once].",
+)
+@click.option("--no-token", is_flag=True, help="Serve a non-loopback address without a token.")
 @pass_settings
-def dashboard(settings: Settings, host: str, port: int) -> None:
+def dashboard(
+    settings: Settings,
+    host: str,
+    port: int,
+    allow_hosts: tuple[str, ...],
+    token: str | None,
+    no_token: bool,
+) -> None:
     """Serve optuna-dashboard on the storage, with the artifact store (notes, plots, files)."""
+    from hpo.report.console import visible
+    from hpo.report.dashboard import dashboard_token
     from hpo.service import serve_dashboard, shown
+    from hpo.storage.urls import is_loopback, url_host
 
+    token, generated = dashboard_token(host, token, no_token=no_token)
+    if not is_loopback(host):
+        click.echo(
+            f"warning: the dashboard on {host} can be reached from the network: whoever reaches "
+            "it can read, change and delete every study"
+            + ("; every request needs the token" if token else ", with --no-token and no token")
+            + "; bind 127.0.0.1 and use an SSH tunnel, or keep it on a private network",
+            err=True,
+        )
+    address = f"http://{url_host(host)}:{port}/" + (f"?token={token}" if generated else "")
     click.echo(
-        f"optuna-dashboard on http://{host}:{port}/ for {shown(settings)}, "
-        f"artifacts in {settings.artifacts}"
+        visible(
+            f"optuna-dashboard on {address} for {shown(settings)}, artifacts in "
+            f"{settings.artifacts}"
+        )
     )
-    serve_dashboard(settings, host=host, port=port)
+    serve_dashboard(settings, host=host, port=port, allow_hosts=allow_hosts, token=token)
 
 
 @cli.command()
@@ -509,7 +751,14 @@ def proxy(settings: Settings, host: str, port: int, threads: int) -> None:
     Stops cleanly on SIGTERM or Ctrl-C.
     """
     from hpo.service import serve_proxy, shown
+    from hpo.storage.urls import is_loopback
 
+    if not is_loopback(host):
+        click.echo(
+            f"warning: the storage proxy on {host} has no authentication: whoever reaches its "
+            "port can read, change and delete every study; keep it on a private network",
+            err=True,
+        )
     serve_proxy(
         settings,
         host=host,

@@ -7,6 +7,7 @@ to fix it, before anything is written to the storage where that can be checked f
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 
     from hpo.config.spec import StudySpec
     from hpo.runtime.launch import ProgressCallback, WorkerPlan
+    from hpo.runtime.slurm import SlurmOptions
     from hpo.study.summary import StudySummary
+    from hpo.training.retrain import Retrained
 
 log = logging.getLogger("hpo.service")
 
@@ -37,6 +40,7 @@ class LaunchOutcome:
     summary: StudySummary | None  # None: the study was only created (--workers 0)
     seconds: float  # wall time of the launch
     exit_codes: tuple[int, ...] = ()  # of the worker processes (0 for an in-process worker)
+    job_id: str | None = None  # the Slurm array that runs the workers (--slurm)
 
     def raise_for_failures(self) -> None:
         """One line and a non-zero exit when workers failed or no trial completed."""
@@ -64,8 +68,15 @@ def launch_study(
     on_start: Callable[[StudySpec, list[WorkerPlan], optuna.Study], None] | None = None,
     on_progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
+    slurm: SlurmOptions | None = None,
+    detach: bool = False,
+    on_submitted: Callable[[str, Path], None] | None = None,
 ) -> LaunchOutcome:
-    """Create or resume the study of `file`, run local workers until its budget is done."""
+    """Create or resume the study of `file`, run local workers until its budget is done.
+
+    With `slurm`, the workers are the tasks of one Slurm job array instead (checked against
+    the cluster before anything is written); `detach` returns once it is submitted.
+    """
     from hpo.config.spec import load_spec, renamed
     from hpo.study.samplers import check_options
 
@@ -81,6 +92,24 @@ def launch_study(
     from hpo.training.loop import num_outputs
     from hpo.training.memory import largest_config_warning
 
+    if slurm is not None:
+        from hpo.runtime.slurm import preflight
+
+        preflight(slurm, settings.storage_url)
+        started = time.perf_counter()
+        study = open_study(connect(settings), spec, trials=trials)
+        if on_start is not None:
+            on_start(spec, plan_workers(slurm.workers, []), study)
+        return _run_array(
+            settings,
+            study,
+            slurm,
+            started=started,
+            worker_args=_worker_args(workers_per_gpu, data_dir),
+            detach=detach,
+            on_submitted=on_submitted,
+            on_progress=on_progress,
+        )
     selected = parse_gpus(gpus, visible_gpus()) if workers else []
     plans = plan_workers(workers, selected, per_gpu=workers_per_gpu) if workers else []
     if plans:  # a create-only launch (docker compose) needs no data
@@ -156,6 +185,91 @@ def join_study(
     )
 
 
+def join_on_slurm(
+    settings: Settings,
+    study_name: str,
+    slurm: SlurmOptions,
+    *,
+    workers_per_gpu: int = 1,
+    data_dir: str | None = None,
+    detach: bool = False,
+    on_submitted: Callable[[str, Path], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> LaunchOutcome:
+    """`hpo worker --slurm`: one Slurm array of workers for an existing study."""
+    import optuna
+
+    from hpo.runtime.slurm import preflight
+    from hpo.study.create import load_spec_from_storage
+
+    preflight(slurm, settings.storage_url)
+    started = time.perf_counter()
+    storage = connect(settings)
+    load_spec_from_storage(storage, study_name)  # one line listing the studies, if absent
+    return _run_array(
+        settings,
+        optuna.load_study(study_name=study_name, storage=storage),
+        slurm,
+        started=started,
+        worker_args=_worker_args(workers_per_gpu, data_dir),
+        detach=detach,
+        on_submitted=on_submitted,
+        on_progress=on_progress,
+    )
+
+
+def _worker_args(workers_per_gpu: int, data_dir: str | None) -> list[str]:
+    """The options of `hpo launch` / `hpo worker` that each Slurm task's worker takes too."""
+    args = ["--workers-per-gpu", str(workers_per_gpu)]
+    return [*args, "--data-dir", data_dir] if data_dir else args
+
+
+def _run_array(
+    settings: Settings,
+    study: optuna.Study,
+    options: SlurmOptions,
+    *,
+    started: float,
+    worker_args: list[str],
+    detach: bool,
+    on_submitted: Callable[[str, Path], None] | None,
+    on_progress: ProgressCallback | None,
+) -> LaunchOutcome:
+    """Submit the study's workers as one Slurm array; unless `detach`, follow the study's
+    progress until every task has ended (Ctrl-C cancels the array)."""
+    from hpo.runtime.slurm import follow_array, launch_array, unfinished_tasks
+    from hpo.study.progress import progress_of
+    from hpo.study.summary import summarize
+
+    folder = Path(settings.artifacts) / "slurm"  # the batch scripts, kept for audit
+    array = launch_array(
+        study.study_name,
+        options,
+        settings.storage_url,
+        worker_args=worker_args,
+        log_dir=folder / "logs",
+        script_dir=folder,
+        env={**os.environ, **settings.worker_env()},
+    )
+    if on_submitted is not None:
+        on_submitted(array.job_id, array.script)
+    if detach:
+        return LaunchOutcome(
+            study.study_name, None, time.perf_counter() - started, (), array.job_id
+        )
+    show = (lambda: on_progress(progress_of(study))) if on_progress is not None else None
+    states = follow_array(array, options.workers, on_poll=show)
+    failed = unfinished_tasks(states)
+    if failed:
+        listed = ", ".join(f"{index} {state.lower()}" for index, state in failed.items())
+        raise HpoError(
+            f"{len(failed)} of {options.workers} task(s) of Slurm array {array.job_id} did "
+            f"not complete ({listed}); their logs are in {folder / 'logs'}"
+        )
+    seconds = time.perf_counter() - started
+    return LaunchOutcome(study.study_name, summarize(study), seconds, (), array.job_id)
+
+
 def write_kubernetes(
     file: str,
     *,
@@ -206,11 +320,26 @@ def list_studies(settings: Settings) -> list[StudySummary]:
     return summarize_storage(connect(settings))
 
 
-def serve_dashboard(settings: Settings, *, host: str, port: int) -> None:
-    """`hpo dashboard`: optuna-dashboard on the storage and its artifact store, until stopped."""
+def serve_dashboard(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    allow_hosts: tuple[str, ...] = (),
+    token: str | None = None,
+) -> None:
+    """`hpo dashboard`: optuna-dashboard on the storage and its artifact store, until stopped;
+    requests for other hosts, or without `token` when one is given, are refused."""
     from hpo.report.dashboard import serve
 
-    serve(connect(settings), host=host, port=port, artifact_dir=settings.artifacts)
+    serve(
+        connect(settings),
+        host=host,
+        port=port,
+        artifact_dir=settings.artifacts,
+        allow_hosts=allow_hosts,
+        token=token,
+    )
 
 
 def serve_proxy(
@@ -230,6 +359,80 @@ def serve_proxy(
         calls=LOCKED_CALLS,
         on_ready=on_ready,
     )
+
+
+def export_model(
+    settings: Settings,
+    study_name: str,
+    *,
+    out: str,
+    trial: int | None = None,
+    table_format: str = "csv",
+    force: bool = False,
+) -> tuple[FrozenTrial, list[Path]]:
+    """`hpo export`: the kept weights of the best (or given) trial as a folder
+    (model.pt, model.json, the trials table); the trial and the files written."""
+    from hpo.study.summary import chosen_trial
+    from hpo.training.export import about_trial, check_out_dir, kept_model, write_export
+    from hpo.training.modelfile import rebuild
+
+    folder = Path(out)
+    check_out_dir(folder, force=force)
+    study = load_study(settings, study_name)
+    chosen = chosen_trial(study, trial)
+    record, state = kept_model(study, chosen, settings.artifacts)
+    files = write_export(
+        folder,
+        rebuild(record, state),
+        record,
+        about_trial(study, chosen),
+        study.get_trials(deepcopy=False),
+        table_format=table_format,
+    )
+    return chosen, files
+
+
+def retrain_model(
+    settings: Settings,
+    study_name: str,
+    *,
+    out: str,
+    trial: int | None = None,
+    epochs: int | None = None,
+    data_dir: str | None = None,
+    table_format: str = "csv",
+    force: bool = False,
+) -> tuple[FrozenTrial, Retrained, list[Path]]:
+    """`hpo retrain`: the best (or given) trial's configuration trained from scratch on
+    train + validation, noted on the trial and exported as `hpo export` does."""
+    import torch
+
+    from hpo.runtime.worker import load_study_data
+    from hpo.study.create import load_spec_from_storage
+    from hpo.study.summary import chosen_trial
+    from hpo.training.export import about_trial, check_out_dir, write_export
+    from hpo.training.retrain import record_retrain, retrain
+
+    folder = Path(out)
+    check_out_dir(folder, force=force)
+    study = load_study(settings, study_name)
+    spec = load_spec_from_storage(connect(settings), study_name)
+    chosen = chosen_trial(study, trial)
+    data = load_study_data(spec, data_dir).with_validation_in_train()
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # as a worker would
+    retrained = retrain(spec, chosen, data.to(device), epochs=epochs)
+    if not record_retrain(study, chosen, retrained):
+        log.warning("the storage cannot note a finished trial's retrain; it is in model.json")
+    about = about_trial(study, chosen)
+    files = write_export(
+        folder,
+        retrained.model,
+        retrained.record,
+        about,
+        study.get_trials(deepcopy=False),
+        table_format=table_format,
+    )
+    return chosen, retrained, files
 
 
 def best_of(settings: Settings, study_name: str) -> tuple[optuna.Study, FrozenTrial]:

@@ -37,6 +37,22 @@ from models.vocabulary import (
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MAX_NAME_LENGTH = 128  # characters of a study name
+# Bounds of the keys that size a network or a run: beyond what the models and data sets can
+# use, and where a value would stall every worker (depth 10,000 takes seconds to estimate
+# and hours to train). The memory guard judges what fits between them.
+MAX_DEPTH = 64  # blocks / hidden layers: ResNet-110 has 54 basic blocks; the lectures go to 16
+MAX_WIDTH = 8192  # units / first-stage channels (mlp 8000 x 8: 448M weights, a real case)
+MAX_BATCH = 65536  # above the largest training split (mnist: 60,000)
+MAX_EPOCHS = 10_000  # epochs of a trial; warmup and patience count epochs too
+MAX_TRIALS = 1_000_000  # a study's budget
+MAX_KEEP = 100  # kept models of a study: each is a file in the artifact store
+# Seeds: a worker adds WORKER_SEED_STRIDE x its index (up to 100,000: 1e9) to the sampler's,
+# and the sum must stay a 32-bit seed (numpy takes 0 .. 2**32 - 1).
+MAX_SEED = 2**31 - 1
+NAME_ALLOWED = (
+    "a study name takes printable characters only (letters, digits, spaces, punctuation); "
+    "no newline, tab or other control character"
+)
 
 
 # ---------------------------------------------------------------- search-space entries
@@ -113,6 +129,7 @@ class StudySpec:
     metric: str = "val_accuracy"  # what the sampler optimizes, measured on validation data
     direction: str = "maximize"  # follows the metric unless given
     timeout: float | None = None  # seconds from study creation to its shared trial deadline
+    keep: int = 3  # the best completed trials whose weights stay in the artifact store; 0: none
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
@@ -126,9 +143,10 @@ class StudySpec:
         return snapshot
 
     def identity(self) -> dict[str, Any]:
-        """What makes two specs the same experiment: all but name, budget and local paths."""
+        """What makes two specs the same experiment: all but name, budget, deadline, how many
+        models are kept, and local paths."""
         snapshot = self.to_dict()
-        for key in ("name", "trials", "timeout"):
+        for key in ("name", "trials", "timeout", "keep"):
             snapshot.pop(key)
         snapshot["data"].pop("dir")
         return snapshot
@@ -145,8 +163,16 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_seed(v: Any) -> bool:
+    return _is_int(v) and 0 <= v <= MAX_SEED
+
+
 def _is_number(v: Any) -> bool:
     return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _int_in(low: int, high: int) -> tuple[_Check, str]:
+    return (lambda v: _is_int(v) and low <= v <= high), f"an integer in [{low}, {high}]"
 
 
 def _one_of(options: Any) -> tuple[_Check, str]:
@@ -155,8 +181,8 @@ def _one_of(options: Any) -> tuple[_Check, str]:
 
 
 SPACE_KEYS: dict[str, tuple[_Check, str]] = {
-    "depth": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "width": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "depth": _int_in(1, MAX_DEPTH),
+    "width": _int_in(1, MAX_WIDTH),
     "activation": _one_of(ACTIVATION_NAMES),
     "init": _one_of(INITS),
     "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)"),
@@ -166,14 +192,17 @@ SPACE_KEYS: dict[str, tuple[_Check, str]] = {
     "optimizer": _one_of(OPTIMIZERS),
     "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "batch_size": _int_in(1, MAX_BATCH),
     "pool": _one_of(POOL_NAMES),
     "kernel": (lambda v: _is_int(v) and v in KERNELS, "one of: " + ", ".join(map(str, KERNELS))),
     "schedule": _one_of(SCHEDULES),
-    "warmup_epochs": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "warmup_epochs": _int_in(0, MAX_EPOCHS),
     "augment": _one_of(AUGMENTS),
     "l1": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "patience": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (leave it out: no early stop)"),
+    "patience": (
+        _int_in(1, MAX_EPOCHS)[0],
+        f"an integer in [1, {MAX_EPOCHS}] (leave it out: no early stop)",
+    ),
 }
 INT_KEYS = frozenset({"depth", "width", "batch_size", "kernel", "warmup_epochs", "patience"})
 # An int range's ends are checked, and every value between when there are at most this many:
@@ -185,10 +214,11 @@ MODEL_ONLY_KEYS: dict[str, tuple[str, ...]] = {"pool": ("cnn",), "kernel": ("cnn
 # rings are points, not images; shirts and cars stay what they are.
 FLIP_SAFE_DATA = ("fashion-mnist", "cifar10")
 IMAGE_DATA = ("digits", "mnist", "fashion-mnist", "cifar10")
+IMAGE_MODELS = ("cnn", "resnet")  # convolutions: they need images, not rings' points
 
 _SECTIONS: dict[str, frozenset[str]] = {
     "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space"}),
-    "study": frozenset({"name", "metric", "direction", "trials", "timeout"}),
+    "study": frozenset({"name", "metric", "direction", "trials", "timeout", "keep"}),
     "model": frozenset({"name"}),
     "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}),
     "train": frozenset({"epochs", "max_memory_mb", "force_augment", "diagnostics"}),
@@ -242,21 +272,26 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         raise err("study.name", "is required: a non-empty string naming the study")
     if len(name.strip()) > MAX_NAME_LENGTH:  # names become paths, locks and table cells
         raise err("study.name", f"is {len(name.strip())} characters; at most {MAX_NAME_LENGTH}")
+    if not name.strip().isprintable():  # a newline or escape would reach every terminal
+        raise err("study.name", f"{name!r}: {NAME_ALLOWED}")
     metric = study.get("metric", "val_accuracy")
-    if metric not in METRICS:
+    if not _named(metric, METRICS):
         raise err("study.metric", f"unknown metric {metric!r}; choose one of: {_list(METRICS)}")
     direction = study.get("direction", METRICS[metric])
     if direction not in ("maximize", "minimize"):
         raise err("study.direction", f"{direction!r} must be 'maximize' or 'minimize'")
     trials = study.get("trials", 30)
-    if not _is_int(trials) or trials < 1:
-        raise err("study.trials", f"{trials!r} must be an integer >= 1")
+    if not _is_int(trials) or not 1 <= trials <= MAX_TRIALS:
+        raise err("study.trials", f"{trials!r} must be an integer in [1, {MAX_TRIALS}]")
     timeout = study.get("timeout")
     if timeout is not None and not (_is_number(timeout) and timeout > 0):
         raise err("study.timeout", f"{timeout!r} must be a number of seconds > 0")
+    keep = study.get("keep", 3)
+    if not _is_int(keep) or not 0 <= keep <= MAX_KEEP:
+        raise err("study.keep", f"{keep!r} must be an integer in [0, {MAX_KEEP}] (0 keeps none)")
 
     model = raw.get("model", {}).get("name")
-    if model not in MODEL_NAMES:
+    if not _named(model, MODEL_NAMES):
         raise err("model.name", f"unknown model {model!r}; choose one of: {_list(MODEL_NAMES)}")
 
     data = _parse_data(raw.get("data", {}), err)
@@ -272,6 +307,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         metric=metric,
         direction=direction,
         timeout=float(timeout) if timeout is not None else None,
+        keep=keep,
         data=data,
         train=train,
         sampler=sampler,
@@ -288,6 +324,12 @@ class Reporter:
 
     def __call__(self, key: str, problem: str) -> SpecError:
         return SpecError(f"{self.source}: {key}: {problem}")
+
+
+def _named(value: Any, names: Any) -> bool:
+    """Whether `value` is one of the string `names` (a list or a number is not, and a
+    list must not reach a set's `in`: unhashable)."""
+    return isinstance(value, str) and value in names
 
 
 def _list(names: Any) -> str:
@@ -311,12 +353,12 @@ def _unknown(key: str, allowed: Any, what: str) -> str:
 def _parse_data(table: Mapping[str, Any], err: Reporter) -> DataSpec:
     _check_keys(table, "data", err)
     spec = DataSpec(**table)
-    if spec.name not in DATASETS:
+    if not _named(spec.name, DATASETS):
         raise err("data.name", f"unknown dataset {spec.name!r}; choose one of: {_list(DATASETS)}")
     if spec.dir is not None and not isinstance(spec.dir, str):
         raise err("data.dir", "must be a path string")
-    if not _is_int(spec.seed):
-        raise err("data.seed", f"{spec.seed!r} must be an integer")
+    if not _is_seed(spec.seed):
+        raise err("data.seed", f"{spec.seed!r} must be an integer in [0, {MAX_SEED}]")
     if not (_is_number(spec.val_fraction) and 0 < spec.val_fraction < 0.5):
         raise err("data.val_fraction", f"{spec.val_fraction!r} must be in (0, 0.5)")
     for key in ("max_train", "max_val"):
@@ -329,8 +371,8 @@ def _parse_data(table: Mapping[str, Any], err: Reporter) -> DataSpec:
 def _parse_train(table: Mapping[str, Any], err: Reporter) -> TrainSpec:
     _check_keys(table, "train", err)
     spec = TrainSpec(**table)
-    if not _is_int(spec.epochs) or spec.epochs < 1:
-        raise err("train.epochs", f"{spec.epochs!r} must be an integer >= 1")
+    if not _is_int(spec.epochs) or not 1 <= spec.epochs <= MAX_EPOCHS:
+        raise err("train.epochs", f"{spec.epochs!r} must be an integer in [1, {MAX_EPOCHS}]")
     limit = spec.max_memory_mb
     if limit is not None and not (_is_number(limit) and limit > 0):
         raise err("train.max_memory_mb", f"{limit!r} must be a number of megabytes > 0")
@@ -343,7 +385,10 @@ def _parse_train(table: Mapping[str, Any], err: Reporter) -> TrainSpec:
 def _check_space_fits(
     space: Mapping[str, Param], model: str, data: str, force_augment: bool, err: Reporter
 ) -> None:
-    """Refuse space keys the model ignores, and crop_flip where it changes the class."""
+    """Refuse convolutions on points, space keys the model ignores, and crop_flip where it
+    changes the class."""
+    if model in IMAGE_MODELS and data not in IMAGE_DATA:
+        raise err("model.name", f"{model} needs images; {data} are points; use mlp")
     for key, models in MODEL_ONLY_KEYS.items():
         if key in space and model not in models:
             raise err(f"space.{key}", f"applies to model {_list(models)}, not {model!r}")
@@ -371,21 +416,34 @@ def _values(param: Param | None) -> tuple[Any, ...]:
 def _parse_sampler(table: Mapping[str, Any], err: Reporter) -> SamplerSpec:
     _check_keys(table, "sampler", err)
     spec = SamplerSpec(**table)
-    if spec.name not in SAMPLERS:
+    if not _named(spec.name, SAMPLERS):
         raise err(
             "sampler.name", f"unknown sampler {spec.name!r}; choose one of: {_list(SAMPLERS)}"
         )
-    if not _is_int(spec.seed):
-        raise err("sampler.seed", f"{spec.seed!r} must be an integer")
+    if not _is_seed(spec.seed):
+        raise err(
+            "sampler.seed",
+            f"{spec.seed!r} must be an integer in [0, {MAX_SEED}] (each worker adds an offset "
+            "to it, and the sum must stay a 32-bit seed)",
+        )
+    _check_options(spec.options, "sampler", err)
+    if "seed" in spec.options:  # each worker offsets the seed: it is not the sampler's to take
+        raise err("sampler.options.seed", "set the seed as [sampler] seed = N, not as an option")
     return SamplerSpec(spec.name, spec.seed, dict(spec.options))
 
 
 def _parse_pruner(table: Mapping[str, Any], err: Reporter) -> PrunerSpec:
     _check_keys(table, "pruner", err)
     spec = PrunerSpec(**table)
-    if spec.name not in PRUNERS:
+    if not _named(spec.name, PRUNERS):
         raise err("pruner.name", f"unknown pruner {spec.name!r}; choose one of: {_list(PRUNERS)}")
+    _check_options(spec.options, "pruner", err)
     return PrunerSpec(spec.name, dict(spec.options))
+
+
+def _check_options(options: Any, section: str, err: Reporter) -> None:
+    if not isinstance(options, Mapping):
+        raise err(f"{section}.options", f"{options!r} must be a table, e.g. {{ key = value }}")
 
 
 def _parse_space(table: Mapping[str, Any], err: Reporter) -> dict[str, Param]:

@@ -36,7 +36,7 @@ from hpo.errors import HpoError, SpecError, StudyConflictError
 from hpo.storage import _optuna
 from hpo.storage.locks import LockedCall, Request
 from hpo.storage.urls import mask_url
-from hpo.study.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR
+from hpo.study.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR, stored_budget
 from hpo.study.samplers import check_options
 
 # Most WAITING trials a top-up leaves queued. A study of at most this many trials is queued
@@ -73,15 +73,31 @@ def _open_locked(storage: optuna.storages.RDBStorage, request: Request) -> Reque
     )
     if existing is None:
         study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    else:
+        _follow_relaunch(study, spec, existing)
     _set_deadline(study, spec, existing)
     if study.metric_names != [spec.metric]:  # the dashboard's label instead of Objective 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([spec.metric])
     target = int(request["trials"])
-    if int(study.user_attrs.get(BUDGET_ATTR, 0)) != target:
+    stored = study.user_attrs.get(BUDGET_ATTR)
+    if type(stored) is not int or stored != target:  # a corrupt one is replaced too
         study.set_user_attr(BUDGET_ATTR, target)
     return {"waiting": _fill_queue(storage, _optuna.study_id(study), target)}
+
+
+# Keys outside a spec's identity that a relaunch may change: the stored spec follows them.
+RELAUNCH_KEYS = ("timeout", "keep")
+
+
+def _follow_relaunch(study: optuna.Study, spec: StudySpec, snapshot: dict[str, Any]) -> None:
+    """Record in the stored spec what a relaunch changed (workers read it from there)."""
+    changed = {
+        key: getattr(spec, key) for key in RELAUNCH_KEYS if snapshot.get(key) != getattr(spec, key)
+    }
+    if changed:
+        study.set_user_attr(SPEC_ATTR, {**snapshot, **changed})
 
 
 def _set_deadline(study: optuna.Study, spec: StudySpec, snapshot: dict[str, Any] | None) -> None:
@@ -99,8 +115,6 @@ def _set_deadline(study: optuna.Study, spec: StudySpec, snapshot: dict[str, Any]
         timeout_changed = snapshot.get("timeout") != spec.timeout
         missing = spec.timeout is not None and DEADLINE_ATTR not in study.user_attrs
         changed = timeout_changed or missing
-        if timeout_changed:
-            study.set_user_attr(SPEC_ATTR, {**snapshot, "timeout": spec.timeout})
     if changed:
         study.set_user_attr(DEADLINE_ATTR, time.time() + spec.timeout if spec.timeout else None)
 
@@ -131,7 +145,7 @@ def top_up(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
 def _top_up_locked(storage: optuna.storages.RDBStorage, request: Request) -> Request:
     """top_up's work next to the database, under the study lock."""
     study_id = int(request["study_id"])
-    target = int(storage.get_study_user_attrs(study_id).get(BUDGET_ATTR, 0))
+    target = stored_budget(request["study"], storage.get_study_user_attrs(study_id))
     return {"waiting": _fill_queue(storage, study_id, target)}
 
 

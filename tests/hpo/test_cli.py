@@ -121,6 +121,14 @@ BAD_INPUT = {
         "cannot reach storage postgresql+psycopg://hpo:***@127.0.0.1:1/hpo",
     ),
     "malformed url": (["--storage", "not a url", "studies"], "malformed storage URL"),
+    "proxy url with a password": (
+        ["--storage", "grpc://hpo:s3cret@h:1", "studies"],
+        "malformed proxy URL 'grpc://hpo:***@h:1'",
+    ),
+    "proxy in front of a proxy with a password": (
+        ["--storage", "grpc://hpo:s3cret@h:1", "proxy", "--port", "0"],
+        "not another proxy (grpc://hpo:***@h:1)",
+    ),
     "unsupported backend": (
         ["--storage", "mysql://x@h/db", "studies"],
         "unsupported storage 'mysql'",
@@ -135,6 +143,10 @@ BAD_INPUT = {
     ),
     "mnist without data dir": (["launch", "study", "{mnist}"], "mnist needs --data-dir"),
     "best of missing study": (["best", "ghost"], "no study named 'ghost'"),
+    "control character in --name": (
+        ["launch", "study", "{study}", "--name", "a\tb", "--workers", "0"],
+        "--name: study.name: 'a\\tb': a study name takes printable characters only",
+    ),
     "worker of missing study": (
         ["worker", "--study", "ghost", "--gpus", "none"],
         "no hpo study named 'ghost'",
@@ -200,3 +212,24 @@ def test_k8s_writes_manifests_for_a_valid_study_only(
     code, _, err = call_main(monkeypatch, capsys, "k8s", str(bad), *args[2:6], "--out", "b")
     assert code == 2 and "data.name: unknown dataset 'ringz'" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_studies_and_best_list_a_stored_study_with_markup_and_escapes(
+    monkeypatch, sqlite_url
+) -> None:
+    name = "evil[/]\x1b[2J\nx"  # made before names were checked, or by another tool
+    study = optuna.create_study(study_name=name, storage=sqlite_url, direction="maximize")
+    study.enqueue_trial({})
+    trial = study.ask()
+    trial.set_user_attr("host", "[/]box\x1b]0;owned\x07")
+    study.tell(trial, 0.5)
+    for key in [k for k in os.environ if k.startswith("HPO_")]:
+        monkeypatch.delenv(key)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--storage", sqlite_url, "studies"], catch_exceptions=False)
+    assert listed.exit_code == 0, listed.output
+    assert "evil[/]\\x1b[2J\\nx" in listed.output
+    best = runner.invoke(cli, ["--storage", sqlite_url, "best", name], catch_exceptions=False)
+    assert best.exit_code == 0, best.output
+    assert "[/]box\\x1b]0;owned\\x07" in best.output
+    assert "\x1b" not in listed.output + best.output and "\x07" not in best.output

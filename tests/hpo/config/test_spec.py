@@ -102,6 +102,14 @@ BAD_SPECS = {
     ),
     "missing model": ('[study]\nname = "s"\n', "model.name: unknown model None"),
     "missing name": ('[model]\nname = "mlp"\n', "study.name: is required"),
+    "name with a newline": (
+        '[study]\nname = "a\\nb"\n[model]\nname = "mlp"\n',
+        "study.name: 'a\\nb': a study name takes printable characters only",
+    ),
+    "name with an escape sequence": (
+        '[study]\nname = "\\u001b[2Jx"\n[model]\nname = "mlp"\n',
+        "study.name: '\\x1b[2Jx': a study name takes printable characters only",
+    ),
     "unknown dataset": (
         MINIMAL + '[data]\nname = "imagenet"\n',
         "data.name: unknown dataset 'imagenet'; choose one of: cifar10, digits",
@@ -144,11 +152,11 @@ BAD_SPECS = {
     ),
     "depth 0": (
         MINIMAL + "[space]\ndepth = 0\n",
-        "space.depth: value 0 is not allowed; depth must be an integer >= 1",
+        "space.depth: value 0 is not allowed; depth must be an integer in [1, 64]",
     ),
     "depth range from 0": (
         MINIMAL + "[space]\ndepth = { low = 0, high = 3 }\n",
-        "bound 0 is not allowed; depth must be an integer >= 1",
+        "bound 0 is not allowed; depth must be an integer in [1, 64]",
     ),
     "low > high": (
         MINIMAL + "[space]\nwidth = { low = 64, high = 8 }\n",
@@ -176,13 +184,16 @@ BAD_SPECS = {
     ),
     "trials 0": (
         '[study]\nname = "s"\ntrials = 0\n[model]\nname = "mlp"\n',
-        "study.trials: 0 must be an integer >= 1",
+        "study.trials: 0 must be an integer in [1, 1000000]",
     ),
     "trials negative": (
         '[study]\nname = "s"\ntrials = -5\n[model]\nname = "mlp"\n',
-        "study.trials: -5 must be an integer >= 1",
+        "study.trials: -5 must be an integer in [1, 1000000]",
     ),
-    "epochs 0": (MINIMAL + "[train]\nepochs = 0\n", "train.epochs: 0 must be an integer >= 1"),
+    "epochs 0": (
+        MINIMAL + "[train]\nepochs = 0\n",
+        "train.epochs: 0 must be an integer in [1, 10000]",
+    ),
     "unknown metric": (
         '[study]\nname = "s"\nmetric = "f1"\n[model]\nname = "mlp"\n',
         "study.metric: unknown metric 'f1'",
@@ -194,7 +205,7 @@ BAD_SPECS = {
     ),
     "negative warmup": (
         MINIMAL + "[space]\nwarmup_epochs = -1\n",
-        "space.warmup_epochs: value -1 is not allowed; warmup_epochs must be an integer >= 0",
+        "space.warmup_epochs: value -1 is not allowed; warmup_epochs must be an integer in [0, 10000]",
     ),
     "augment on digits without forcing": (
         CNN + '[space]\naugment = { choices = ["none", "crop_flip"] }\n',
@@ -234,9 +245,62 @@ BAD_SPECS = {
         MINIMAL + "[space]\nl1 = { low = -1e-4, high = 1e-3 }\n",
         "space.l1: bound -0.0001 is not allowed; l1 must be a number >= 0",
     ),
+    "warmup range to 2**63 - 1": (
+        MINIMAL + "[space]\nwarmup_epochs = { low = 0, high = 9223372036854775807 }\n",
+        "space.warmup_epochs: bound 9223372036854775807 is not allowed; warmup_epochs must be "
+        "an integer in [0, 10000]",
+    ),
+    "depth 10000": (
+        MINIMAL + "[space]\ndepth = 10000\n",
+        "space.depth: value 10000 is not allowed; depth must be an integer in [1, 64]",
+    ),
+    "width range to 1e30": (
+        MINIMAL + "[space]\nwidth = { low = 8, high = 1e30 }\n",
+        "space.width: bound 1e+30 is not allowed; width must be an integer in [1, 8192]",
+    ),
+    "batch size 10**6": (
+        MINIMAL + "[space]\nbatch_size = { choices = [64, 1000000] }\n",
+        "space.batch_size: choice 1000000 is not allowed; batch_size must be an integer in "
+        "[1, 65536]",
+    ),
+    "epochs 10**6": (MINIMAL + "[train]\nepochs = 1000000\n", "train.epochs: 1000000 must be"),
+    "cnn on rings": (
+        CNN + '[data]\nname = "rings"\n',
+        "model.name: cnn needs images; rings are points; use mlp",
+    ),
+    "resnet on rings": (
+        '[study]\nname = "s"\n[model]\nname = "resnet"\n[data]\nname = "rings"\n',
+        "model.name: resnet needs images; rings are points; use mlp",
+    ),
+    "sampler seed 2**32 - 1": (
+        MINIMAL + "[sampler]\nseed = 4294967295\n",
+        "sampler.seed: 4294967295 must be an integer in [0, 2147483647] (each worker adds",
+    ),
+    "negative sampler seed": (MINIMAL + "[sampler]\nseed = -1\n", "sampler.seed: -1 must be"),
+    "negative data seed": (
+        MINIMAL + "[data]\nseed = -1\n",
+        "data.seed: -1 must be an integer in [0, 2147483647]",
+    ),
+    "metric as a list": (
+        '[study]\nname = "s"\nmetric = ["val_accuracy"]\n[model]\nname = "mlp"\n',
+        "study.metric: unknown metric ['val_accuracy']; choose one of: val_accuracy, val_loss",
+    ),
+    "model name as a list": (
+        '[study]\nname = "s"\n[model]\nname = ["mlp"]\n',
+        "model.name: unknown model ['mlp']",
+    ),
+    "data name as a list": (MINIMAL + '[data]\nname = ["rings"]\n', "data.name: unknown dataset"),
+    "seed as a sampler option": (
+        MINIMAL + '[sampler]\nname = "random"\noptions = { seed = 3 }\n',
+        "sampler.options.seed: set the seed as [sampler] seed = N, not as an option",
+    ),
+    "sampler options as a list": (
+        MINIMAL + "[sampler]\noptions = [1]\n",
+        "sampler.options: [1] must be a table",
+    ),
     "patience 0": (
         MINIMAL + "[space]\npatience = 0\n",
-        "space.patience: value 0 is not allowed; patience must be an integer >= 1",
+        "space.patience: value 0 is not allowed; patience must be an integer in [1, 10000]",
     ),
 }
 
@@ -300,3 +364,14 @@ def test_model_keys_follow_create_model() -> None:
 
     assert {"pool", "kernel"} <= MODEL_KEYS <= set(SPACE_KEYS)
     assert not {"schedule", "warmup_epochs", "augment", "l1", "patience"} & MODEL_KEYS
+
+
+def test_keep_defaults_to_three_and_is_bounded() -> None:
+    assert parse(MINIMAL).keep == 3
+    spec = parse(MINIMAL.replace('name = "s"\n', 'name = "s"\nkeep = 0\n', 1))
+    assert spec.keep == 0
+    assert spec_from_dict(spec.to_dict()) == spec
+    for bad in ("-1", "101", "2.5", "true", '"3"'):
+        text = MINIMAL.replace('name = "s"\n', f'name = "s"\nkeep = {bad}\n', 1)
+        with pytest.raises(SpecError, match=r"study\.keep: .* must be an integer in \[0, 100\]"):
+            parse(text)

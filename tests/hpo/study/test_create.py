@@ -69,6 +69,15 @@ def test_budget_and_name_changes_are_not_conflicts(sqlite_url, spec) -> None:
     assert renamed.study_name == "s2"
 
 
+def test_a_relaunch_with_another_keep_is_no_conflict_and_workers_see_it(sqlite_url, spec) -> None:
+    storage = open_storage(sqlite_url)
+    open_study(storage, spec)
+    open_study(storage, dataclasses.replace(spec, keep=0))
+    assert load_spec_from_storage(storage, spec.name).keep == 0
+    stored = optuna.load_study(study_name=spec.name, storage=storage).user_attrs[SPEC_ATTR]
+    assert stored["keep"] == 0 and stored["timeout"] == spec.timeout
+
+
 def test_missing_study_lists_what_exists(sqlite_url, spec) -> None:
     storage = open_storage(sqlite_url)
     open_study(storage, spec)
@@ -247,3 +256,23 @@ def test_studies_lists_every_study_beside_corrupt_ones(sqlite_url, spec, tmp_pat
     assert all("corrupt spec" in rows[f"p{n}"] for n in range(len(CORRUPT_SPECS)))
     with pytest.raises(HpoError, match=r"no hpo study named 'x' .*studies there: p0, p1"):
         load_spec_from_storage(storage, "x")  # listing the studies survives them too
+
+
+@pytest.mark.parametrize(
+    "budget", ["abc", [1], -3, True], ids=["string", "list", "negative", "bool"]
+)
+def test_a_corrupt_stored_budget_is_one_line_for_a_worker_and_a_relaunch_repairs_it(
+    sqlite_url, spec, write_study, tmp_path, budget
+) -> None:
+    storage = open_storage(sqlite_url)
+    study = open_study(storage, spec, trials=QUEUE_DEPTH + 4)
+    study.set_user_attr(BUDGET_ATTR, budget)
+    with pytest.raises(HpoError, match=r"study 's' has a corrupt budget \(hpo_trials = "):
+        top_up(study, storage)
+    for trial in study.get_trials():  # an empty queue: the worker's first call is a top-up
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    worker = run_hpo("--storage", sqlite_url, "worker", "--study", "s", cwd=tmp_path)
+    assert "has a corrupt budget" in _one_line_error(worker)
+    open_study(storage, spec, trials=QUEUE_DEPTH + 4)  # the launch command's way to repair it
+    assert study.user_attrs[BUDGET_ATTR] == QUEUE_DEPTH + 4
+    assert top_up(study, storage) == 4
