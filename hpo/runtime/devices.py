@@ -62,14 +62,14 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
 def apply_worker_limits(device: str) -> None:
     """Apply the limits the launcher set in this worker's environment.
 
-    CPU: the torch thread count. CUDA: the memory share, so that one large trial fails
+    CPU: the torch thread count, else one thread per CPU this process may use (a Slurm
+    task's allocation, a cpuset). CUDA: the memory share, so that one large trial fails
     alone with an out-of-memory reason instead of starving the workers beside it.
     """
     import torch
 
     threads = os.environ.get(THREADS_ENV)
-    if threads and threads.isdigit():
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(int(threads) if threads and threads.isdigit() else usable_cores())
     fraction = os.environ.get(GPU_MEMORY_FRACTION_ENV)
     if fraction and device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(float(fraction), torch.device(device))

@@ -84,6 +84,23 @@ def test_cpu_worker_takes_its_thread_count(monkeypatch: pytest.MonkeyPatch) -> N
         torch.set_num_threads(before)
 
 
+def test_a_worker_without_a_thread_count_uses_the_cpus_it_may_run_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`hpo worker` in a Slurm task or a cpuset: one torch thread per CPU of its allocation."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("HPO_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {3})
+    try:
+        torch.set_num_threads(2)
+        apply_worker_limits("cpu")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_memory_fraction_shrinks_with_the_share() -> None:
     fractions = [gpu_memory_fraction(k) for k in (1, 2, 4, 8)]
     assert fractions == sorted(fractions, reverse=True)
