@@ -183,6 +183,8 @@ def join_study(
         report.seconds,
         " (stopped on request)" if report.stopped else "",
     )
+    if report.stopped:  # exit 130, not 0: a scheduler restarts a worker that did not finish
+        raise KeyboardInterrupt
 
 
 def join_on_slurm(

@@ -106,9 +106,8 @@ Notes
 - A stopped worker (drain, preemption, kubectl delete pod) gets
   terminationGracePeriodSeconds={options.grace_seconds} to finish its epoch, checkpoint and
   re-queue its trial; raise it if one epoch takes longer.
-- A worker that stops on request may exit 0, and the Job then counts its index as done: the
-  other workers finish the study. If none is left, delete the workers Job and apply again;
-  the new pods resume the queued trials from their checkpoints.
+- A worker stopped before the study is done exits 130, so the Job starts its index again
+  (restartPolicy OnFailure) and the new pod resumes the queued trial from its checkpoint.
 - Jobs cannot be changed once created: to change workers or image, run
   kubectl {ns}delete job hpo-{slug}-launch hpo-{slug}-workers
   and apply again. The study resumes where it stands.

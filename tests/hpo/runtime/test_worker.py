@@ -151,7 +151,7 @@ def test_sigterm_requeues_the_trial_and_its_retry_resumes_from_the_checkpoint(
         wait_for(lambda: store.path(0).exists(), "the first epoch checkpoint")
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=WAIT_SECONDS)
-    assert worker.returncode == 0, err
+    assert worker.returncode == 130, err  # stopped, not done: a scheduler restarts it
     assert "SIGTERM received" in err
     first, retry = study.get_trials()
     assert first.state == TrialState.FAIL
