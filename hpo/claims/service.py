@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpo.errors import HpoError
+from hpo.runtime.artifacts import check_artifacts
 from hpo.storage.open import connect
 from hpo.storage.urls import mask_url
 
@@ -41,6 +42,8 @@ def claims_command(
     check_options(size, seeds)
     if report_only and not report:
         raise HpoError("give --report-only or --no-report, not both")
+    if report and publish:  # the report files go to the artifact folder too
+        check_artifacts(settings.artifacts)
     storage = connect(settings)
     if not report_only:
         # Imported here: training loads torch and the data stack, which a rebuild never needs.

@@ -22,6 +22,7 @@ from hpo.compare.report import (
 )
 from hpo.errors import HpoError
 from hpo.report.shared import print_published
+from hpo.runtime.artifacts import check_artifacts
 from hpo.storage.open import connect
 from hpo.storage.urls import mask_url
 
@@ -74,6 +75,7 @@ def compare_file(
         raise HpoError(f"--workers must be >= 1, got {workers}")
     plans = plan_workers(workers, parse_gpus(gpus, visible_gpus()))
     load_study_data(spec, data_dir)  # fails before the storage is touched
+    check_artifacts(settings.artifacts)  # the workers' checkpoints, the published report
     storage = connect(settings)
     print_plan(plan, mask_url(settings.storage_url), len(plans))
     codes = run_comparison(
@@ -102,6 +104,8 @@ def report_group(
 ) -> BuiltReport:
     """(Re)build the report of comparison `group`: print the table, write the files into
     `out` (default: a safe folder in reports/), and publish it to optuna-dashboard."""
+    if publish:
+        check_artifacts(settings.artifacts)
     storage = storage if storage is not None else connect(settings)
     built = build_report(storage, group, report_folder(group, out))
     print_report(built)

@@ -7,8 +7,10 @@ FOLDER is the study name's readable part plus a hash of all of it
 (`a/b`, `a b`, `a_b`) and a long name makes a short path. When a worker dies, Optuna
 re-queues the trial as a new one whose system attr `retry_history` lists the dead
 attempts; the retry loads the newest checkpoint among them and continues from that epoch.
-A trial that ends (completed, pruned, failed) deletes its files; only an interrupted or
-killed attempt leaves one behind, for its retry.
+A trial that ends (completed, pruned, failed by its own code) deletes its files; an attempt
+that is interrupted, killed, superseded or cut off from its storage leaves its file behind,
+for its retry. A write that fails (a full disk) costs the checkpoints, never the trial: it
+trains on without them and says so (`on_error`).
 
 A file is believed only if it says it was written by this study (name and id in the
 storage) and that earlier attempt, for the same params, and if what it holds is
@@ -30,7 +32,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,10 @@ from torch import nn
 
 from hpo.config.paths import safe_folder_name
 from hpo.config.settings import CHECKPOINT_EVERY
+from hpo.errors import StorageError
 from hpo.storage import _optuna
 from hpo.training.loop import Checkpoint, EpochResult, StopRequested
+from hpo.training.modelfile import save_tensors
 
 log = logging.getLogger("hpo.training.checkpoint")
 _TEMP_PREFIX = ".trial-{number}-"  # a save in progress: written, then renamed into place
@@ -242,7 +246,7 @@ class CheckpointStore:
         handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=_TEMP_PREFIX.format(number=number))
         try:
             with os.fdopen(handle, "wb") as file:
-                torch.save(state, file)
+                save_tensors(state, file)
             os.replace(tmp, self.path(number))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -299,6 +303,7 @@ class TrialCheckpoints:
         *,
         model: nn.Module | None = None,
         epochs: int | None = None,
+        on_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self.store = store
         self.number = trial.number
@@ -307,6 +312,8 @@ class TrialCheckpoints:
         self.earlier = retried_numbers(trial)
         self.resume: Checkpoint | None = None
         self.last_saved = time.monotonic()  # the trial's start: nothing to lose before it
+        self.on_error = on_error
+        self.error: OSError | None = None  # a write failed: no more checkpoints this trial
         for number in self.earlier:  # newest attempt first: it got furthest
             if not store.path(number).is_file():
                 continue
@@ -327,12 +334,22 @@ class TrialCheckpoints:
 
         Short epochs would otherwise spend more time writing model and optimizer state
         than a retry could ever save; a killed trial loses at most that much training.
+        A write that fails (a full disk, a folder gone) ends the trial's checkpoints, not
+        the trial: `on_error` hears of it once, and training goes on.
         """
+        if self.error is not None:
+            return
         now = time.monotonic()
         if not checkpoint.final and now - self.last_saved < self.store.every_seconds:
             return
         self.last_saved = now
-        self.store.save(self.number, checkpoint, self.params, study_id=self.study_id)
+        try:
+            self.store.save(self.number, checkpoint, self.params, study_id=self.study_id)
+        except OSError as exc:
+            self.error = exc
+            if self.on_error is not None:
+                self.on_error(exc)
+            return
         # Ours is now at least as far along: the dead attempts' files are no longer needed.
         self.store.delete(*self.earlier)
 
@@ -356,23 +373,36 @@ def trial_checkpoints(
     *,
     model: nn.Module | None = None,
     epochs: int | None = None,
+    on_error: Callable[[OSError], None] | None = None,
 ) -> Iterator[TrialCheckpoints | None]:
-    """Checkpoint a trial; delete its files when it ends, unless it was interrupted.
+    """Checkpoint a trial; delete its files when it ends (see `ends_trial`), else keep them.
 
     `model` (freshly built) and `epochs` (per trial) let a retry refuse a checkpoint that
     does not fit them, and start over, instead of failing in load_state_dict or finishing
-    a run it never trained. An interrupted trial (StopRequested) is re-queued and its retry
-    resumes from the file; every other ending (result, pruning, error) makes it useless.
+    a run it never trained. `on_error` hears of a checkpoint that could not be written.
     """
     if store is None:
         yield None
         return
-    checkpoints = TrialCheckpoints(store, trial, params, device, model=model, epochs=epochs)
+    checkpoints = TrialCheckpoints(
+        store, trial, params, device, model=model, epochs=epochs, on_error=on_error
+    )
     try:
         yield checkpoints
-    except StopRequested:
-        raise
-    except BaseException:
-        checkpoints.discard()
+    except BaseException as exc:
+        if ends_trial(exc):
+            checkpoints.discard()
         raise
     checkpoints.discard()
+
+
+def ends_trial(error: BaseException) -> bool:
+    """Whether a trial that raised `error` is over, so that its checkpoints are useless.
+
+    Pruning and the trial's own failures end it. A stop request, a storage given up on, an
+    attempt superseded by its retry (its heartbeats did not get through: the retry resumes
+    from this file) and an interrupt (KeyboardInterrupt, SystemExit) leave the trial to be
+    retried: deleting the file then would throw away the work the retry needs.
+    """
+    retried = (StopRequested, StorageError, optuna.exceptions.UpdateFinishedTrialError)
+    return isinstance(error, Exception) and not isinstance(error, retried)

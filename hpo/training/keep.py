@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
@@ -80,7 +80,7 @@ class ModelKeeper:
 
     def __init__(self, artifacts: str | Path, keep: int, direction: str) -> None:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
-        self.store = FileSystemArtifactStore(str(artifacts))
+        self.store = WholeFileStore(str(artifacts))
         self.keep = keep
         self.maximize = direction == "maximize"
 
@@ -91,7 +91,10 @@ class ModelKeeper:
         model: RawInputModel,
         record: Mapping[str, Any],
     ) -> bool:
-        """Keep `trial`'s model if it ranks among the best; True if it was kept."""
+        """Keep `trial`'s model if it ranks among the best; True if it was kept.
+
+        OSError if the file cannot be written (a full disk): nothing is kept or removed.
+        """
         holders = kept_models(trial.study, self.store)
         candidate = Holder(
             _optuna.trial_id(trial), trial.number, TrialState.COMPLETE, value, "", ""
@@ -135,6 +138,18 @@ class ModelKeeper:
             if rdb is not None:
                 _optuna.clear_trial_system_attr(rdb, holder.trial_id, holder.key)
             log.info("trial %d's weights removed: no longer among the best", holder.number)
+
+
+class WholeFileStore(FileSystemArtifactStore):
+    """Optuna's artifact folder, minus the partial file a failed write (a full disk) leaves."""
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        try:
+            super().write(artifact_id, content_body)
+        except OSError:
+            with contextlib.suppress(OSError, ArtifactNotFound):
+                self.remove(artifact_id)
+            raise
 
 
 def model_keeper(artifacts: str | Path | None, keep: int, direction: str) -> ModelKeeper | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -92,7 +92,19 @@ def model_record(
 def save_model(path: str | Path, model: RawInputModel, record: Mapping[str, Any]) -> None:
     """Write `model`'s tensors (on the CPU, contiguous) and `record` to one file."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    torch.save({"format": FORMAT, "record": json.dumps(record), "state_dict": state}, path)
+    with open(path, "wb") as file:
+        save_tensors({"format": FORMAT, "record": json.dumps(record), "state_dict": state}, file)
+
+
+def save_tensors(obj: object, file: BinaryIO) -> None:
+    """torch.save into an open file. A write that fails (a full disk) raises its OSError,
+    which torch's writer wraps in a RuntimeError that names only its own source line."""
+    try:
+        torch.save(obj, file)
+    except RuntimeError as exc:
+        if isinstance(exc.__context__, OSError):
+            raise exc.__context__ from None
+        raise
 
 
 def read_model(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import optuna
 import torch
 
 from hpo.config.spec import StudySpec
+from hpo.errors import StorageError
 from hpo.storage._optuna import set_user_attrs
 from hpo.study.space import split_params, suggest_params
 from hpo.training.checkpoint import CheckpointStore, original_number, trial_checkpoints
@@ -22,15 +24,21 @@ from hpo.training.memory import check_fits
 from hpo.training.modelfile import model_record, wrap
 from models import create_model
 
+log = logging.getLogger("hpo.training.objective")
 HOST = platform.node()
 MB = 2**20  # peak_gpu_mb is in MiB, as nvidia-smi and torch.cuda.memory_summary count
+# Trial user attrs saying what a failed write (a full disk) cost it: its checkpoints from
+# that epoch on, or its kept weights. The trial itself goes on.
+CHECKPOINT_ERROR_ATTR = "checkpoint_error"
+KEEP_ERROR_ATTR = "keep_error"
 
 
 class Objective:
     """Callable objective for one worker: data is loaded once and reused by every trial.
 
     A trial's user attrs are collected in a dict and written when it ends, however it ends
-    (completed, pruned, failed), rather than one write at a time through the run.
+    (completed, pruned, failed), rather than one write at a time through the run; not when
+    the storage is lost (its retries are over: writing would only wait them out again).
     """
 
     def __init__(
@@ -48,17 +56,26 @@ class Objective:
         self.checkpoints = checkpoints  # None: no epoch checkpoints, a retry starts over
         self.keeper = keeper  # None: no weights kept ([study] keep = 0)
         self.device = data.train.device
+        self.write_errors_logged: set[str] = set()  # attrs whose write error was logged
 
     def __call__(self, trial: optuna.Trial) -> float:
         attrs: dict[str, Any] = {}
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         try:
-            return self._run(trial, attrs)
-        finally:
-            if self.device.type == "cuda":  # the data set included: what a trial occupies
-                attrs["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / MB, 1)
-            set_user_attrs(trial, attrs)  # one transaction, however many attrs
+            value = self._run(trial, attrs)
+        except StorageError:
+            raise  # the storage is lost: writing attrs would only wait out its retries again
+        except BaseException:
+            self._record(trial, attrs)
+            raise
+        self._record(trial, attrs)
+        return value
+
+    def _record(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+        if self.device.type == "cuda":  # the data set included: what a trial occupies
+            attrs["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / MB, 1)
+        set_user_attrs(trial, attrs)  # one transaction, however many attrs
 
     def _run(self, trial: optuna.Trial, attrs: dict[str, Any]) -> float:
         params = suggest_params(trial, self.spec.space)
@@ -91,8 +108,18 @@ class Objective:
                 self._diagnose(attrs, "final", model)
                 raise optuna.TrialPruned(f"pruned after epoch {result.epoch}")
 
+        def checkpoint_lost(error: OSError) -> None:
+            reason = f"checkpoint not written ({error}); the trial trained on without them"
+            self._write_failed(trial, attrs, CHECKPOINT_ERROR_ATTR, reason)
+
         with trial_checkpoints(
-            self.checkpoints, trial, params, self.device, model=model, epochs=config.epochs
+            self.checkpoints,
+            trial,
+            params,
+            self.device,
+            model=model,
+            epochs=config.epochs,
+            on_error=checkpoint_lost,
         ) as saved:
             resume = saved.resume if saved else None
             if resume is not None:
@@ -127,8 +154,26 @@ class Objective:
                 data=self.data,
                 seed=seed,
             )
-            self.keeper.offer(trial, value, wrap(model, self.data), record)
+            try:
+                self.keeper.offer(trial, value, wrap(model, self.data), record)
+            except OSError as exc:  # a full disk costs the kept weights, not the trial
+                reason = f"weights not kept: the file could not be written ({exc})"
+                self._write_failed(trial, attrs, KEEP_ERROR_ATTR, reason)
         return value
+
+    def _write_failed(
+        self, trial: optuna.Trial, attrs: dict[str, Any], key: str, reason: str
+    ) -> None:
+        """Record on the trial what a failed write cost it; log it once per worker."""
+        attrs[key] = reason[:500]
+        if key not in self.write_errors_logged:  # a full disk would repeat it every trial
+            self.write_errors_logged.add(key)
+            log.warning(
+                "trial %d: %s (user attr %s; logged once, recorded on every trial it hits)",
+                trial.number,
+                reason,
+                key,
+            )
 
     def _diagnose(self, attrs: dict[str, Any], phase: str, model: torch.nn.Module) -> None:
         if self.spec.train.diagnostics:

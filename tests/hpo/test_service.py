@@ -76,8 +76,10 @@ def test_launch_warns_when_the_largest_configuration_cannot_fit(tmp_path: Path) 
     study_file = tmp_path / "huge.toml"
     study_file.write_text(
         DIVERGING.replace('name = "diverges"', 'name = "huge"')
-        .replace("lr = 1e12", "lr = 1e-3\nwidth = { low = 8, high = 1000000 }\ndepth = 8")
+        .replace("lr = 1e12", "lr = 1e-3\nwidth = { low = 8, high = 8192 }\ndepth = 8")
         .replace("trials = 2", "trials = 1")
+        # a limit that the widest network (8 x 8192^2 weights, ~2 GB) exceeds
+        .replace("[train]", "[train]\nmax_memory_mb = 500")
     )
     warnings: list[str] = []
     with contextlib.suppress(HpoError):  # the one sampled trial may be too large as well

@@ -30,6 +30,7 @@ from tests.helpers import (
     assert_budget_accounted,
     assert_killed_trial_resumed,
     checkpointed_victim,
+    private_postgres,
     wait_for,
     worker_settings,
     zero_cost,
@@ -40,10 +41,16 @@ WAIT_SECONDS = 180
 
 
 def _start_workers(
-    processes: HpoProcesses, url: str, study: str, artifacts: Path
+    processes: HpoProcesses,
+    url: str,
+    study: str,
+    artifacts: Path,
+    *,
+    env: dict[str, str] | None = None,
 ) -> list[subprocess.Popen[str]]:
-    """Two worker processes; a checkpoint every epoch, as a test may kill right after one."""
-    env = worker_settings(url, artifacts)
+    """Two worker processes; a checkpoint every epoch, as a test may kill right after one
+    (`env`: their HPO_* settings instead)."""
+    env = env or worker_settings(url, artifacts)
     return [processes.start("worker", "--study", study, "--gpus", "none", env=env) for _ in "ab"]
 
 
@@ -159,6 +166,61 @@ def _outage(admin: sqlalchemy.Engine, database: str, *, seconds: float) -> None:
             time.sleep(seconds)
         finally:
             connection.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+
+
+def test_an_outage_past_the_retry_window_keeps_the_checkpoints(write_study, tmp_path: Path) -> None:
+    """PostgreSQL (a server of this test's own) stops mid-trial for longer than the
+    workers' HPO_DB_RETRY_SECONDS: they give up in one line, leaving their trials RUNNING
+    and their checkpoints on disk; relaunched once it is back, the workers fail those
+    trials as stale and the retries resume from the checkpoints. Seen before: the files
+    were deleted on the way out, and every retry started again from epoch 0."""
+    budget = 2  # one trial per worker: both are cut off mid-trial
+    artifacts = tmp_path / "artifacts"
+    spec = load_spec(write_study("cutoff", trials=budget, epochs=300))
+    store = CheckpointStore(artifacts, spec.name)
+    with private_postgres(tmp_path) as server:
+        env = {**worker_settings(server.url, artifacts), "HPO_DB_RETRY_SECONDS": "3"}
+        study = open_study(open_storage(server.url), spec)
+        with HpoProcesses() as processes:
+            _start_workers(processes, server.url, spec.name, artifacts, env=env)
+            saved = wait_for(
+                lambda: _checkpointed_epochs(study, store, budget),
+                "each worker's trial to checkpoint an epoch",
+                timeout=WAIT_SECONDS,
+            )
+            server.stop()  # and stays down until both workers have given up
+            gave_up = processes.finish(WAIT_SECONDS)
+        for result in gave_up:
+            assert result.returncode == 2, result.stderr[-2000:]
+            assert "Traceback" not in result.stderr, result.stderr[-4000:]
+            errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+            assert errors == [result.stderr.strip().splitlines()[-1]], result.stderr[-2000:]
+            assert errors[0].startswith("error: cannot reach storage")
+            assert errors[0].endswith("(gave up after 3 s)")
+        assert all(store.path(number).is_file() for number in saved)  # kept for the retries
+
+        server.start()
+        with HpoProcesses() as processes:
+            _start_workers(processes, server.url, spec.name, artifacts, env=env)
+            relaunched = processes.finish(WAIT_SECONDS)
+        assert [r.returncode for r in relaunched] == [0, 0], [r.stderr[-2000:] for r in relaunched]
+        study = optuna.load_study(study_name=spec.name, storage=open_storage(server.url))
+        trials = assert_budget_accounted(study, budget)
+    for number, epoch in saved.items():
+        assert_killed_trial_resumed(trials, number, epoch, store)
+
+
+def _checkpointed_epochs(
+    study: optuna.Study, store: CheckpointStore, count: int
+) -> dict[int, int] | None:
+    """{trial number: epoch of its checkpoint} once `count` trials run with a checkpoint."""
+    import torch
+
+    epochs = {}
+    for trial in study.get_trials(states=(TrialState.RUNNING,)):
+        if store.path(trial.number).exists():
+            epochs[trial.number] = torch.load(store.path(trial.number), weights_only=True)["epoch"]
+    return epochs if len(epochs) == count else None
 
 
 def _load_worker(url: str, study_name: str, index: int, errors: multiprocessing.Queue) -> None:

@@ -17,7 +17,7 @@ from hpo.study.records import BUDGET_ATTR
 from tests.helpers import WAIT_SECONDS, HpoProcesses, alive, children, wait_for, with_password
 
 PASSWORD = "pw-Lx3-secret"
-LONG_EPOCHS = 100_000  # a trial that runs until it is interrupted
+LONG_EPOCHS = 10_000  # the most a study file allows: a trial that runs until interrupted
 
 
 def test_one_worker_per_gpu_else_cpu_workers() -> None:

@@ -19,12 +19,30 @@ import torch
 from optuna.trial import TrialState
 
 from hpo.config.spec import StudySpec, load_spec
+from hpo.errors import StorageError, TrialTooLarge
 from hpo.runtime.worker import claim_trial, load_study_data, run_worker
 from hpo.storage import _optuna
 from hpo.storage.open import open_storage
 from hpo.study.create import open_study
-from hpo.training.checkpoint import BadCheckpoint, CheckpointStore, Expected, check_state
-from hpo.training.loop import Checkpoint, TrainConfig, num_outputs, train
+from hpo.training.checkpoint import (
+    BadCheckpoint,
+    CheckpointStore,
+    Expected,
+    TrialCheckpoints,
+    check_state,
+    ends_trial,
+    original_number,
+    trial_checkpoints,
+)
+from hpo.training.loop import (
+    Checkpoint,
+    DivergedError,
+    EpochResult,
+    StopRequested,
+    TrainConfig,
+    num_outputs,
+    train,
+)
 from models import create_model
 from tests.helpers import study_text
 
@@ -281,3 +299,117 @@ def test_check_state_refuses_each_malformed_checkpoint(dead_trial: DeadTrial, ca
     assert check_state(copy.deepcopy(state), expected).epoch == 2  # the untouched file is fine
     with pytest.raises(BadCheckpoint):
         check_state(MALFORMED[case](state), expected)
+
+
+def test_a_stop_request_checkpoints_at_once_however_recent_the_last_one(tmp_path: Path) -> None:
+    """Periodic checkpoints are throttled (here to one an hour, none yet); the one a stop
+    request takes is not, or SIGTERM would lose every epoch since the last one."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'hpo.db'}")
+    spec = _spec(tmp_path, "stop")
+    study = open_study(storage, spec)
+    trial = claim_trial(study, storage)
+    assert trial is not None
+    store = CheckpointStore(tmp_path / "artifacts", "stop", every_seconds=3600)
+    checkpoints = TrialCheckpoints(store, trial, PARAMS, "cpu", epochs=EPOCHS)
+    data = load_study_data(spec)
+    model = create_model(
+        "mlp", in_shape=data.in_shape, num_outputs=num_outputs(data.num_classes), depth=1, width=8
+    )
+    epochs: list[int] = []
+
+    with pytest.raises(StopRequested):
+        train(
+            model,
+            data,
+            TrainConfig(epochs=EPOCHS, lr=0.01, batch_size=64),
+            on_epoch=lambda result: epochs.append(result.epoch),
+            checkpoint=checkpoints.save,
+            should_stop=lambda: len(epochs) == 2,  # a SIGTERM during epoch 2
+        )
+
+    saved = torch.load(store.path(trial.number), weights_only=True)
+    assert saved["epoch"] == 2  # epochs 1 and 2 were throttled; the stop's save was not
+
+
+def test_a_second_retry_resumes_from_the_newest_attempt_with_the_first_ones_seed(
+    tmp_path: Path,
+) -> None:
+    """Attempt 0 died after epoch 1, its retry 1 after epoch 2, both files left (a delete
+    that did not get through): retry 2 resumes from epoch 2, and keeps attempt 0's seed."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'hpo.db'}")
+    spec = _spec(tmp_path, "twice")
+    study = open_study(storage, spec)
+    store = CheckpointStore(tmp_path / "artifacts", "twice", every_seconds=0)
+    study_id = _optuna.study_id(study)
+    for epochs in (1, 2):
+        checkpoint = _genuine(spec, epochs=epochs)
+        store.save(_died_after(study, storage, checkpoint), checkpoint, PARAMS, study_id=study_id)
+    retry = claim_trial(study, storage)
+    assert retry is not None and retry.number == 2
+
+    assert original_number(retry) == 0  # the seed of the first attempt, so runs reproduce
+    checkpoints = TrialCheckpoints(store, retry, PARAMS, "cpu", epochs=EPOCHS)
+    assert checkpoints.resume is not None and checkpoints.resume.epoch == 2
+
+
+# ------------------------------------------------------------------ which endings delete it
+
+ENDINGS: dict[str, tuple[BaseException | None, bool]] = {  # error: (raised, file kept)
+    "completed": (None, False),
+    "pruned": (optuna.TrialPruned("pruned after epoch 1"), False),
+    "failed by its own code": (ValueError("a bug in the trial"), False),
+    "diverged": (DivergedError("training loss became nan"), False),
+    "too large": (TrialTooLarge("too large"), False),
+    "storage given up on": (StorageError("storage unreachable after 300 s"), True),
+    "superseded by its retry": (optuna.exceptions.UpdateFinishedTrialError("finished"), True),
+    "stop requested": (StopRequested("stop requested before epoch 2"), True),
+    "interrupted": (KeyboardInterrupt(), True),
+    "exiting": (SystemExit(1), True),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_only_a_trial_that_ends_deletes_its_checkpoint(tmp_path: Path, ending: str) -> None:
+    """A lost storage, a stop, a superseded attempt or an interrupt leave the file to the
+    retry; seen: a PostgreSQL outage past HPO_DB_RETRY_SECONDS deleted every running
+    trial's checkpoint, and the retries started over."""
+    error, kept = ENDINGS[ending]
+    store = CheckpointStore(tmp_path, "endings", every_seconds=0)
+    trial = optuna.create_study().ask()
+    checkpoint = Checkpoint(1, {}, {}, [EpochResult(1, 0.5, 0.5, 0.5)], None)
+    raised: list[BaseException] = []
+    try:
+        with trial_checkpoints(store, trial, PARAMS, "cpu") as saved:
+            assert saved is not None
+            saved.save(checkpoint)
+            if error is not None:
+                raise error
+    except BaseException as exc:
+        raised.append(exc)
+    assert raised == ([] if error is None else [error])  # never swallowed
+    assert store.path(trial.number).is_file() == kept
+    if error is not None:
+        assert ends_trial(error) is not kept
+
+
+def test_a_failed_write_ends_the_trials_checkpoints_and_says_so_once(tmp_path: Path) -> None:
+    """A full disk: the error is reported once, later epochs are not even tried, and the
+    file of an earlier epoch stays for a retry."""
+    store = CheckpointStore(tmp_path, "nospace", every_seconds=0)
+    trial = optuna.create_study().ask()
+    errors: list[OSError] = []
+    checkpoints = TrialCheckpoints(store, trial, PARAMS, "cpu", on_error=errors.append)
+    history = [EpochResult(e, 0.5, 0.5, 0.5) for e in (1, 2, 3)]
+    checkpoints.save(Checkpoint(1, {}, {}, history[:1], None))
+    tries = []
+
+    def full(*args: object, **kwargs: object) -> None:
+        tries.append(args)
+        raise OSError(28, "No space left on device")
+
+    store.save = full  # type: ignore[method-assign]
+    checkpoints.save(Checkpoint(2, {}, {}, history[:2], None))
+    checkpoints.save(Checkpoint(3, {}, {}, history, None, True))
+    assert [str(e) for e in errors] == ["[Errno 28] No space left on device"]
+    assert len(tries) == 1
+    assert torch.load(store.path(trial.number), weights_only=True)["epoch"] == 1

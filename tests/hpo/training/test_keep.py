@@ -15,12 +15,7 @@ from hpo.training.data import load_dataset
 from hpo.training.keep import ModelKeeper, kept_models, model_keeper
 from hpo.training.modelfile import model_record, wrap
 from models import create_model
-
-
-def with_keep(path: Path, keep: int) -> Path:
-    """The study file at `path` with `[study] keep = keep`."""
-    path.write_text(path.read_text().replace("[study]\n", f"[study]\nkeep = {keep}\n", 1))
-    return path
+from tests.helpers import with_keep
 
 
 def stored_files(artifacts: Path) -> list[Path]:

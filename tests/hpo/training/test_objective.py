@@ -3,23 +3,29 @@ measurements are recorded, every user attr written once."""
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+import hpo.training.keep
 import hpo.training.loop
 from hpo.config.spec import load_spec
 from hpo.runtime.worker import run_worker
 from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.records import diag_attr
+from hpo.training.checkpoint import CheckpointStore
 from hpo.training.data import load_dataset
 from hpo.training.diagnostics import PHASES, STATS
-from hpo.training.objective import Objective
-from tests.helpers import study_text
+from hpo.training.objective import CHECKPOINT_ERROR_ATTR, KEEP_ERROR_ATTR, Objective
+from tests.helpers import mounted, study_text, with_keep
 
 # A learning rate of 1e12 on a deep ReLU net drives the loss to
 # inf/NaN within the first epoch, whatever the draw: a real divergence, not a simulated one.
@@ -137,3 +143,62 @@ def test_patience_completes_the_trial_early_with_its_last_value(
 def test_a_trial_without_patience_records_no_early_stop(write_study) -> None:
     trial, _ = run_one(write_study, optuna.pruners.NopPruner())
     assert "stopped_early_at" not in trial.user_attrs
+
+
+# ------------------------------------------------------------------ a disk that fills up
+
+
+def _no_space(*_args: object, **_kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _run_keeping_one(sqlite_url: str, write_study, name: str, artifacts: Path) -> list[FrozenTrial]:
+    """Two 2-epoch trials of a study that keeps its best weights, checkpointing every epoch
+    into `artifacts`; each must complete. Returns the trials."""
+    storage = open_storage(sqlite_url)
+    open_study(storage, load_spec(with_keep(write_study(name, trials=2, epochs=2), 1)))
+    report = run_worker(storage, name, artifacts=artifacts, checkpoint_every=0)
+    assert report.states == {"COMPLETE": 2}
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def test_a_full_disk_costs_the_checkpoints_and_kept_weights_not_the_trials(
+    sqlite_url, write_study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """Seen: every trial failed with an OSError (or torch's inline_container.cc error) as
+    its reason, and the budget was spent on failures."""
+    monkeypatch.setattr(CheckpointStore, "save", _no_space)
+    monkeypatch.setattr(hpo.training.keep, "save_model", _no_space)
+    with caplog.at_level(logging.WARNING, logger="hpo.training.objective"):
+        trials = _run_keeping_one(sqlite_url, write_study, "nospace", tmp_path / "arts")
+    for trial in trials:
+        assert trial.state == TrialState.COMPLETE
+        assert trial.user_attrs[CHECKPOINT_ERROR_ATTR] == (
+            "checkpoint not written ([Errno 28] No space left on device); "
+            "the trial trained on without them"
+        )
+        assert trial.user_attrs[KEEP_ERROR_ATTR].startswith("weights not kept")
+        assert trial.user_attrs["epochs"] == 2
+    logged = [r.getMessage() for r in caplog.records if r.name == "hpo.training.objective"]
+    assert len(logged) == 2, logged  # once per kind for the worker, not once per trial
+    assert [CHECKPOINT_ERROR_ATTR in line for line in logged].count(True) == 1
+
+
+def test_a_real_full_file_system_leaves_no_partial_file(
+    sqlite_url, write_study, tmp_path: Path
+) -> None:
+    """The artifact folder on a 1 MB tmpfs, filled up: torch's writer and Optuna's artifact
+    copy both fail for real; the trials complete and no half-written file stays behind."""
+    with mounted(tmp_path / "arts", "-t", "tmpfs", "-o", "size=1m", "tmpfs") as artifacts:
+        with open(artifacts / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(bytes(4096))
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        trials = _run_keeping_one(sqlite_url, write_study, "fullfs", artifacts)
+        left = sorted(p.name for p in artifacts.rglob("*") if p.is_file())
+    assert left == ["filler"]
+    for trial in trials:
+        assert "No space left on device" in trial.user_attrs[CHECKPOINT_ERROR_ATTR]
+        assert "No space left on device" in trial.user_attrs[KEEP_ERROR_ATTR]
