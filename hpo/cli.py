@@ -247,6 +247,12 @@ def launch() -> None:
 @_workers_per_gpu_option
 @click.option("--name", help="Study name [default: study.name of the file].")
 @_data_dir_option
+@click.option(
+    "--resume-stopped",
+    is_flag=True,
+    help="Run on a study that stopped early ([study] stop_after): the stop is cleared and "
+    "the count of trials without improvement starts over.",
+)
 @_slurm_options
 @pass_settings
 def launch_study(
@@ -258,6 +264,7 @@ def launch_study(
     workers_per_gpu: int,
     name: str | None,
     data_dir: str | None,
+    resume_stopped: bool,
     **slurm_given: Any,
 ) -> None:
     """Create (or resume) the study of FILE and run local workers until its budget is done.
@@ -289,6 +296,7 @@ def launch_study(
             slurm=slurm,
             detach=detach,
             on_submitted=_submitted,
+            resume_stopped=resume_stopped,
         )
     if outcome.summary is None and outcome.job_id is not None:
         click.echo(
@@ -378,6 +386,37 @@ def worker(
 
 
 @cli.command()
+@click.argument("study_name")
+@click.option(
+    "--params",
+    "params",
+    multiple=True,
+    required=True,
+    help='A known configuration as a JSON object, e.g. \'{"lr": 0.01, "depth": 2}\': values '
+    "of searched keys (the sampler draws the others); repeat for several.",
+)
+@pass_settings
+def enqueue(settings: Settings, study_name: str, params: tuple[str, ...]) -> None:
+    """Give a study known configurations to run next, within its budget."""
+    from hpo.report.console import visible
+    from hpo.service import enqueue_params
+
+    done = enqueue_params(settings, study_name, params)
+    again = done.given - done.added
+    click.echo(
+        f"study {visible(study_name)}: {done.added} configuration(s) enqueued"
+        + (f", {again} enqueued before (skipped)" if again else "")
+    )
+    if done.waiting:
+        click.echo(
+            f"{done.waiting} known configuration(s) wait for budget: raise it with "
+            "`hpo launch study FILE --trials N`"
+        )
+    if done.stopped:
+        click.echo(f"the study {done.stopped}; they run once it is launched with --resume-stopped")
+
+
+@cli.command()
 @pass_settings
 def studies(settings: Settings) -> None:
     """List the studies in the storage with trial counts by state and best value."""
@@ -393,12 +432,16 @@ def studies(settings: Settings) -> None:
 @pass_settings
 def best(settings: Settings, study_name: str, show_all: bool) -> None:
     """Show the best trial of a study: value, params, test accuracy, main user attrs."""
-    from hpo.report.console import print_trial
+    from hpo.report.console import print_stopped, print_trial
     from hpo.service import best_of
+    from hpo.study.stopping import stopped_reason
 
     study, trial = best_of(settings, study_name)
     title = f"Best trial of {study_name} ({study.direction.name.lower()})"
     print_trial(trial, title=title, show_all=show_all)
+    reason = stopped_reason(study)
+    if reason:
+        print_stopped(study_name, reason)
 
 
 # ---------------------------------------------------------------- the model back (issue 19)
@@ -858,7 +901,8 @@ def main() -> None:
 
 def usage_line(exc: click.UsageError) -> str:
     """Click's usage error as one line: the option, what is wrong, where help is."""
-    if isinstance(exc, click.BadParameter) and exc.param is not None and exc.param.opts:
+    missing = isinstance(exc, click.MissingParameter)  # it has no message of its own
+    if isinstance(exc, click.BadParameter) and not missing and exc.param and exc.param.opts:
         message = f"{exc.param.opts[0]} {exc.message}"
     else:
         message = exc.format_message()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from hpo.config.settings import Settings
 from hpo.errors import HpoError
+from hpo.runtime.artifacts import check_artifacts
 from hpo.storage.open import connect
 from hpo.storage.urls import mask_url
 
@@ -71,11 +72,14 @@ def launch_study(
     slurm: SlurmOptions | None = None,
     detach: bool = False,
     on_submitted: Callable[[str, Path], None] | None = None,
+    resume_stopped: bool = False,
 ) -> LaunchOutcome:
-    """Create or resume the study of `file`, run local workers until its budget is done.
+    """Create or resume the study of `file`, run local workers until its budget is done
+    (or the study stops improving: [study] stop_after).
 
     With `slurm`, the workers are the tasks of one Slurm job array instead (checked against
-    the cluster before anything is written); `detach` returns once it is submitted.
+    the cluster before anything is written); `detach` returns once it is submitted. A study
+    that stopped early is refused unless `resume_stopped`.
     """
     from hpo.config.spec import load_spec, renamed
     from hpo.study.samplers import check_options
@@ -83,6 +87,8 @@ def launch_study(
     spec = check_options(load_spec(file), source=file)  # before torch loads: a typo is cheap
     if name:
         spec = renamed(spec, name)
+    if workers or slurm is not None:  # --workers 0 only creates the study: workers elsewhere
+        check_artifacts(settings.artifacts)
 
     from hpo.runtime.devices import parse_gpus, visible_gpus
     from hpo.runtime.launch import plan_workers, run_workers
@@ -92,12 +98,25 @@ def launch_study(
     from hpo.training.loop import num_outputs
     from hpo.training.memory import largest_config_warning
 
+    def pending(count: int) -> None:
+        if on_warning is not None:
+            on_warning(
+                f"{count} known configuration(s) ([[enqueue]], hpo enqueue) wait for budget: "
+                "the study's budget ends before them; raise --trials to run them"
+            )
+
     if slurm is not None:
         from hpo.runtime.slurm import preflight
 
         preflight(slurm, settings.storage_url)
         started = time.perf_counter()
-        study = open_study(connect(settings), spec, trials=trials)
+        study = open_study(
+            connect(settings),
+            spec,
+            trials=trials,
+            resume_stopped=resume_stopped,
+            on_pending=pending,
+        )
         if on_start is not None:
             on_start(spec, plan_workers(slurm.workers, []), study)
         return _run_array(
@@ -120,7 +139,9 @@ def launch_study(
             on_warning(warning)
     started = time.perf_counter()
     storage = connect(settings)
-    study = open_study(storage, spec, trials=trials)
+    study = open_study(
+        storage, spec, trials=trials, resume_stopped=resume_stopped, on_pending=pending
+    )
     if not plans:
         return LaunchOutcome(spec.name, None, time.perf_counter() - started)
     if on_start is not None:
@@ -153,6 +174,7 @@ def join_study(
 
     selected = parse_gpus(gpus, visible_gpus())
     first_index = default_worker_index() if worker_index is None else worker_index
+    check_artifacts(settings.artifacts)
     storage = connect(settings)
     load_spec_from_storage(storage, study_name)  # fail fast, listing the studies, if absent
     if len(selected) > 1 or workers_per_gpu > 1:
@@ -205,6 +227,7 @@ def join_on_slurm(
     from hpo.study.create import load_spec_from_storage
 
     preflight(slurm, settings.storage_url)
+    check_artifacts(settings.artifacts)
     started = time.perf_counter()
     storage = connect(settings)
     load_spec_from_storage(storage, study_name)  # one line listing the studies, if absent
@@ -320,6 +343,40 @@ def list_studies(settings: Settings) -> list[StudySummary]:
     from hpo.study.summary import summarize_storage
 
     return summarize_storage(connect(settings))
+
+
+EXAMPLE_PARAMS = '{"lr": 0.01, "depth": 2}'  # what --params takes, shown in its errors
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What `hpo enqueue` did."""
+
+    given: int  # configurations on the command line
+    added: int  # those new to the study (the others were given before)
+    waiting: int  # known configurations the study's budget cannot hold yet
+    stopped: str  # why the study stopped early ("": it has not): they run once resumed
+
+
+def enqueue_params(settings: Settings, study_name: str, params: tuple[str, ...]) -> Enqueued:
+    """`hpo enqueue`: known configurations (JSON objects) for a study to run next, checked
+    against its space; one line for a bad one, before anything is written."""
+    import json
+
+    from hpo.study.create import enqueue
+
+    configs = []
+    for text in params:
+        try:
+            configs.append(json.loads(text))
+        except json.JSONDecodeError as exc:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise HpoError(
+                f"--params {shown!r} is not JSON ({exc.msg}, column {exc.colno}); give an "
+                f"object of searched values, e.g. --params '{EXAMPLE_PARAMS}'"
+            ) from None
+    answer = enqueue(connect(settings), study_name, configs)
+    return Enqueued(len(configs), int(answer["added"]), int(answer["waiting"]), answer["stopped"])
 
 
 def serve_dashboard(

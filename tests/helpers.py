@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -75,6 +75,29 @@ name = "{pruner}"
 [space]
 {space}
 """
+
+
+def with_keep(path: Path, keep: int) -> Path:
+    """The study file at `path` with `[study] keep = keep`."""
+    path.write_text(path.read_text().replace("[study]\n", f"[study]\nkeep = {keep}\n", 1))
+    return path
+
+
+def with_study_lines(path: Path, *lines: str) -> Path:
+    """The study file at `path` with `lines` (such as "stop_after = 3") added to [study]."""
+    added = "".join(f"{line}\n" for line in lines)
+    path.write_text(path.read_text().replace("[study]\n", f"[study]\n{added}", 1))
+    return path
+
+
+def with_enqueue(path: Path, *configs: Mapping[str, object]) -> Path:
+    """The study file at `path` with an [[enqueue]] table per known configuration."""
+    tables = "".join(
+        "\n[[enqueue]]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in config.items())
+        for config in configs
+    )
+    path.write_text(path.read_text() + tables)
+    return path
 
 
 def with_password(url: str, *, password: str) -> str:
@@ -357,6 +380,31 @@ def run_hpo(
     return result
 
 
+def run_main(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `hpo ARGS` in this process through hpo.cli.main, as the console script does, with
+    no HPO_* setting but those of `env`: (exit code, stdout, stderr). Much faster than
+    run_hpo once torch is loaded; an exception that main lets through (a traceback for the
+    user) propagates to the test."""
+    import io
+    from unittest import mock
+
+    from hpo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, hpo_env(env), clear=True),
+        mock.patch.object(sys, "argv", ["hpo", *args]),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:  # sys.exit() is a success, sys.exit("text") a failure
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return code, out.getvalue(), err.getvalue()
+
+
 def _stat(pid: int) -> list[str] | None:
     """The fields of /proc/PID/stat after the command name (state, ppid, ...); None if gone."""
     try:
@@ -436,3 +484,329 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own (initdb, pg_ctl), which it may stop and start
+    at will: an outage of the shared server would strike every test running beside it.
+
+    Trust authentication on a free loopback port, its socket in its data folder. Root may
+    not run PostgreSQL: as root the server runs as the `postgres` user, from a folder of
+    /tmp that user can reach (a test's tmp_path is private to root).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        if os.geteuid() == 0:
+            import shutil
+            import tempfile
+
+            self.owned = Path(tempfile.mkdtemp(prefix="hpo-test-pg-"))
+            shutil.chown(self.owned, user="postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        else:
+            self.owned, self.run_as = None, []
+        self.data = (self.owned or folder) / "data"
+
+    def create(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.data / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        """Stop it at once (`-m fast`: open connections are cut, as in an outage)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop it if it runs; remove the folder made for it as root."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
+        if self.owned is not None:
+            import shutil
+
+            shutil.rmtree(self.owned, ignore_errors=True)
+
+    def _run(self, program: str, *args: str, check: bool = True) -> None:
+        command = [*self.run_as, str(postgres_program(program)), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=WAIT_SECONDS)
+        if check and result.returncode:
+            raise AssertionError(f"{program} exited {result.returncode}: {result.stderr[-2000:]}")
+
+
+def postgres_program(name: str) -> Path | None:
+    """A PostgreSQL server program (initdb, pg_ctl): Debian keeps them out of PATH."""
+    import glob
+    import shutil
+
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
+    return Path(found) if found else None
+
+
+@contextlib.contextmanager
+def private_postgres(folder: Path) -> Iterator[PrivatePostgres]:
+    """A started PrivatePostgres (see there) for the block; removed after it, however it ends.
+    Skips the test where the server programs (or, as root, the postgres user) are missing."""
+    import pwd
+
+    import pytest
+
+    if postgres_program("initdb") is None or postgres_program("pg_ctl") is None:
+        pytest.skip("needs PostgreSQL's initdb and pg_ctl (Debian: postgresql)")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("as root, needs a postgres user to run a private PostgreSQL server")
+    server = PrivatePostgres(folder)
+    try:
+        server.create()
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@contextlib.contextmanager
+def mounted(folder: Path, *args: str) -> Iterator[Path]:
+    """`mount ARGS` onto `folder` (made if absent) for the block, unmounted after: a tiny
+    file system (`"-t", "tmpfs", "-o", "size=1m", "tmpfs"`) or a read-only bind of the
+    folder onto itself (`"--bind", "-o", "ro", str(folder)`), which stops root too. Skips
+    the test where this process may not mount (not root, a container without the right)."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", *args, str(folder)], capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("no mount command here")
+    if done.returncode:
+        pytest.skip(f"cannot mount here ({done.stderr.strip() or done.returncode})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, check=True)
+
+
+# ---------------------------------------------------------------- property tests (hypothesis)
+
+# Text that belongs in no study: markup, terminal control, paths, format strings, empty.
+HOSTILE_TEXT = (
+    "",
+    " ",
+    "[/]",
+    "[bold red]x[/]",
+    "\x1b[2J",
+    "\x1b]0;owned\x07",
+    "a\nb",
+    "\t",
+    "\x00",
+    "\x7f",
+    "\u202etxt",
+    "💥",
+    "../../etc/passwd",
+    "%s%n{0}${HOME}",
+)
+# Numbers at and past hpo's bounds (seeds 2**31 - 1, TOML's largest integer 2**63 - 1), and
+# the floats that break arithmetic.
+HOSTILE_NUMBERS = (
+    -1,
+    0,
+    10_001,
+    65_537,
+    2**31 - 1,
+    2**31,
+    2**32,
+    2**63 - 1,
+    -(2**63),
+    10**400,  # past any float: tomllib (and JSON) read it all the same
+    -0.0,
+    0.5,
+    1e-300,
+    1e30,
+    1.7e308,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+)
+# What JSON holds and TOML does not: null, and integers past 64 bits.
+STORED_ONLY = (None, 10**30, -(2**64))
+
+
+def hostile_values(names: tuple[str, ...] = (), *, stored: bool = False) -> Any:
+    """A hypothesis strategy of values where others belong: wrong types, huge and negative
+    numbers, NaN and infinities, markup and control characters, lists and tables, and
+    `names` (valid somewhere else); `stored`: what only a stored spec (JSON) can hold too.
+
+    Integers are small or extreme, never a mid-range value that would be valid and slow
+    (epochs = 5000): a run of the property tests stays short.
+    """
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(
+        st.sampled_from(HOSTILE_NUMBERS + (STORED_ONLY if stored else ())),
+        st.integers(-3, 3),
+        st.floats(),
+        st.booleans(),
+        st.sampled_from(HOSTILE_TEXT + names),
+        st.text(max_size=8),
+    )
+    nested = st.one_of(
+        st.lists(scalars, max_size=3),
+        st.dictionaries(st.text(max_size=6), scalars, max_size=2),
+    )
+    return st.one_of(scalars, scalars, nested)
+
+
+def study_names() -> tuple[str, ...]:
+    """Every name a study file knows: valid in one place, a wrong value in most others."""
+    from hpo.config import vocabulary
+    from hpo.config.spec import METRICS
+    from models.vocabulary import ACTIVATION_NAMES, INITS, MODEL_NAMES, POOL_NAMES, SKIPS
+
+    ours = (vocabulary.DATASETS, vocabulary.OPTIMIZERS, vocabulary.SCHEDULES, vocabulary.AUGMENTS)
+    optuna = (vocabulary.SAMPLERS, vocabulary.PRUNERS, ("auto", "sobol", "halton"))
+    models = (ACTIVATION_NAMES, INITS, MODEL_NAMES, POOL_NAMES, SKIPS, tuple(METRICS))
+    return tuple(sorted({name for names in (*ours, *optuna, *models) for name in names}))
+
+
+def option_defaults(section: str, name: str) -> dict[str, Any]:
+    """Each option of the Optuna class behind sampler or pruner `name` that a study file can
+    give (a number, a bool or a string), at Optuna's own default."""
+    import inspect
+
+    from hpo.study.samplers import build_pruner, build_sampler
+
+    if section == "sampler":
+        built: object = build_sampler(name, seed=0)
+    else:
+        built = build_pruner(name, max_epochs=1)
+    return {
+        key: p.default
+        for key, p in inspect.signature(type(built)).parameters.items()
+        if key != "seed" and isinstance(p.default, bool | int | float | str)
+    }
+
+
+def option_paths() -> tuple[tuple[str, ...], ...]:
+    """The key path of every option of every sampler and pruner: ("sampler", "options", KEY)."""
+    from hpo.config.vocabulary import PRUNERS, SAMPLERS
+
+    names = [("sampler", n) for n in SAMPLERS] + [("pruner", n) for n in PRUNERS]
+    keys = {
+        (section, "options", key) for section, n in names for key in option_defaults(section, n)
+    }
+    return tuple(sorted(keys))
+
+
+def space_paths() -> tuple[tuple[str, ...], ...]:
+    """The key path of every search-space entry and of each field of its range."""
+    from hpo.config.spec import SPACE_KEYS
+
+    fields = ((), ("low",), ("high",), ("log",), ("step",), ("choices",))
+    return tuple(sorted(("space", key, *field) for key in SPACE_KEYS for field in fields))
+
+
+def mutated(
+    document: Mapping[str, Any],
+    values: Any,
+    known: tuple[tuple[str, ...], ...] = (),
+    *,
+    changes: int = 3,
+) -> Any:
+    """A hypothesis strategy of `document` with one to `changes` changes, each at a key path
+    it has or at one of the `known` ones (created if missing): a value replaced by one of
+    `values`, a key or whole section removed, or an unknown key added beside it."""
+    import copy
+
+    from hypothesis import strategies as st
+
+    @st.composite
+    def change(draw: Any) -> dict[str, Any]:
+        result = copy.deepcopy(dict(document))
+        for _ in range(draw(st.integers(1, changes))):
+            # Half the changes where the document has keys: `known` may be far longer.
+            own = _key_paths(result)
+            use_known = known and (not own or draw(st.booleans()))
+            path = draw(st.sampled_from(known if use_known else own))
+            action = draw(st.sampled_from(("replace", "replace", "remove", "add unknown")))
+            parent = _table_at(result, path[:-1])
+            if action == "remove":
+                parent.pop(path[-1], None)
+            elif action == "add unknown":
+                parent[draw(st.sampled_from((*HOSTILE_TEXT, "typo", "trials_")))] = draw(values)
+            else:
+                parent[path[-1]] = draw(values)
+        return result
+
+    return change()
+
+
+def _key_paths(table: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key path of a nested table: ("data",), ("data", "seed"), ..."""
+    paths = []
+    for key, value in table.items():
+        paths.append((*prefix, key))
+        if isinstance(value, Mapping):
+            paths += _key_paths(value, (*prefix, key))
+    return paths
+
+
+def _table_at(table: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """The table at `path`, made a table where it is missing or something else."""
+    for key in path:
+        if not isinstance(table.get(key), dict):
+            table[key] = {}
+        table = table[key]
+    return table
+
+
+def toml_text(document: Mapping[str, Any]) -> str:
+    """`document` as TOML: its tables as [sections], deeper ones inline, every string
+    escaped, NaN and infinities as TOML writes them (tomllib reads back the same values)."""
+    lines = [
+        f"{_toml_key(k)} = {_toml(v)}" for k, v in document.items() if not isinstance(v, Mapping)
+    ]
+    for key, table in document.items():
+        if isinstance(table, Mapping):
+            lines += ["", f"[{_toml_key(key)}]"]
+            lines += [f"{_toml_key(k)} = {_toml(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    assert isinstance(value, list | tuple), f"no TOML for {value!r}"
+    return "[" + ", ".join(_toml(v) for v in value) + "]"
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes and backslashes escaped, control characters as \\uXXXX."""
+    escaped = "".join(
+        f"\\{c}" if c in '"\\' else f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+        for c in text
+    )
+    return f'"{escaped}"'
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    return key if bare else _toml_string(key)

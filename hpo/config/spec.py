@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,10 @@ MAX_BATCH = 65536  # above the largest training split (mnist: 60,000)
 MAX_EPOCHS = 10_000  # epochs of a trial; warmup and patience count epochs too
 MAX_TRIALS = 1_000_000  # a study's budget
 MAX_KEEP = 100  # kept models of a study: each is a file in the artifact store
+# lr, weight_decay and l1: above this a run only diverges, and past float32's range (3.4e38)
+# the optimizer fails every trial with an overflow error.
+MAX_RATE = 10
+MAX_ENQUEUE = 1000  # [[enqueue]] tables of one file: each is read again at every relaunch
 # Seeds: a worker adds WORKER_SEED_STRIDE x its index (up to 100,000: 1e9) to the sampler's,
 # and the sum must stay a 32-bit seed (numpy takes 0 .. 2**32 - 1).
 MAX_SEED = 2**31 - 1
@@ -135,18 +140,24 @@ class StudySpec:
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
     space: Mapping[str, Param] = field(default_factory=dict)
+    # The study stops once this many finished trials in a row have not improved on the best
+    # value by more than min_delta; None: it runs its whole budget.
+    stop_after: int | None = None
+    min_delta: float = 0.0  # the smallest change of the best value that counts as improving
+    enqueue: tuple[Mapping[str, Any], ...] = ()  # [[enqueue]]: known params, run first
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot that `spec_from_dict` turns back into this spec."""
         snapshot = asdict(self)
         snapshot["space"] = {key: _param_to_dict(p) for key, p in self.space.items()}
+        snapshot["enqueue"] = [dict(params) for params in self.enqueue]
         return snapshot
 
     def identity(self) -> dict[str, Any]:
         """What makes two specs the same experiment: all but name, budget, deadline, how many
         models are kept, and local paths."""
         snapshot = self.to_dict()
-        for key in ("name", "trials", "timeout", "keep"):
+        for key in ("name", "trials", "timeout", "keep", "stop_after", "min_delta", "enqueue"):
             snapshot.pop(key)
         snapshot["data"].pop("dir")
         return snapshot
@@ -168,7 +179,10 @@ def _is_seed(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+    """A finite int or float; an int past any float (TOML and JSON hold one) is none."""
+    if _is_int(v):
+        return abs(v) <= sys.float_info.max  # math.isfinite would raise OverflowError
+    return isinstance(v, float) and math.isfinite(v)
 
 
 def _int_in(low: int, high: int) -> tuple[_Check, str]:
@@ -188,9 +202,12 @@ SPACE_KEYS: dict[str, tuple[_Check, str]] = {
     "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)"),
     "batchnorm": (lambda v: isinstance(v, bool), "true or false"),
     "skip": _one_of(SKIPS),
-    "lr": (lambda v: _is_number(v) and v > 0, "a learning rate > 0"),
+    "lr": (lambda v: _is_number(v) and 0 < v <= MAX_RATE, f"a learning rate in (0, {MAX_RATE}]"),
     "optimizer": _one_of(OPTIMIZERS),
-    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "weight_decay": (
+        lambda v: _is_number(v) and 0 <= v <= MAX_RATE,
+        f"a number in [0, {MAX_RATE}]",
+    ),
     "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "batch_size": _int_in(1, MAX_BATCH),
     "pool": _one_of(POOL_NAMES),
@@ -198,7 +215,7 @@ SPACE_KEYS: dict[str, tuple[_Check, str]] = {
     "schedule": _one_of(SCHEDULES),
     "warmup_epochs": _int_in(0, MAX_EPOCHS),
     "augment": _one_of(AUGMENTS),
-    "l1": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "l1": (lambda v: _is_number(v) and 0 <= v <= MAX_RATE, f"a number in [0, {MAX_RATE}]"),
     "patience": (
         _int_in(1, MAX_EPOCHS)[0],
         f"an integer in [1, {MAX_EPOCHS}] (leave it out: no early stop)",
@@ -217,8 +234,10 @@ IMAGE_DATA = ("digits", "mnist", "fashion-mnist", "cifar10")
 IMAGE_MODELS = ("cnn", "resnet")  # convolutions: they need images, not rings' points
 
 _SECTIONS: dict[str, frozenset[str]] = {
-    "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space"}),
-    "study": frozenset({"name", "metric", "direction", "trials", "timeout", "keep"}),
+    "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space", "enqueue"}),
+    "study": frozenset(
+        {"name", "metric", "direction", "trials", "timeout", "keep", "stop_after", "min_delta"}
+    ),
     "model": frozenset({"name"}),
     "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}),
     "train": frozenset({"epochs", "max_memory_mb", "force_augment", "diagnostics"}),
@@ -289,7 +308,9 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     keep = study.get("keep", 3)
     if not _is_int(keep) or not 0 <= keep <= MAX_KEEP:
         raise err("study.keep", f"{keep!r} must be an integer in [0, {MAX_KEEP}] (0 keeps none)")
+    stop_after, min_delta = _parse_stop(study, err)
 
+    _check_keys(raw.get("model", {}), "model", err)  # `[model] depth = 3` belongs in [space]
     model = raw.get("model", {}).get("name")
     if not _named(model, MODEL_NAMES):
         raise err("model.name", f"unknown model {model!r}; choose one of: {_list(MODEL_NAMES)}")
@@ -300,6 +321,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     pruner = _parse_pruner(raw.get("pruner", {}), err)
     space = _parse_space(raw.get("space", {}), err)
     _check_space_fits(space, model, data.name, train.force_augment, err)
+    enqueue = _parse_enqueue(raw.get("enqueue", []), space, err)
     return StudySpec(
         name=name.strip(),
         model=model,
@@ -313,6 +335,9 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         sampler=sampler,
         pruner=pruner,
         space=space,
+        stop_after=stop_after,
+        min_delta=min_delta,
+        enqueue=enqueue,
     )
 
 
@@ -323,7 +348,13 @@ class Reporter:
         self.source = source
 
     def __call__(self, key: str, problem: str) -> SpecError:
-        return SpecError(f"{self.source}: {key}: {problem}")
+        return SpecError(f"{_escaped(self.source)}: {_escaped(key)}: {problem}")
+
+
+def _escaped(text: str) -> str:
+    """`text` with control characters written as escapes: a key or path of a study file is
+    data, and a newline or escape sequence in one must not break or rewrite the error line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _named(value: Any, names: Any) -> bool:
@@ -380,6 +411,116 @@ def _parse_train(table: Mapping[str, Any], err: Reporter) -> TrainSpec:
         if not isinstance(getattr(spec, key), bool):
             raise err(f"train.{key}", f"{getattr(spec, key)!r} must be true or false")
     return spec
+
+
+def _parse_stop(study: Mapping[str, Any], err: Reporter) -> tuple[int | None, float]:
+    """[study] stop_after and min_delta: the early stop of the whole study."""
+    stop_after = study.get("stop_after")
+    if stop_after is not None and not (_is_int(stop_after) and 1 <= stop_after <= MAX_TRIALS):
+        raise err(
+            "study.stop_after",
+            f"{stop_after!r} must be an integer in [1, {MAX_TRIALS}] (finished trials without "
+            "improvement; leave it out to run the whole budget)",
+        )
+    min_delta = study.get("min_delta", 0.0)
+    if not (_is_number(min_delta) and min_delta >= 0):
+        raise err("study.min_delta", f"{min_delta!r} must be a number >= 0")
+    if min_delta and stop_after is None:  # a stored spec says min_delta = 0.0 either way
+        raise err("study.min_delta", f"{min_delta!r} applies only with stop_after = N")
+    return stop_after, float(min_delta)
+
+
+def _parse_enqueue(
+    tables: Any, space: Mapping[str, Param], err: Reporter
+) -> tuple[dict[str, Any], ...]:
+    """[[enqueue]]: known configurations, each checked against the space; none twice."""
+    if not isinstance(tables, list):
+        raise err("enqueue", "must be an array of tables: [[enqueue]] followed by key = value")
+    if len(tables) > MAX_ENQUEUE:
+        raise err("enqueue", f"{len(tables)} tables; at most {MAX_ENQUEUE}")
+    known: list[dict[str, Any]] = []
+    for number, params in enumerate(tables, start=1):
+        checked = known_params(params, space, err, where=f"enqueue #{number}")
+        if checked in known:
+            first = known.index(checked) + 1
+            raise err(f"enqueue #{number}", f"repeats enqueue #{first}; list each one once")
+        known.append(checked)
+    return tuple(known)
+
+
+def known_params(
+    params: Any, space: Mapping[str, Param], err: Reporter, *, where: str = ""
+) -> dict[str, Any]:
+    """A known configuration ([[enqueue]], `hpo enqueue`) checked against the space.
+
+    Returns the searched values it sets, as the trial's suggest calls will return them, by
+    key; the sampler draws the keys it leaves out. A key fixed in the space may repeat its
+    fixed value and is dropped (fixed values are not trial params).
+    """
+    at = f"{where}: " if where else ""
+    searched = [key for key, param in space.items() if not isinstance(param, FixedParam)]
+    if not isinstance(params, Mapping) or not params:
+        raise err(where or "params", "must be a table of hyperparameter values, e.g. {lr = 0.01}")
+    known: dict[str, Any] = {}
+    for key, value in params.items():
+        here = f"{at}{key}"
+        if key not in SPACE_KEYS:
+            raise err(here, _unknown(key, SPACE_KEYS, "hyperparameter"))
+        param = space.get(key)
+        if param is None:
+            raise err(here, f"not in this study's [space]; searched: {_list(searched) or 'none'}")
+        if isinstance(param, FixedParam):
+            if not _same(value, param.value):
+                raise err(here, f"{value!r}: {key} is fixed at {param.value!r} in this study")
+            continue
+        known[key] = _known_value(value, param, here, err)
+    if not known:
+        raise err(where or "params", f"sets no searched key; searched: {_list(searched) or 'none'}")
+    return dict(sorted(known.items()))
+
+
+def _known_value(
+    value: Any, param: IntParam | FloatParam | CategoricalParam, here: str, err: Reporter
+) -> Any:
+    """`value` as the trial will suggest it; SpecError unless the space can yield it."""
+    if isinstance(param, CategoricalParam):
+        for choice in param.choices:
+            if _same(value, choice):
+                return choice
+        choices = ", ".join(map(repr, param.choices))
+        raise err(here, f"{value!r} is not one of the choices: {choices}")
+    if isinstance(param, IntParam):
+        if not _is_int(value):
+            raise err(here, f"{value!r} must be an integer")
+        inside = param.low <= value <= param.high and (value - param.low) % param.step == 0
+    else:
+        if not _is_number(value):
+            raise err(here, f"{value!r} must be a number")
+        inside = param.low <= value <= param.high and _on_step(value - param.low, param.step)
+    if not inside:
+        raise err(here, f"{value!r} is outside the searched range {_range_text(param)}")
+    return value if isinstance(param, IntParam) else float(value)
+
+
+def _same(value: Any, other: Any) -> bool:
+    """Equal, and not a boolean against a number (True == 1 in Python, not in a study)."""
+    return isinstance(value, bool) == isinstance(other, bool) and value == other
+
+
+def _on_step(offset: float, step: float | None) -> bool:
+    """Whether `offset` from low is a whole number of steps, as Optuna's FloatDistribution
+    judges a value (to 1e-8 of a step)."""
+    if step is None:
+        return True
+    steps = offset / step
+    return abs(steps - round(steps)) < 1e-8
+
+
+def _range_text(param: IntParam | FloatParam) -> str:
+    extra = " (log)" if param.log else ""
+    if param.step not in (None, 1) or isinstance(param.step, float):
+        extra = f" in steps of {param.step}"
+    return f"[{param.low}, {param.high}]{extra}"
 
 
 def _check_space_fits(

@@ -139,10 +139,17 @@ def print_summary(summary: StudySummary, wall_seconds: float) -> None:
     console.print(
         f"\n[bold]Study {literal(summary.name)}[/] finished in {wall_seconds:.1f} s: {states}"
     )
+    if summary.stopped:
+        print_stopped(summary.name, summary.stopped)
     if summary.best is None:
         console.print("No trial completed; `hpo best` will have nothing to show.")
         return
     print_trial(summary.best, title=f"Best trial ({summary.direction})")
+
+
+def print_stopped(name: str, reason: str) -> None:
+    """One line saying that a study stopped before its budget, and why."""
+    console.print(f"Study {literal(name)} {literal(reason)}")
 
 
 def print_trial(trial: Any, *, title: str, show_all: bool = False) -> None:
@@ -197,3 +204,6 @@ def print_studies(summaries: list[StudySummary], storage_shown: str) -> None:
             "-" if s.best_value is None else f"{s.best_value:.4f}",
         )
     console.print(table)
+    for s in summaries:
+        if s.stopped:
+            print_stopped(s.name, s.stopped)

@@ -5,8 +5,10 @@ claims queued trials, and tops the queue up under the study lock when it finds i
 (see hpo.study.create), so the study-wide budget holds however many workers join. It ends when
 the whole budget has been queued and nothing is queued or running, when the study's
 deadline passes (one for all workers, stored with the study: a running trial finishes, no
-new one is taken, queued ones stay WAITING), or when asked to stop (SIGTERM / Ctrl-C: at
-the next epoch boundary, the trial re-queued).
+new one is taken, queued ones stay WAITING), when the study stops early (`[study]
+stop_after`: each trial it finishes is recorded, and the record, an idle poll or the start
+says when the study has stopped; its running trial finishes first), or when asked to stop
+(SIGTERM / Ctrl-C: at the next epoch boundary, the trial re-queued).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from hpo.storage.heartbeats import heartbeats_for, worker_name
 from hpo.study.create import load_spec_from_storage, study_deadline, top_up
 from hpo.study.records import WORKER_ATTR
 from hpo.study.samplers import build_pruner, build_sampler, worker_seed
+from hpo.study.stopping import record_trial, stopped_reason
 from hpo.training.checkpoint import CheckpointStore
 from hpo.training.data import Dataset, load_dataset
 from hpo.training.keep import ModelKeeper, model_keeper
@@ -100,7 +103,8 @@ def run_worker(
     )
     deadline = Deadline(study)
     report = WorkerReport()
-    if deadline.passed():  # before loading any data: a latecomer has nothing to do
+    # Before loading any data: a latecomer has nothing to do.
+    if deadline.passed() or _stopped_early(study):
         report.seconds = time.perf_counter() - started
         return report
     keeper = None  # the best trials' weights: kept by the training objective only
@@ -117,7 +121,7 @@ def run_worker(
     while not stop.is_set() and not deadline.passed():
         trial = claim_trial(study, storage, offset=worker_index)
         if trial is None:
-            if not _others_running(study):
+            if not _others_running(study) or (spec.stop_after and _stopped_early(study)):
                 break
             # A running trial may belong to a dead worker: fail it once stale, and its
             # re-queued copy is claimed on the next pass.
@@ -128,11 +132,24 @@ def run_worker(
         report.states[state.name] += 1
         if on_trial_end is not None:
             on_trial_end()
+        if spec.stop_after and not stop.is_set():  # an interrupted trial is re-queued
+            reason = record_trial(study, storage, trial_id(trial))
+            if reason:
+                log.info("study %r %s: taking no new trial", study_name, reason)
+                break
     if keeper is not None:  # another worker may have kept a model beside ours
         keeper.trim(study)
     report.seconds = time.perf_counter() - started
     report.stopped = stop.is_set()
     return report
+
+
+def _stopped_early(study: optuna.Study) -> bool:
+    """Whether the study has stopped early ([study] stop_after), with a log line if so."""
+    reason = stopped_reason(study)
+    if reason:
+        log.info("study %r %s: taking no new trial", study.study_name, reason)
+    return bool(reason)
 
 
 class Deadline:
@@ -212,12 +229,13 @@ def _claim_queued(
     # The study's own storage wrapper (Optuna's per-process trial cache) must know the
     # Trial we hand out; `storage` is the same database underneath.
     cached = study_storage(study)
-    queue = _waiting_ids(study, storage)
+    fixed, queue = _waiting_ids(study, storage)
     # Workers that all tried the oldest queued trial first would collide on every claim, so
     # each starts at its own place in the queue. A fixed (not random) place keeps a lone
-    # worker's trial numbers, and so its seeds, reproducible.
+    # worker's trial numbers, and so its seeds, reproducible. Known configurations (fixed
+    # params) are few and run first, in order: a lost race over one costs one statement.
     start = offset % len(queue) if queue else 0
-    for queued_id in queue[start:] + queue[:start]:
+    for queued_id in fixed + queue[start:] + queue[:start]:
         try:
             if _claim(storage, cached, queued_id):
                 trial = optuna.Trial(study, queued_id)
@@ -228,8 +246,11 @@ def _claim_queued(
     return None
 
 
-def _waiting_ids(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
-    """The queued trials' ids (each storage reads them its cheapest way)."""
+def _waiting_ids(
+    study: optuna.Study, storage: optuna.storages.BaseStorage
+) -> tuple[list[int], list[int]]:
+    """The queued trials' ids, (with fixed params, the others) (each storage reads them its
+    cheapest way)."""
     return storage.waiting_trial_ids(study_id(study))
 
 

@@ -14,7 +14,7 @@ silently.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,12 +51,17 @@ RDB_MODULE_NAMES: dict[str, tuple[str, ...]] = {
     "optuna.storages._rdb.models": (
         "StudyModel",
         "TrialHeartbeatModel",
+        "StudyUserAttributeModel",
         "TrialModel",
         "TrialSystemAttributeModel",
         "TrialUserAttributeModel",
         "TrialValueModel",
     ),
 }
+# The trial system attr in which Study.enqueue_trial stores the params a queued trial must
+# take; Trial's suggest calls return them instead of sampling (a documented convention, but
+# Optuna offers no name for it).
+FIXED_PARAMS = "fixed_params"
 # Private RDBStorage methods called inside a session of hpo's (never retried on their own).
 RDB_SESSION_METHODS: tuple[str, ...] = (
     "_set_trial_attr_without_commit",
@@ -144,22 +149,56 @@ def queue_counts(storage: optuna.storages.RDBStorage, study_id: int) -> tuple[in
     return int(used), int(queued)
 
 
-def waiting_trial_ids(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
-    """Ids of a study's WAITING trials in number order, in one statement of ids alone.
+def waiting_trial_ids(
+    storage: optuna.storages.RDBStorage, study_id: int
+) -> tuple[list[int], list[int]]:
+    """Ids of a study's WAITING trials, (those with fixed params, the others), each in number
+    order, in one statement of ids alone.
 
     Reading them through Optuna's cache loads each queued trial whole (its params, attrs,
     values: four more statements and a row each) on every claim.
     """
-    from optuna.storages._rdb.models import TrialModel
+    from optuna.storages._rdb.models import TrialModel, TrialSystemAttributeModel
 
     trials = TrialModel.__table__
+    attrs = TrialSystemAttributeModel.__table__
+    fixed = sqlalchemy.exists().where(
+        attrs.c.trial_id == trials.c.trial_id, attrs.c.key == FIXED_PARAMS
+    )
     query = (
-        sqlalchemy.select(trials.c.trial_id)
+        sqlalchemy.select(trials.c.trial_id, fixed.label("fixed"))
         .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING)
         .order_by(trials.c.number)
     )
     with storage.engine.connect() as connection:
-        return list(connection.execute(query).scalars())
+        rows = connection.execute(query).all()
+    fixed_ids = [id_ for id_, is_fixed in rows if is_fixed]
+    return fixed_ids, [id_ for id_, is_fixed in rows if not is_fixed]
+
+
+def trial_outcome(
+    storage: optuna.storages.RDBStorage, trial_id: int
+) -> tuple[int, TrialState, float | None]:
+    """A trial's number, state and first objective value (None: none), in one statement."""
+    from optuna.storages._rdb.models import TrialModel, TrialValueModel
+
+    trials = TrialModel.__table__
+    values = TrialValueModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.number, trials.c.state, values.c.value, values.c.value_type)
+        .select_from(
+            trials.outerjoin(
+                values,
+                sqlalchemy.and_(values.c.trial_id == trials.c.trial_id, values.c.objective == 0),
+            )
+        )
+        .where(trials.c.trial_id == trial_id)
+    )
+    with storage.engine.connect() as connection:
+        number, state, value, kind = connection.execute(query).one()
+    state = state if isinstance(state, TrialState) else TrialState(state)
+    value = None if kind is None else TrialValueModel.stored_repr_to_value(value, kind)
+    return number, state, value
 
 
 def cache_claimed_trial(storage: BaseStorage, study_id: int, trial: FrozenTrial) -> None:
@@ -276,22 +315,111 @@ def _upsert_heartbeat(storage: optuna.storages.RDBStorage, session: Any, trial_i
         row.heartbeat = session.execute(sqlalchemy.func.now()).scalar()
 
 
-def create_waiting_trials(storage: optuna.storages.RDBStorage, study_id: int, count: int) -> None:
-    """Queue `count` empty WAITING trials of a study in one transaction.
+def create_waiting_trials(
+    storage: optuna.storages.RDBStorage,
+    study_id: int,
+    count: int,
+    *,
+    fixed: Sequence[Mapping[str, Any]] = (),
+    study_attrs: Callable[[int], Mapping[str, Any]] | None = None,
+) -> int:
+    """Queue `count` new WAITING trials of a study, and the `fixed` params, in one
+    transaction; how many of `fixed` were queued.
 
     Study.add_trial commits each trial on its own; this takes the same study row lock that
-    Optuna takes to number a new trial, then prepares every trial in one session.
+    Optuna takes to number a new trial, then writes everything in one session. Each of
+    `fixed` (params a trial must take, as Study.enqueue_trial queues them) first fills a
+    queued trial that fixes none, lowest number first, so the queue and the trials it holds
+    stay as many; the rest take new trials, out of `count`, before any empty one does.
+    `study_attrs(queued)`, the study user attrs that say what was queued, are written in the
+    same transaction, so that they never disagree with the queue.
     """
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    if count <= 0:
-        return
-    template = optuna.trial.create_trial(state=TrialState.WAITING)
+    count = max(0, count)
+    if count == 0 and not fixed:
+        return 0
     with _create_scoped_session(storage.scoped_session) as session:
         models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
-        for _ in range(count):
+        placed = _fix_queued_trials(session, study_id, fixed) if fixed else 0
+        fresh = list(fixed[placed : placed + count])
+        templates = [{FIXED_PARAMS: dict(params)} for params in fresh]
+        templates += [{}] * (count - len(fresh))
+        for system_attrs in templates:
+            template = optuna.trial.create_trial(
+                state=TrialState.WAITING, system_attrs=system_attrs
+            )
             storage._get_prepared_new_trial(study_id, template, session)
+        if study_attrs is not None:
+            _upsert_study_user_attrs(storage, session, study_id, study_attrs(placed + len(fresh)))
+    return placed + len(fresh)
+
+
+def _fix_queued_trials(session: Any, study_id: int, fixed: Sequence[Mapping[str, Any]]) -> int:
+    """Give WAITING trials without fixed params these `fixed` ones, lowest number first; how
+    many found a trial. Each row is locked first (PostgreSQL), as a claim locks it: a trial
+    claimed meanwhile is no longer WAITING when the lock is granted, and is passed over."""
+    from optuna.storages._rdb.models import TrialModel, TrialSystemAttributeModel
+
+    trials = TrialModel.__table__
+    attrs = TrialSystemAttributeModel.__table__
+    has_fixed = sqlalchemy.exists().where(
+        attrs.c.trial_id == trials.c.trial_id, attrs.c.key == FIXED_PARAMS
+    )
+    query = (
+        sqlalchemy.select(trials.c.trial_id)
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING, ~has_fixed)
+        .order_by(trials.c.number)
+        .limit(len(fixed))
+        .with_for_update(of=trials)
+    )
+    ids = list(session.execute(query).scalars())
+    rows = [
+        {"trial_id": id_, "key": FIXED_PARAMS, "value_json": json.dumps(dict(params))}
+        for id_, params in zip(ids, fixed, strict=False)
+    ]
+    if rows:
+        session.execute(sqlalchemy.insert(attrs), rows)
+    return len(rows)
+
+
+def write_study_user_attrs(
+    storage: optuna.storages.RDBStorage, study_id: int, attrs: Mapping[str, Any]
+) -> None:
+    """Write several user attrs of a study in one transaction (Optuna commits each)."""
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        _upsert_study_user_attrs(storage, session, study_id, attrs)
+
+
+def _upsert_study_user_attrs(
+    storage: optuna.storages.RDBStorage, session: Any, study_id: int, attrs: Mapping[str, Any]
+) -> None:
+    from optuna.storages._rdb import models
+
+    if not attrs:
+        return
+    model = models.StudyUserAttributeModel
+    rows = [{"study_id": study_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+    dialect = storage.engine.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = _dialect_insert(dialect)(model).values(rows)
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[model.study_id, model.key],
+                set_={"value_json": insert.excluded.value_json},
+            )
+        )
+        return
+    study = models.StudyModel.find_or_raise_by_id(study_id, session)
+    for row in rows:  # MySQL and others: Optuna's own lookup, one attr at a time
+        found = model.find_by_study_and_key(study, row["key"], session)
+        if found is None:
+            session.add(model(**row))
+        else:
+            found.value_json = row["value_json"]
 
 
 # A trial system attr set to null: as optuna-dashboard writes it (the JSON text "null",

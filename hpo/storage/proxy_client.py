@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.errors import HpoError, StorageError
-from hpo.storage._optuna import trial_id
+from hpo.storage._optuna import FIXED_PARAMS, trial_id
 from hpo.storage.locks import LockedCall, Request
 from hpo.storage.retry import STORAGE_CALLS, retrying
 from hpo.storage.stale import MAX_RETRY, StaleTrialRetry
@@ -143,10 +143,13 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy):
                     raise StorageError(_details(exc)) from None
                 raise
 
-    def waiting_trial_ids(self, study_id: int) -> list[int]:
-        """Ids of the study's queued trials, in number order (the proxy has no SQL read)."""
+    def waiting_trial_ids(self, study_id: int) -> tuple[list[int], list[int]]:
+        """Ids of the study's queued trials, (with fixed params, the others), each in number
+        order (the proxy has no SQL read)."""
         waiting = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
-        return [trial_id(trial) for trial in sorted(waiting, key=lambda t: t.number)]
+        ordered = sorted(waiting, key=lambda t: t.number)
+        fixed = [trial_id(t) for t in ordered if FIXED_PARAMS in t.system_attrs]
+        return fixed, [trial_id(t) for t in ordered if FIXED_PARAMS not in t.system_attrs]
 
     def run_locked(self, call: LockedCall, request: Request) -> Request:
         """Run a study operation on the proxy, under the study's lock there."""

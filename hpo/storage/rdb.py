@@ -130,8 +130,9 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         retry after a lost answer writes the same)."""
         write_user_attrs(self, trial_id, attrs)
 
-    def waiting_trial_ids(self, study_id: int) -> list[int]:
-        """Ids of the study's queued trials, in number order: one short read."""
+    def waiting_trial_ids(self, study_id: int) -> tuple[list[int], list[int]]:
+        """Ids of the study's queued trials, (with fixed params, the others), each in number
+        order: one short read."""
         return waiting_trial_ids(self, study_id)
 
     def run_locked(self, call: LockedCall, request: Request) -> Request:

@@ -15,6 +15,8 @@ trials costs O(N) per trial. A queue of QUEUE_DEPTH keeps that read bounded.
 Creating the study and every top-up run under the study lock next to the database, as
 LockedCalls (hpo.storage.locks): a process on a database runs them itself, one behind a
 storage proxy (`hpo proxy`, grpc://) has the proxy run them; this module does not ask which.
+So do `enqueue` (known configurations, hpo.study.known: queued ahead of the rest, within the
+budget) and the stop rule's record of each finished trial (hpo.study.stopping).
 
 `[study] timeout` is one deadline for the whole study, stored with it as absolute UTC epoch
 seconds (DEADLINE_ATTR) when the study is created, so every worker, wherever and whenever it
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -36,8 +39,17 @@ from hpo.errors import HpoError, SpecError, StudyConflictError
 from hpo.storage import _optuna
 from hpo.storage.locks import LockedCall, Request
 from hpo.storage.urls import mask_url
-from hpo.study.records import BUDGET_ATTR, DEADLINE_ATTR, SPEC_ATTR, stored_budget
+from hpo.study.known import Known, accept, checked_configs, known_of
+from hpo.study.records import (
+    BUDGET_ATTR,
+    DEADLINE_ATTR,
+    KNOWN_ATTR,
+    SPEC_ATTR,
+    stop_reason,
+    stored_budget,
+)
 from hpo.study.samplers import check_options
+from hpo.study.stopping import RECORD_TRIAL, check_relaunch, starting_plateau
 
 # Most WAITING trials a top-up leaves queued. A study of at most this many trials is queued
 # whole at creation, as before the queue rolled. Deep enough that eight workers rarely find
@@ -47,18 +59,33 @@ QUEUE_DEPTH = 16
 
 
 def open_study(
-    storage: optuna.storages.BaseStorage, spec: StudySpec, *, trials: int | None = None
+    storage: optuna.storages.BaseStorage,
+    spec: StudySpec,
+    *,
+    trials: int | None = None,
+    resume_stopped: bool = False,
+    on_pending: Callable[[int], None] | None = None,
 ) -> optuna.Study:
-    """Create the study or resume it; queue trials up to the budget.
+    """Create the study or resume it; queue its known configurations, then trials up to
+    the budget.
 
     Raises StudyConflictError, before writing anything, if a study of that name exists with
-    a different spec. Serialized across processes, so concurrent launches make one study.
+    a different spec, and HpoError if it stopped early (stop_after) unless `resume_stopped`.
+    Serialized across processes, so concurrent launches make one study. `on_pending` hears
+    how many known configurations wait for budget, when some do.
     """
     target = trials if trials is not None else spec.trials
     if target < 1:
         raise HpoError(f"--trials must be >= 1, got {target}")
-    request = {"study": spec.name, "spec": spec.to_dict(), "trials": target}
-    storage.run_locked(OPEN_STUDY, request)
+    request = {
+        "study": spec.name,
+        "spec": spec.to_dict(),
+        "trials": target,
+        "resume_stopped": resume_stopped,
+    }
+    pending = int(storage.run_locked(OPEN_STUDY, request).get("pending", 0))
+    if pending and on_pending is not None:
+        on_pending(pending)
     return optuna.load_study(study_name=spec.name, storage=storage)
 
 
@@ -66,8 +93,13 @@ def _open_locked(storage: optuna.storages.RDBStorage, request: Request) -> Reque
     """open_study's work next to the database, under the study lock."""
     spec = spec_from_dict(request["spec"], source="spec to open")
     existing = _stored_snapshot(storage, spec.name)
+    attrs: dict[str, Any] = {}
     if existing is not None:
         _check_same_experiment(existing, spec, storage)
+        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(spec.name))
+    # Checked before anything is written: a stopped study, a corrupt list of known ones.
+    resumed = check_relaunch(spec.name, attrs, resume=bool(request.get("resume_stopped")))
+    known, added = accept(known_of(spec.name, attrs), spec.enqueue)
     study = optuna.create_study(
         study_name=spec.name, storage=storage, direction=spec.direction, load_if_exists=True
     )
@@ -84,18 +116,23 @@ def _open_locked(storage: optuna.storages.RDBStorage, request: Request) -> Reque
     stored = study.user_attrs.get(BUDGET_ATTR)
     if type(stored) is not int or stored != target:  # a corrupt one is replaced too
         study.set_user_attr(BUDGET_ATTR, target)
-    return {"waiting": _fill_queue(storage, _optuna.study_id(study), target)}
+    study_id = _optuna.study_id(study)
+    writes = {**resumed, **starting_plateau(storage, study_id, spec.to_dict(), attrs | resumed)}
+    if writes:
+        _optuna.write_study_user_attrs(storage, study_id, writes)
+    waiting, pending = _fill_queue(storage, study_id, target, known, changed=added > 0)
+    return {"waiting": waiting, "pending": pending}
 
 
 # Keys outside a spec's identity that a relaunch may change: the stored spec follows them.
-RELAUNCH_KEYS = ("timeout", "keep")
+# (A relaunch's [[enqueue]] tables are recorded too; those new to the study are queued.)
+RELAUNCH_KEYS = ("timeout", "keep", "stop_after", "min_delta", "enqueue")
 
 
 def _follow_relaunch(study: optuna.Study, spec: StudySpec, snapshot: dict[str, Any]) -> None:
     """Record in the stored spec what a relaunch changed (workers read it from there)."""
-    changed = {
-        key: getattr(spec, key) for key in RELAUNCH_KEYS if snapshot.get(key) != getattr(spec, key)
-    }
+    current = spec.to_dict()
+    changed = {key: current[key] for key in RELAUNCH_KEYS if snapshot.get(key) != current[key]}
     if changed:
         study.set_user_attr(SPEC_ATTR, {**snapshot, **changed})
 
@@ -145,27 +182,68 @@ def top_up(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
 def _top_up_locked(storage: optuna.storages.RDBStorage, request: Request) -> Request:
     """top_up's work next to the database, under the study lock."""
     study_id = int(request["study_id"])
-    target = stored_budget(request["study"], storage.get_study_user_attrs(study_id))
-    return {"waiting": _fill_queue(storage, study_id, target)}
+    attrs = storage.get_study_user_attrs(study_id)
+    target = stored_budget(request["study"], attrs)
+    known = known_of(request["study"], attrs)
+    return {"waiting": _fill_queue(storage, study_id, target, known, changed=False)[0]}
 
 
-def _fill_queue(storage: optuna.storages.RDBStorage, study_id: int, target: int) -> int:
-    """Enqueue up to QUEUE_DEPTH waiting trials within `target`; how many wait after.
+def _fill_queue(
+    storage: optuna.storages.RDBStorage, study_id: int, target: int, known: Known, *, changed: bool
+) -> tuple[int, int]:
+    """Queue the pending known configurations, then trials up to QUEUE_DEPTH waiting, all
+    within `target`; (how many wait after, how many known ones still wait for budget).
 
-    The caller holds the study lock. Trials are queued without Optuna's empty fixed_params
-    attr (as add_trial does, not enqueue_trial): one row less to write and to read back per
-    claim; and all in one transaction, not one each.
+    The caller holds the study lock. A known configuration first takes the place of a queued
+    trial that fixes nothing (hpo.study.known), so one given to a running study runs next.
+    Trials are queued without Optuna's empty fixed_params attr (as add_trial does, not
+    enqueue_trial): one row less to write and to read back per claim; and all in one
+    transaction, with the record of the known ones (written when `changed` or any queued).
     """
     used, waiting = _optuna.queue_counts(storage, study_id)
     missing = min(QUEUE_DEPTH - waiting, target - used)
-    _optuna.create_waiting_trials(storage, study_id, missing)
-    return waiting + max(0, missing)
+
+    def record(queued: int) -> dict[str, Any]:
+        if not (changed or queued):  # idle workers top up every poll: write nothing new
+            return {}
+        return {KNOWN_ATTR: known.queued(queued).to_attr()}
+
+    queued = _optuna.create_waiting_trials(
+        storage, study_id, missing, fixed=known.pending, study_attrs=record
+    )
+    return waiting + max(0, missing), len(known.pending) - queued
+
+
+def enqueue(storage: optuna.storages.BaseStorage, study_name: str, configs: list[Any]) -> Request:
+    """Give a study known configurations to run first (`hpo enqueue`), checked against its
+    space; {"added": new to the study, "waiting": how many known ones wait for budget,
+    "queued": trials queued now, "stopped": why the study stopped early, or ""}.
+
+    SpecError, before anything is written, for a configuration the space cannot yield; one
+    accepted before is not added again.
+    """
+    return storage.run_locked(ENQUEUE, {"study": study_name, "params": configs})
+
+
+def _enqueue_locked(storage: optuna.storages.RDBStorage, request: Request) -> Request:
+    """enqueue's work next to the database, under the study lock."""
+    name = request["study"]
+    spec = load_spec_from_storage(storage, name)
+    configs = checked_configs(list(request["params"]), spec.space)
+    study_id = storage.get_study_id_from_name(name)
+    attrs = storage.get_study_user_attrs(study_id)
+    target = stored_budget(name, attrs)
+    known, added = accept(known_of(name, attrs), configs)
+    waiting, pending = _fill_queue(storage, study_id, target, known, changed=added > 0)
+    stopped = stop_reason(attrs) or ""
+    return {"added": added, "waiting": pending, "queued": waiting, "stopped": stopped}
 
 
 # The study operations that run next to the database; `hpo proxy` serves these by name.
 OPEN_STUDY = LockedCall("OpenStudy", _open_locked)
 TOP_UP = LockedCall("TopUp", _top_up_locked)
-LOCKED_CALLS = (OPEN_STUDY, TOP_UP)
+ENQUEUE = LockedCall("Enqueue", _enqueue_locked)
+LOCKED_CALLS = (OPEN_STUDY, TOP_UP, ENQUEUE, RECORD_TRIAL)
 
 
 def load_spec_from_storage(storage: optuna.storages.RDBStorage, study_name: str) -> StudySpec:

@@ -21,6 +21,15 @@ BUDGET_ATTR = "hpo_trials"  # study user attr: the study-wide trial budget
 # Study user attr: when workers stop taking trials, in UTC epoch seconds (null: never). Set
 # from [study] timeout when the study is created, and again when a launch changes timeout.
 DEADLINE_ATTR = "hpo_deadline"
+# Study user attr: the known configurations ([[enqueue]], `hpo enqueue`): {"keys": a key per
+# configuration ever accepted, so none is queued twice; "pending": those not queued yet}.
+KNOWN_ATTR = "hpo_known"
+# Study user attr of a study with [study] stop_after: {"best": best value so far, "streak":
+# finished trials since the last one that improved on it by more than min_delta}.
+PLATEAU_ATTR = "hpo_plateau"
+# Study user attr: why the study stopped before its budget ({"reason", "trial", "at"}), or
+# null (never stopped, or resumed with `hpo launch study --resume-stopped`).
+STOPPED_ATTR = "hpo_stopped"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 WORKER_ATTR = "worker"  # trial user attr: the process that ran it, as heartbeats.worker_name() says
 
@@ -61,6 +70,14 @@ def stored_budget(study_name: str, attrs: Mapping[str, Any]) -> int:
         f"study {study_name!r} has a corrupt budget ({BUDGET_ATTR} = {budget!r}, not a count "
         "of trials); relaunch it with `hpo launch study FILE --trials N` to store one again"
     )
+
+
+def stop_reason(attrs: Mapping[str, Any]) -> str | None:
+    """Why the study stopped early, as `hpo studies` shows it; None if it has not."""
+    stopped = attrs.get(STOPPED_ATTR)
+    if not isinstance(stopped, dict):
+        return None
+    return f"stopped: {stopped.get('reason', 'for an unknown reason')}"
 
 
 def superseded_numbers(trials: Sequence[FrozenTrial]) -> set[int]:

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial
 
 from hpo.errors import HpoError
 from hpo.storage import _optuna
-from hpo.study.records import BUDGET_ATTR, DIAG_PREFIX, SPEC_ATTR, counted_trials
+from hpo.study.records import BUDGET_ATTR, DIAG_PREFIX, SPEC_ATTR, counted_trials, stop_reason
 
 CORRUPT_SPEC = "corrupt spec"  # the model shown for a study whose stored spec is unreadable
 
@@ -25,6 +25,7 @@ class StudySummary:
     states: Counter[str]
     best_value: float | None
     best: FrozenTrial | None = field(default=None, repr=False)
+    stopped: str | None = None  # "stopped: no improvement in N trials"; None: not stopped
 
     @property
     def finished(self) -> int:
@@ -48,6 +49,7 @@ def summarize(study: optuna.Study) -> StudySummary:
         states=Counter(t.state.name for t in trials),
         best_value=best.value if best else None,
         best=best,
+        stopped=stop_reason(attrs or {}),
     )
 
 

@@ -16,7 +16,7 @@ from hpo import cli
 from hpo.config.settings import DEFAULT_STORAGE, HEARTBEAT_INTERVAL, Settings
 
 COMMANDS = [["launch", "study"], ["worker"], ["studies"], ["best"], ["compare"], ["report"]]
-COMMANDS += [["dashboard"]]
+COMMANDS += [["dashboard"], ["enqueue"]]
 OPTIONS = {
     "--storage": ("sqlite:///x.db", "storage_url", "sqlite:///x.db"),
     "--artifacts": ("/tmp/arts", "artifacts", "/tmp/arts"),
@@ -91,6 +91,7 @@ def test_bad_option_value_is_one_line() -> None:
 
 LIGHT_COMMANDS = [["--help"], ["--version"], ["studies"], ["best", "ghost"], ["report", "ghost"]]
 LIGHT_COMMANDS += [["proxy", "--help"], ["worker", "--help"], ["launch", "study", "bad.toml"]]
+LIGHT_COMMANDS += [["enqueue", "ghost", "--params", '{"lr": 0.01}']]
 # Valid TOML, refused by the validator: a typo in a study file costs no torch import.
 BAD_STUDY = '[study]\nname = "bad"\n[model]\nname = "cnn"\n[data]\nname = "digitz"\n'
 

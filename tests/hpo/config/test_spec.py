@@ -136,7 +136,7 @@ BAD_SPECS = {
     ),
     "bad sampler option": (
         MINIMAL + '[sampler]\nname = "tpe"\noptions = { n_startup = 3 }\n',
-        "sampler.options: not accepted by the tpe sampler",
+        "[sampler] options.n_startup: the tpe sampler has no option 'n_startup' (did you mean",
     ),
     "unknown pruner": (
         MINIMAL + '[pruner]\nname = "asha"\n',
@@ -243,7 +243,7 @@ BAD_SPECS = {
     "unknown pool": (CNN + '[space]\npool = "min"\n', "pool must be one of: avg, max"),
     "negative l1": (
         MINIMAL + "[space]\nl1 = { low = -1e-4, high = 1e-3 }\n",
-        "space.l1: bound -0.0001 is not allowed; l1 must be a number >= 0",
+        "space.l1: bound -0.0001 is not allowed; l1 must be a number in [0, 10]",
     ),
     "warmup range to 2**63 - 1": (
         MINIMAL + "[space]\nwarmup_epochs = { low = 0, high = 9223372036854775807 }\n",
@@ -313,6 +313,84 @@ def test_bad_spec_names_file_key_and_what_is_allowed(text: str, message: str) ->
     assert text_of_error.startswith("f.toml: ")
     assert message in text_of_error
     assert "\n" not in text_of_error
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"a\\nb" = 1\n' + MINIMAL,
+        MINIMAL + '[data]\n"\\u001b[2J" = 1\n',
+        MINIMAL + '[space]\n"x\\ny" = 1\n',
+    ],
+    ids=["top level", "section", "space"],
+)
+def test_a_key_with_control_characters_is_named_escaped_in_one_line(text: str) -> None:
+    """Found by the property test: an unknown key holding a newline split the error line
+    (and an escape sequence would reach the terminal)."""
+    with pytest.raises(SpecError) as refused:
+        parse(text)
+    message = str(refused.value)
+    assert message.isprintable(), message
+    assert "\\n" in message or "\\x1b" in message
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        (MINIMAL + f"[space]\nlr = {10**400}\n", "space.lr"),
+        (MINIMAL + f"[space]\ndropout = {{ low = 0, high = {10**400} }}\n", "space.dropout"),
+        (MINIMAL + f"[data]\nval_fraction = {10**400}\n", "data.val_fraction"),
+        ('[study]\nname = "s"\n' + f"timeout = {10**400}\n[model]\nname = 'mlp'\n", "timeout"),
+    ],
+    ids=["value", "bound", "data", "study"],
+)
+def test_an_integer_past_any_float_is_refused_not_a_crash(text: str, key: str) -> None:
+    """Found by the property tests: TOML (and JSON) hold any integer, and 10**400 where a
+    number belongs was an OverflowError traceback from math.isfinite."""
+    with pytest.raises(SpecError, match=key):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("lr", 1e30),
+        ("lr", 1.7e308),
+        ("weight_decay", 1.7e308),
+        ("weight_decay", 10**30),
+        ("l1", 10**30),
+        ("l1", 11),
+    ],
+)
+def test_rates_past_max_rate_are_refused(key: str, value: float) -> None:
+    """Found by the property tests: weight_decay = 1.7e308 or l1 = 10**30 was accepted, and
+    every trial then failed with an overflow traceback as its reason."""
+    with pytest.raises(SpecError, match=rf"space\.{key}: value .* is not allowed; .*, 10\]"):
+        parse(MINIMAL + f"[space]\n{key} = {value!r}\n")
+    assert parse(MINIMAL + f"[space]\n{key} = 10\n").space[key].value == 10
+
+
+def test_an_unknown_model_key_is_refused() -> None:
+    """Was: ignored, so `[model] depth = 3` (a space entry in the wrong table) searched
+    the default depth without a word."""
+    with pytest.raises(SpecError, match=r"model\.depth: unknown key 'depth'; allowed: name"):
+        parse(MINIMAL + "depth = 3\n")
+
+
+def test_an_unknown_train_key_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """A typo in [train] (epoch for epochs) is named with the keys allowed, never a
+    TypeError traceback from building the section."""
+    from tests.helpers import run_main
+
+    file = tmp_path / "t.toml"
+    file.write_text(MINIMAL + "[train]\nepoch = 3\n")
+    db = tmp_path / "t.db"
+    code, out, err = run_main("--storage", f"sqlite:///{db}", "launch", "study", str(file))
+    assert (code, out) == (2, "")
+    allowed = f"error: {file}: train.epoch: unknown key 'epoch' (did you mean 'epochs'?); allowed: "
+    assert err.startswith(allowed) and "epochs, force_augment" in err, err
+    assert len(err.splitlines()) == 1
+    assert not db.exists()
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -72,6 +72,17 @@ def test_studies_table_has_a_row_per_study_and_dashes_for_what_is_unknown(
     ]
 
 
+def test_a_stopped_study_is_said_to_be_stopped_under_the_table(shown: Console) -> None:
+    reason = "stopped: no improvement in 50 trials"
+    summaries = [
+        StudySummary("flat", "maximize", "mlp", 200, Counter({"COMPLETE": 61}), 0.9, None, reason),
+        StudySummary(HOSTILE, "maximize", "mlp", 9, Counter(), None, None, "stopped: [b]x\x1b"),
+    ]
+    console.print_studies(summaries, "sqlite:///x.db")
+    lines = shown.export_text().splitlines()
+    assert lines[-2:] == [f"Study flat {reason}", f"Study {HOSTILE_SHOWN} stopped: [b]x\\x1b"]
+
+
 def test_no_studies_says_how_to_start_one(shown: Console) -> None:
     console.print_studies([], "sqlite:///x.db")
     assert shown.export_text() == (

@@ -23,6 +23,7 @@ from tests.helpers import (
     WAIT_SECONDS,
     HpoProcesses,
     run_hpo,
+    run_main,
     wait_for,
     with_password,
     worker_settings,
@@ -126,6 +127,30 @@ def test_worker_for_a_missing_study_is_one_line_and_exit_2(postgres_url: str) ->
     assert len(run.stderr.strip().splitlines()) == 1
     assert PASSWORD not in run.stderr + run.stdout
     assert "***" in run.stderr
+
+
+def test_a_storage_outage_mid_trial_ends_the_worker_in_one_line_not_a_failed_trial(
+    sqlite_url: str, create_study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage given up on mid-trial (its retries spent) is no fault of the trial: the
+    worker ends with exit 2 and one line, and the trial is left RUNNING, for the stale
+    check to re-queue, never FAILed (which would spend the budget on an outage)."""
+    from hpo.errors import StorageError
+    from hpo.training.objective import Objective
+
+    study = create_study(sqlite_url, "outage", trials=2)
+    outage = "cannot reach storage sqlite:///hpo.db: disk I/O error (gave up after 300 s)"
+
+    def cut_off(self: Objective, trial: object) -> float:
+        raise StorageError(outage)
+
+    monkeypatch.setattr(Objective, "__call__", cut_off)
+    code, _, err = run_main("--storage", sqlite_url, "worker", "--study", "outage")
+
+    assert (code, err) == (2, f"error: {outage}\n")
+    trials = study.get_trials()
+    assert sorted(t.state.name for t in trials) == ["RUNNING", "WAITING"]  # one claimed
+    assert not [t for t in trials if "fail_reason" in t.user_attrs]
 
 
 def test_worker_with_unreachable_postgres_is_one_line_and_exit_2() -> None:

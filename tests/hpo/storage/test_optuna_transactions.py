@@ -111,7 +111,31 @@ def test_waiting_trial_ids_lists_the_queue_in_number_order(rdb) -> None:
     _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 3)
     first, second, third = (_optuna.trial_id(t) for t in study.trials)
     assert _optuna.claim_waiting_trial(rdb, second, WORKER, heartbeat=False)
-    assert _optuna.waiting_trial_ids(rdb, _optuna.study_id(study)) == [first, third]
+    assert _optuna.waiting_trial_ids(rdb, _optuna.study_id(study)) == ([], [first, third])
+
+
+def test_fixed_params_fill_queued_trials_first_then_new_ones_in_one_commit(rdb) -> None:
+    """Known params take queued trials that fix none (lowest first, a claimed one passed
+    over), then new trials out of the count; the study attrs land in the same commit."""
+    study = optuna.create_study(storage=rdb)
+    study_id = _optuna.study_id(study)
+    _optuna.create_waiting_trials(rdb, study_id, 2)
+    first = _optuna.trial_id(study.trials[0])
+    assert _optuna.claim_waiting_trial(rdb, first, WORKER, heartbeat=False)
+    count = commits(rdb)
+    fixed = [{"x": 0.1}, {"x": 0.2}, {"x": 0.3}]
+    queued = _optuna.create_waiting_trials(
+        rdb, study_id, 3, fixed=fixed, study_attrs=lambda n: {"queued": n}
+    )
+    assert (queued, count[0]) == (3, 1)  # one fills trial 1, two take new trials 2 and 3
+    trials = study.get_trials()
+    assert [t.system_attrs.get("fixed_params") for t in trials] == [None, *fixed, None]
+    assert study.user_attrs["queued"] == 3
+    known, others = _optuna.waiting_trial_ids(rdb, study_id)
+    assert known == [_optuna.trial_id(t) for t in trials[1:4]]
+    assert others == [_optuna.trial_id(trials[4])]
+    study.enqueue_trial({"x": 0.5})  # Optuna's own enqueue counts as known too
+    assert len(_optuna.waiting_trial_ids(rdb, study_id)[0]) == 4
 
 
 def test_a_trial_claimed_by_id_is_usable_through_optunas_cache(tmp_path) -> None:
@@ -124,7 +148,7 @@ def test_a_trial_claimed_by_id_is_usable_through_optunas_cache(tmp_path) -> None
     cached = _optuna.study_storage(study)
     rdb = _optuna.rdb_storage(cached)
     _optuna.create_waiting_trials(rdb, _optuna.study_id(study), 1)
-    queued_id = _optuna.waiting_trial_ids(rdb, _optuna.study_id(study))[0]
+    queued_id = _optuna.waiting_trial_ids(rdb, _optuna.study_id(study))[1][0]
     assert _optuna.claim_waiting_trial(rdb, queued_id, WORKER, heartbeat=False)
     trial = optuna.Trial(study, queued_id)
     with pytest.raises(KeyError):  # what the cache does with a trial it never read

@@ -25,7 +25,7 @@ from hpo.config.spec import load_spec
 from hpo.runtime.worker import run_worker
 from hpo.storage.open import open_storage
 from hpo.study.create import open_study
-from tests.helpers import zero_cost
+from tests.helpers import with_study_lines, zero_cost
 
 RUN = 80  # trials run in each study; the same queue top-up phases in both
 WINDOW = 50  # the last WINDOW of them are counted
@@ -118,6 +118,18 @@ def test_statements_and_rows_per_trial_do_not_grow_with_the_study(
     tmp_path: Path, write_study: Any, counting: Any
 ) -> None:
     path = write_study("flat", trials=100)
+    small = _per_trial(f"sqlite:///{tmp_path / 'small.db'}", path, 100, 0, counting)
+    large = _per_trial(f"sqlite:///{tmp_path / 'large.db'}", path, 3000, 2000, counting)
+    assert abs(large[0] - small[0]) <= SLACK, f"statements per trial: {small[0]} -> {large[0]}"
+    assert abs(large[1] - small[1]) <= SLACK, f"rows per trial: {small[1]} -> {large[1]}"
+
+
+def test_the_stop_rule_keeps_the_cost_per_trial_flat(
+    tmp_path: Path, write_study: Any, counting: Any
+) -> None:
+    """[study] stop_after records every finished trial (a read of the study's attrs and of
+    the trial, a write): the same statements in a 3,000-trial study as in a 100-trial one."""
+    path = with_study_lines(write_study("stops", trials=100), "stop_after = 1000000")
     small = _per_trial(f"sqlite:///{tmp_path / 'small.db'}", path, 100, 0, counting)
     large = _per_trial(f"sqlite:///{tmp_path / 'large.db'}", path, 3000, 2000, counting)
     assert abs(large[0] - small[0]) <= SLACK, f"statements per trial: {small[0]} -> {large[0]}"
