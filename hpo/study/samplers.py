@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import math
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
 
-from hpo.config.spec import Reporter, StudySpec
+from hpo.config.spec import MAX_EPOCHS, MAX_TRIALS, Reporter, StudySpec
 from hpo.config.vocabulary import PRUNERS, SAMPLERS
 
 # Seeds of parallel workers are spread this far apart so that no two workers of one study,
@@ -75,18 +79,171 @@ def build_pruner(
 def check_options(spec: StudySpec, *, source: str) -> StudySpec:
     """The spec, once its sampler and pruner accept their options; SpecError naming the key.
 
-    Built once each to let the installed Optuna judge its own keyword arguments.
+    Each option is checked by name and type against the installed Optuna constructor's
+    signature and by hpo's range rules (OPTION_RULES): Optuna accepts many bad values
+    silently and every trial then fails. Then both are built once, for the checks that
+    span options (TPE's group needs multivariate).
     """
     err = Reporter(source)
+    sampler, pruner = spec.sampler, spec.pruner
+    sampler_class = type(build_sampler(sampler.name, seed=sampler.seed))
+    _check_option_values(sampler_class, "sampler", sampler.name, sampler.options, err)
+    pruner_class = type(build_pruner(pruner.name, max_epochs=spec.train.epochs))
+    _check_option_values(pruner_class, "pruner", pruner.name, pruner.options, err)
+    _check_resources(spec, err)
     try:
-        build_sampler(spec.sampler.name, seed=spec.sampler.seed, options=spec.sampler.options)
-    except (TypeError, ValueError) as exc:
-        problem = f"not accepted by the {spec.sampler.name} sampler: {exc}"
-        raise err("sampler.options", problem) from None
-    try:
-        build_pruner(spec.pruner.name, max_epochs=spec.train.epochs, options=spec.pruner.options)
+        build_sampler(sampler.name, seed=sampler.seed, options=sampler.options)
     except (TypeError, ValueError) as exc:
         raise err(
-            "pruner.options", f"not accepted by the {spec.pruner.name} pruner: {exc}"
+            "[sampler] options", f"not accepted by the {sampler.name} sampler: {exc}"
         ) from None
+    try:
+        build_pruner(pruner.name, max_epochs=spec.train.epochs, options=pruner.options)
+    except (TypeError, ValueError) as exc:
+        raise err("[pruner] options", f"not accepted by the {pruner.name} pruner: {exc}") from None
     return spec
+
+
+# A check of one option value, and what is allowed, in words.
+_Rule = tuple[Callable[[Any], bool], str]
+_EMPTY = inspect.Parameter.empty  # a parameter without annotation, or without default
+
+# What a TOML value of each annotated type is: a bool is no int, an int is a float (unless
+# past any float), and a NaN or infinity is no number an option can use. Other types
+# (callables, samplers, arrays) are Python objects, which a study file cannot express.
+_TOML_TYPES: dict[str, _Rule] = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (
+        lambda v: (
+            (isinstance(v, int) and not isinstance(v, bool) and abs(v) <= sys.float_info.max)
+            or (isinstance(v, float) and math.isfinite(v))
+        ),
+        "a finite number",
+    ),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _ints(low: int, high: int) -> _Rule:
+    def check(value: Any) -> bool:
+        return _TOML_TYPES["int"][0](value) and low <= value <= high
+
+    return check, f"an integer in [{low}, {high}]"
+
+
+MAX_EI_CANDIDATES = 10_000  # TPE scores this many candidates per parameter and trial
+
+# hpo's range rules for the options whose bad values Optuna takes silently (every trial
+# then fails) or refuses only deep in a trial; (section, name) -> option -> rule.
+OPTION_RULES: dict[tuple[str, str], dict[str, _Rule]] = {
+    ("sampler", "tpe"): {
+        "n_startup_trials": _ints(0, MAX_TRIALS),
+        "n_ei_candidates": _ints(1, MAX_EI_CANDIDATES),
+        "prior_weight": (
+            lambda v: _TOML_TYPES["float"][0](v) and v > 0,
+            "a finite number > 0",
+        ),
+    },
+    ("sampler", "gp"): {"n_startup_trials": _ints(0, MAX_TRIALS)},
+    ("sampler", "qmc"): {"qmc_type": (lambda v: v in ("halton", "sobol"), "'halton' or 'sobol'")},
+    ("pruner", "median"): {
+        "n_startup_trials": _ints(0, MAX_TRIALS),
+        "n_warmup_steps": _ints(0, MAX_EPOCHS),
+        "interval_steps": _ints(1, MAX_EPOCHS),
+        "n_min_trials": _ints(1, MAX_TRIALS),
+    },
+    ("pruner", "hyperband"): {
+        "min_resource": _ints(1, MAX_EPOCHS),
+        "max_resource": (
+            lambda v: v == "auto" or _ints(1, MAX_EPOCHS)[0](v),
+            f"'auto' or an integer in [1, {MAX_EPOCHS}]",
+        ),
+        "reduction_factor": _ints(2, MAX_EPOCHS),
+        "bootstrap_count": _ints(0, MAX_TRIALS),
+    },
+}
+
+
+def _check_option_values(
+    cls: type, section: str, name: str, options: Mapping[str, Any], err: Reporter
+) -> None:
+    """Refuse an option that `cls` does not take, or a value of the wrong type or range."""
+    parameters = {
+        key: p for key, p in inspect.signature(cls).parameters.items() if key != "seed"
+    }  # hpo sets the seed ([sampler] seed): no option
+    accepted = sorted(key for key, p in parameters.items() if _annotated(p) is not None)
+    rules = OPTION_RULES.get((section, name), {})
+    for key, value in options.items():
+        where = f"[{section}] options.{key}"
+        if key not in parameters:
+            raise err(where, _unknown_option(key, accepted, f"the {name} {section}"))
+        rule = rules.get(key) or _annotated(parameters[key])
+        if rule is None:
+            raise err(
+                where,
+                f"takes a Python object ({_annotation_text(parameters[key])}), which a study "
+                f"file cannot express; leave it out (options of the {name} {section}: "
+                f"{', '.join(accepted)})",
+            )
+        check, allowed = rule
+        if not check(value):
+            raise err(where, f"{value!r} is not allowed; it must be {allowed}")
+
+
+def _unknown_option(key: str, accepted: list[str], owner: str) -> str:
+    if not accepted:
+        return f"{owner} takes no options"
+    close = difflib.get_close_matches(key, accepted, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{owner} has no option {key!r}{hint}; accepted: {', '.join(accepted)}"
+
+
+def _annotated(parameter: inspect.Parameter) -> _Rule | None:
+    """What a study file may give for a constructor parameter, from its annotation (or its
+    default's type when it has none); None when it takes only Python objects."""
+    if parameter.annotation is _EMPTY and (
+        parameter.default is None or parameter.default is _EMPTY
+    ):
+        return (lambda v: True), "any value"  # nothing to go by: Optuna judges it
+    kinds = [
+        _TOML_TYPES[t] for t in _union_members(_annotation_text(parameter)) if t in _TOML_TYPES
+    ]
+    if not kinds:
+        return None
+    return (lambda v: any(check(v) for check, _ in kinds)), " or ".join(w for _, w in kinds)
+
+
+def _annotation_text(parameter: inspect.Parameter) -> str:
+    """A parameter's annotation as written ('int | None'), or its default's type name."""
+    annotation = parameter.annotation
+    if annotation is _EMPTY:
+        return type(parameter.default).__name__
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
+def _union_members(text: str) -> list[str]:
+    """The members of a union annotation: 'Callable[[int], int] | None' -> two."""
+    members, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char == "[") - (char == "]")
+        if char == "|" and depth == 0:
+            members.append(text[start:i].strip())
+            start = i + 1
+    return [*members, text[start:].strip()]
+
+
+def _check_resources(spec: StudySpec, err: Reporter) -> None:
+    """Hyperband needs min_resource <= max_resource (the epoch budget unless given): with
+    fewer it has no bracket, and every trial fails."""
+    if spec.pruner.name != "hyperband":
+        return
+    options = spec.pruner.options
+    low = options.get("min_resource", 1)
+    high = options.get("max_resource", spec.train.epochs)
+    if high != "auto" and low > high:
+        raise err(
+            "[pruner] options.min_resource",
+            f"{low} is above max_resource {high} (the epoch budget unless given); it must be "
+            "at most that",
+        )

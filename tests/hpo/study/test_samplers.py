@@ -10,7 +10,7 @@ import pytest
 from hpo.config.spec import MAX_SEED
 from hpo.config.vocabulary import PRUNERS, SAMPLERS
 from hpo.study.samplers import WORKER_SEED_STRIDE, build_pruner, build_sampler, worker_seed
-from tests.helpers import assert_usage_error, run_hpo, study_text
+from tests.helpers import assert_usage_error, option_defaults, run_hpo, run_main, study_text
 
 # QMC and GP are experimental in Optuna: building them warns, which is not under test here.
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -149,5 +149,201 @@ def test_an_experimental_samplers_bad_option_is_one_line_without_warnings(tmp_pa
     file.write_text(study_text("q", "depth = 1", sampler="qmc"))
     file.write_text(file.read_text().replace("seed = 0", 'seed = 0\noptions = { qmc_type = "x" }'))
     result = run_hpo("--storage", f"sqlite:///{tmp_path / 'q.db'}", "launch", "study", str(file))
-    assert_usage_error(result, "sampler.options: not accepted by the qmc sampler")
+    assert_usage_error(result, "[sampler] options.qmc_type: 'x' is not allowed")
     assert not (tmp_path / "q.db").exists()
+
+
+def _spec_with(section: str, name: str, options: dict[str, Any], *, epochs: int = 3):
+    """A parsed tiny spec whose [sampler] or [pruner] is `name` with `options`."""
+    import tomllib
+
+    from hpo.config.spec import parse_spec
+
+    text = study_text("o", "depth = 1", epochs=epochs)
+    raw = tomllib.loads(text)
+    raw[section] = {"name": name, "options": options}
+    return parse_spec(raw, source="o.toml")
+
+
+# (section, name, options, what the one line says). The first five were accepted, and every
+# trial then failed with a TypeError or ZeroDivisionError traceback as its reason.
+BAD_OPTIONS = {
+    "tpe gamma": (
+        "sampler",
+        "tpe",
+        {"gamma": 5},
+        "[sampler] options.gamma: takes a Python object (Callable[[int], int] | None), which a "
+        "study file cannot express; leave it out",
+    ),
+    "tpe n_startup_trials 'x'": (
+        "sampler",
+        "tpe",
+        {"n_startup_trials": "x"},
+        "[sampler] options.n_startup_trials: 'x' is not allowed; it must be an integer in [0, ",
+    ),
+    "tpe n_ei_candidates -3": (
+        "sampler",
+        "tpe",
+        {"n_ei_candidates": -3},
+        "[sampler] options.n_ei_candidates: -3 is not allowed; it must be an integer in [1, ",
+    ),
+    "hyperband reduction_factor 1": (
+        "pruner",
+        "hyperband",
+        {"reduction_factor": 1},
+        "[pruner] options.reduction_factor: 1 is not allowed; it must be an integer in [2, ",
+    ),
+    "hyperband min_resource 'x'": (
+        "pruner",
+        "hyperband",
+        {"min_resource": "x"},
+        "[pruner] options.min_resource: 'x' is not allowed; it must be an integer in [1, ",
+    ),
+    "hyperband min_resource above the epochs": (
+        "pruner",
+        "hyperband",
+        {"min_resource": 5},
+        "[pruner] options.min_resource: 5 is above max_resource 3 (the epoch budget",
+    ),
+    "median n_warmup_steps -1": (
+        "pruner",
+        "median",
+        {"n_warmup_steps": -1},
+        "[pruner] options.n_warmup_steps: -1 is not allowed; it must be an integer in [0, ",
+    ),
+    "median interval_steps 0": (
+        "pruner",
+        "median",
+        {"interval_steps": 0},
+        "[pruner] options.interval_steps: 0 is not allowed; it must be an integer in [1, ",
+    ),
+    "median n_startup_trials true": (
+        "pruner",
+        "median",
+        {"n_startup_trials": True},
+        "[pruner] options.n_startup_trials: True is not allowed",
+    ),
+    "tpe prior_weight nan": (
+        "sampler",
+        "tpe",
+        {"prior_weight": float("nan")},
+        "[sampler] options.prior_weight: nan is not allowed; it must be a finite number > 0",
+    ),
+    "tpe prior_weight past any float": (
+        "sampler",
+        "tpe",
+        {"prior_weight": 10**400},
+        "[sampler] options.prior_weight: 1000",
+    ),
+    "tpe constant_liar 1 (a type from the annotation)": (
+        "sampler",
+        "tpe",
+        {"constant_liar": 1},
+        "[sampler] options.constant_liar: 1 is not allowed; it must be true or false",
+    ),
+    "gp independent_sampler (a Python object)": (
+        "sampler",
+        "gp",
+        {"independent_sampler": "random"},
+        "[sampler] options.independent_sampler: takes a Python object (BaseSampler | None)",
+    ),
+    "qmc qmc_type": (
+        "sampler",
+        "qmc",
+        {"qmc_type": "x"},
+        "[sampler] options.qmc_type: 'x' is not allowed; it must be 'halton' or 'sobol'",
+    ),
+    "unknown tpe option": (
+        "sampler",
+        "tpe",
+        {"n_ei_candidate": 3},
+        "[sampler] options.n_ei_candidate: the tpe sampler has no option 'n_ei_candidate' (did "
+        "you mean 'n_ei_candidates'?); accepted: consider_endpoints, consider_magic_clip",
+    ),
+    "random takes none": (
+        "sampler",
+        "random",
+        {"n_startup_trials": 3},
+        "[sampler] options.n_startup_trials: the random sampler takes no options",
+    ),
+    "tpe group without multivariate (built to see)": (
+        "sampler",
+        "tpe",
+        {"group": True, "multivariate": False},
+        "[sampler] options: not accepted by the tpe sampler: ``group`` option can only be",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
+def test_each_bad_option_is_refused_naming_it_and_what_is_allowed(case: str) -> None:
+    from hpo.errors import SpecError
+    from hpo.study.samplers import check_options
+
+    section, name, options, message = BAD_OPTIONS[case]
+    spec = _spec_with(section, name, options)
+    with pytest.raises(SpecError) as refused:
+        check_options(spec, source="o.toml")
+    assert str(refused.value).startswith(f"o.toml: {message}"), str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "name"), [("sampler", n) for n in SAMPLERS] + [("pruner", n) for n in PRUNERS]
+)
+def test_every_option_at_optunas_own_default_is_accepted(section: str, name: str) -> None:
+    """The rules refuse bad values, never what Optuna itself would use."""
+    from hpo.study.samplers import check_options
+
+    defaults = option_defaults(section, name)
+    if section == "pruner" and name == "hyperband":
+        defaults["max_resource"] = 3  # 'auto' and a bootstrap_count > 0 exclude each other
+    for key, value in defaults.items():
+        check_options(_spec_with(section, name, {key: value}), source="o.toml")
+    check_options(_spec_with(section, name, defaults), source="o.toml")
+
+
+def test_a_bad_option_in_a_study_file_is_one_line_and_writes_nothing(tmp_path) -> None:
+    file = tmp_path / "g.toml"
+    file.write_text(
+        study_text("g", "depth = 1", sampler="tpe").replace(
+            "seed = 0", "seed = 0\noptions = { gamma = 5 }"
+        )
+    )
+    code, out, err = run_main(
+        "--storage",
+        f"sqlite:///{tmp_path / 'g.db'}",
+        "launch",
+        "study",
+        str(file),
+        "--workers",
+        "0",
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {file}: [sampler] options.gamma: takes a Python object")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "g.db").exists()
+
+
+def test_a_bad_option_edited_into_the_stored_spec_stops_the_worker_in_one_line(
+    sqlite_url, create_study
+) -> None:
+    """Was: `hpo worker` exited 0 with every trial failed (ZeroDivisionError)."""
+    from optuna.trial import TrialState
+
+    from hpo.study.records import SPEC_ATTR
+
+    study = create_study(sqlite_url, "edited", pruner="hyperband")
+    spec = study.user_attrs[SPEC_ATTR]
+    spec["pruner"]["options"] = {"reduction_factor": 1}
+    study.set_user_attr(SPEC_ATTR, spec)
+
+    code, _, err = run_main("--storage", sqlite_url, "worker", "--study", "edited")
+
+    assert code == 2
+    assert err.startswith(
+        "error: spec stored with study 'edited': [pruner] options.reduction_factor: 1 is not "
+        "allowed; it must be an integer in [2, "
+    ), err
+    assert len(err.strip().splitlines()) == 1
+    assert {t.state for t in study.get_trials()} == {TrialState.WAITING}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam
 from hpo.study.space import split_params, suggest_params, to_distribution
@@ -63,3 +64,23 @@ def test_split_params_sends_pool_and_kernel_to_the_model_and_techniques_to_train
     from hpo.training.loop import TrainConfig
 
     assert TrainConfig(**training).patience == 3  # every training key is a TrainConfig field
+
+
+def test_a_log_range_from_a_study_file_is_searched_on_a_log_scale() -> None:
+    """lr = { low = 1e-5, high = 1e-1, log = true }: the median draw sits near 1e-3, the
+    middle of the decades; on a linear scale it would sit near 0.05 (log10: -1.3)."""
+    import math
+    import statistics
+
+    from hpo.config.spec import parse_spec
+
+    raw = {
+        "study": {"name": "s"},
+        "model": {"name": "mlp"},
+        "space": {"lr": {"low": 1e-5, "high": 1e-1, "log": True}},
+    }
+    space = parse_spec(raw, source="s.toml").space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    draws = [suggest_params(study.ask(), space)["lr"] for _ in range(400)]
+    assert all(1e-5 <= lr <= 1e-1 for lr in draws)
+    assert statistics.median(math.log10(lr) for lr in draws) == pytest.approx(-3, abs=0.3)
