@@ -336,16 +336,23 @@ def _prepare_sqlite_file(parsed: URL) -> None:
             f"cannot open storage {parsed.render_as_string()}: folder {folder} does not exist; "
             "create it or pick another --storage"
         )
-    try:
-        # WAL lets readers (the dashboard, progress polling) run beside a writer; the
-        # setting is stored in the file, so once is enough.
-        with contextlib.closing(sqlite3.connect(database, timeout=60)) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error as exc:
-        raise StorageError(
-            f"cannot open storage {parsed.render_as_string()}: {exc}; "
-            "check that the file is a writable SQLite database"
-        ) from None
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            # WAL lets readers (the dashboard, progress polling) run beside a writer; the
+            # setting is stored in the file, so once is enough.
+            with contextlib.closing(sqlite3.connect(database, timeout=60)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.Error as exc:
+            # Switching a new file to WAL is refused at once, busy timeout or not, while
+            # another process starting beside this one holds it: try again, as for tables.
+            if attempt < CREATE_ATTEMPTS and "locked" in str(exc):
+                time.sleep(0.2 * attempt)
+                continue
+            raise StorageError(
+                f"cannot open storage {parsed.render_as_string()}: {exc}; "
+                "check that the file is a writable SQLite database"
+            ) from None
 
 
 def _begin_immediate(engine: sqlalchemy.Engine) -> None:

@@ -15,7 +15,13 @@ from hpo.service import LaunchOutcome, best_of, join_study, launch_study
 from hpo.study.summary import StudySummary
 from tests.helpers import run_hpo, study_text
 
-DIVERGING = study_text("diverges", 'lr = 1e12\noptimizer = "sgd"')
+# Plain SGD at lr 10 on a deep He-initialised ReLU net: the loss becomes inf/NaN.
+DIVERGING = study_text(
+    "diverges",
+    'lr = 10.0\noptimizer = "sgd"\ninit = "he_normal"\ndepth = 4\nwidth = 64',
+    epochs=3,
+    data='name = "rings"\nmax_train = 300',
+)
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -76,7 +82,8 @@ def test_launch_warns_when_the_largest_configuration_cannot_fit(tmp_path: Path) 
     study_file = tmp_path / "huge.toml"
     study_file.write_text(
         DIVERGING.replace('name = "diverges"', 'name = "huge"')
-        .replace("lr = 1e12", "lr = 1e-3\nwidth = { low = 8, high = 8192 }\ndepth = 8")
+        .replace("lr = 10.0", "lr = 1e-3")
+        .replace("depth = 4\nwidth = 64", "width = { low = 8, high = 8192 }\ndepth = 8")
         .replace("trials = 2", "trials = 1")
         # a limit that the widest network (8 x 8192^2 weights, ~2 GB) exceeds
         .replace("[train]", "[train]\nmax_memory_mb = 500")
