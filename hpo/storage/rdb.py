@@ -37,6 +37,8 @@ from hpo.errors import StorageError
 from hpo.storage._optuna import (
     RDB_PRIVATE_METHODS,
     claim_waiting_trial,
+    clear_trial_system_attr,
+    trial_attrs_with_prefix,
     waiting_trial_ids,
     write_user_attrs,
 )
@@ -135,6 +137,14 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         order: one short read."""
         return waiting_trial_ids(self, study_id)
 
+    def trial_attrs_with_prefix(self, study_id: int, prefix: str) -> list[tuple[Any, ...]]:
+        """The study's trial system attrs whose key starts with `prefix`: one short read."""
+        return trial_attrs_with_prefix(self, study_id, prefix)
+
+    def clear_trial_system_attr(self, trial_id: int, key: str) -> None:
+        """Set a trial's system attr to null, as optuna-dashboard does for a removed file."""
+        clear_trial_system_attr(self, trial_id, key)
+
     def run_locked(self, call: LockedCall, request: Request) -> Request:
         """Run a study operation here, under the study's lock (a proxy runs it on its side)."""
         with study_lock(self, request["study"]):
@@ -168,7 +178,14 @@ for _name in (
     )
 
 # hpo's own: one transaction each, and a locked study operation (counted again on a retry)
-for _name in ("set_trial_user_attrs", "claim_waiting_trial", "waiting_trial_ids", "run_locked"):
+for _name in (
+    "set_trial_user_attrs",
+    "claim_waiting_trial",
+    "waiting_trial_ids",
+    "trial_attrs_with_prefix",
+    "clear_trial_system_attr",
+    "run_locked",
+):
     setattr(ResilientRDBStorage, _name, _retrying(getattr(ResilientRDBStorage, _name), _name))
 
 

@@ -56,7 +56,7 @@ def kept_models(study: optuna.Study, store: FileSystemArtifactStore) -> list[Hol
     database (behind the proxy, from the trials its cache holds)."""
     rdb = _optuna.rdb_storage(_optuna.study_storage(study))
     if rdb is not None:
-        rows = _optuna.trial_attrs_with_prefix(rdb, _optuna.study_id(study), ARTIFACT_PREFIX)
+        rows = _trial_attrs_with_prefix(rdb, _optuna.study_id(study))
         found = [(_meta(meta), Holder(t, n, s, v, "", key)) for t, n, s, v, key, meta in rows]
     else:
         found = [
@@ -136,7 +136,7 @@ class ModelKeeper:
             with contextlib.suppress(ArtifactNotFound):  # another worker removed it first
                 self.store.remove(holder.artifact_id)
             if rdb is not None:
-                _optuna.clear_trial_system_attr(rdb, holder.trial_id, holder.key)
+                _clear(rdb, holder.trial_id, holder.key)
             log.info("trial %d's weights removed: no longer among the best", holder.number)
 
 
@@ -157,6 +157,21 @@ def model_keeper(artifacts: str | Path | None, keep: int, direction: str) -> Mod
     if not artifacts or keep <= 0:
         return None
     return ModelKeeper(artifacts, keep, direction)
+
+
+def _trial_attrs_with_prefix(rdb: Any, study_id: int) -> list[tuple[Any, ...]]:
+    """hpo's storage reads them retrying through an outage (a plain RDBStorage: once)."""
+    if hasattr(rdb, "trial_attrs_with_prefix"):
+        return rdb.trial_attrs_with_prefix(study_id, ARTIFACT_PREFIX)
+    return _optuna.trial_attrs_with_prefix(rdb, study_id, ARTIFACT_PREFIX)
+
+
+def _clear(rdb: Any, trial_id: int, key: str) -> None:
+    """hpo's storage writes it retrying through an outage (a plain RDBStorage: once)."""
+    if hasattr(rdb, "clear_trial_system_attr"):
+        rdb.clear_trial_system_attr(trial_id, key)
+    else:
+        _optuna.clear_trial_system_attr(rdb, trial_id, key)
 
 
 def _meta(value: Any) -> dict[str, Any]:

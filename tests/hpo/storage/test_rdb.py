@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -312,3 +312,28 @@ def test_a_real_full_sqlite_file_stops_the_call_in_one_line(
     ):
         study.set_user_attr("big", "x" * 1_000_000)
     assert sleeps == []
+
+
+def test_the_kept_models_reads_and_writes_wait_out_an_outage(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in CI: the keeper read its holders by SQL outside the retries, so a database
+    outage at that moment failed the trial with an OperationalError as its reason."""
+    storage = open_storage(sqlite_url)
+    monkeypatch.setattr("hpo.storage.rdb.time.sleep", lambda _: None)
+    calls: list[str] = []
+
+    def away_once(name: str) -> Callable[..., list[tuple[int]]]:
+        def call(*_args: object) -> list[tuple[int]]:
+            calls.append(name)
+            if calls.count(name) == 1:
+                raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed"))
+            return []
+
+        return call
+
+    monkeypatch.setattr("hpo.storage.rdb.trial_attrs_with_prefix", away_once("read"))
+    monkeypatch.setattr("hpo.storage.rdb.clear_trial_system_attr", away_once("clear"))
+    assert storage.trial_attrs_with_prefix(1, "artifacts:") == []
+    storage.clear_trial_system_attr(1, "artifacts:x")
+    assert calls == ["read", "read", "clear", "clear"]
