@@ -278,15 +278,7 @@ def _upsert_user_attrs(
         return
     model = models.TrialUserAttributeModel
     rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
-    dialect = storage.engine.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = _dialect_insert(dialect)(model).values(rows)
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[model.trial_id, model.key],
-                set_={"value_json": insert.excluded.value_json},
-            )
-        )
+    if _upsert_in_one_statement(storage, session, model, model.trial_id, rows):
         return
     for row in rows:  # MySQL and others: Optuna's own upsert, one attr at a time
         storage._set_trial_attr_without_commit(
@@ -394,6 +386,23 @@ def write_study_user_attrs(
         _upsert_study_user_attrs(storage, session, study_id, attrs)
 
 
+def _upsert_in_one_statement(
+    storage: optuna.storages.RDBStorage, session: Any, model: Any, owner: Any, rows: list[Any]
+) -> bool:
+    """Insert-or-update attr rows (unique on owner and key) in one statement where the
+    dialect has it (SQLite, PostgreSQL); False elsewhere, for the caller's row-by-row way."""
+    dialect = storage.engine.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        return False
+    insert = _dialect_insert(dialect)(model).values(rows)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[owner, model.key], set_={"value_json": insert.excluded.value_json}
+        )
+    )
+    return True
+
+
 def _upsert_study_user_attrs(
     storage: optuna.storages.RDBStorage, session: Any, study_id: int, attrs: Mapping[str, Any]
 ) -> None:
@@ -403,15 +412,7 @@ def _upsert_study_user_attrs(
         return
     model = models.StudyUserAttributeModel
     rows = [{"study_id": study_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
-    dialect = storage.engine.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = _dialect_insert(dialect)(model).values(rows)
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[model.study_id, model.key],
-                set_={"value_json": insert.excluded.value_json},
-            )
-        )
+    if _upsert_in_one_statement(storage, session, model, model.study_id, rows):
         return
     study = models.StudyModel.find_or_raise_by_id(study_id, session)
     for row in rows:  # MySQL and others: Optuna's own lookup, one attr at a time
