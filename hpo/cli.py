@@ -769,8 +769,8 @@ def dashboard(
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to bind; 0.0.0.0 serves workers on other machines (keep it off the internet: "
-    "the proxy has no authentication).",
+    help="Address to bind; 0.0.0.0 serves workers on other machines (keep it on a private "
+    "network unless --tls-client-ca makes clients prove who they are).",
 )
 @click.option(
     "--port",
@@ -786,20 +786,46 @@ def dashboard(
     show_default=True,
     help="Calls served at once; the proxy holds one database connection per thread, plus one.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Serve TLS with this certificate (PEM; with --tls-key); workers then use grpcs:// "
+    "and trust it through HPO_TLS_CA.",
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Its key (PEM).")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Mutual TLS: accept only clients whose certificate (HPO_TLS_CERT / HPO_TLS_KEY) this "
+    "CA signed; this is the proxy's authentication.",
+)
 @pass_settings
-def proxy(settings: Settings, host: str, port: int, threads: int) -> None:
+def proxy(
+    settings: Settings,
+    host: str,
+    port: int,
+    threads: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+) -> None:
     """Serve Optuna's gRPC storage proxy in front of --storage, for large fleets.
 
-    Workers pass --storage grpc://HOST:PORT and open no database connection of their own.
-    Stops cleanly on SIGTERM or Ctrl-C.
+    Workers pass --storage grpc://HOST:PORT (grpcs:// with --tls-cert) and open no database
+    connection of their own. Stops cleanly on SIGTERM or Ctrl-C.
     """
     from hpo.service import serve_proxy, shown
     from hpo.storage.urls import is_loopback
 
-    if not is_loopback(host):
+    if (tls_cert is None) != (tls_key is None) or (tls_client_ca and not tls_cert):
+        raise click.UsageError(
+            "--tls-cert and --tls-key go together (and --tls-client-ca with them)"
+        )
+    if not is_loopback(host) and not tls_client_ca:
         click.echo(
             f"warning: the storage proxy on {host} has no authentication: whoever reaches its "
-            "port can read, change and delete every study; keep it on a private network",
+            "port can read, change and delete every study; keep it on a private network, or "
+            "require client certificates with --tls-cert/--tls-key/--tls-client-ca",
             err=True,
         )
     serve_proxy(
@@ -807,6 +833,7 @@ def proxy(settings: Settings, host: str, port: int, threads: int) -> None:
         host=host,
         port=port,
         threads=threads,
+        tls_files=(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None,
         on_ready=lambda url: click.echo(
             f"storage proxy for {shown(settings)} on {url}; workers use --storage {url}"
             + (" (with this machine's address)" if host in ("0.0.0.0", "::") else ""),

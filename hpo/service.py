@@ -402,10 +402,18 @@ def serve_dashboard(
 
 
 def serve_proxy(
-    settings: Settings, *, host: str, port: int, threads: int, on_ready: Callable[[str], None]
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    threads: int,
+    on_ready: Callable[[str], None],
+    tls_files: tuple[str, str, str | None] | None = None,
 ) -> None:
     """`hpo proxy`: the storage proxy in front of the database, serving the study layer's
-    locked operations, until SIGTERM / Ctrl-C."""
+    locked operations, until SIGTERM / Ctrl-C; over TLS with `tls_files` (certificate, key,
+    and the CA of client certificates for mutual TLS, or None)."""
+    from hpo.storage.proxy_server import ServerTls
     from hpo.storage.proxy_server import serve_proxy as serve
     from hpo.study.create import LOCKED_CALLS
 
@@ -417,6 +425,7 @@ def serve_proxy(
         heartbeat_interval=settings.heartbeat_interval,
         calls=LOCKED_CALLS,
         on_ready=on_ready,
+        tls=ServerTls.read(*tls_files) if tls_files else None,
     )
 
 

@@ -227,13 +227,13 @@ class HpoProcesses:
 
 
 def start_proxy(
-    processes: HpoProcesses, storage_url: str, *, timeout: float = WAIT_SECONDS
+    processes: HpoProcesses, storage_url: str, *options: str, timeout: float = WAIT_SECONDS
 ) -> tuple[subprocess.Popen[str], str]:
     """Start `hpo proxy` in front of `storage_url` on a free loopback port; the process and
-    the grpc:// URL it printed."""
-    process = processes.start("proxy", "--port", "0", env={"HPO_STORAGE": storage_url})
+    the grpc:// (grpcs:// with TLS `options`) URL it printed."""
+    process = processes.start("proxy", "--port", "0", *options, env={"HPO_STORAGE": storage_url})
     line = read_line(process, timeout=timeout)
-    url = next((word for word in line.split() if word.startswith("grpc://")), None)
+    url = next((word for word in line.split() if word.startswith(("grpc://", "grpcs://"))), None)
     assert url, f"no grpc:// URL in the proxy's first line: {line!r}"
     return process, url.rstrip(";")
 

@@ -75,8 +75,14 @@ CACHED_STORAGE_METHODS: tuple[str, ...] = ("_add_trials_to_cache",)
 # beside them, and learns the port it bound), and Optuna's own wrapper for a served storage.
 PROXY_MODULE_NAMES: dict[str, tuple[str, ...]] = {
     "optuna.storages._grpc.servicer": ("OptunaStorageProxyService",),
-    "optuna.storages._grpc.auto_generated.api_pb2_grpc": ("add_StorageServiceServicer_to_server",),
+    "optuna.storages._grpc.auto_generated.api_pb2_grpc": (
+        "add_StorageServiceServicer_to_server",
+        "StorageServiceStub",
+    ),
     "optuna.storages": ("get_storage",),
+    # A TLS client (hpo.storage.proxy_client) builds its own channel and, on it, the stub and
+    # cache that GrpcStorageProxy._setup builds on an insecure one.
+    "optuna.storages._grpc.client": ("GrpcClientCache",),
 }
 
 
@@ -546,3 +552,13 @@ def add_storage_service(server: Any, storage: BaseStorage) -> None:
     from optuna.storages._grpc.servicer import OptunaStorageProxyService
 
     api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
+
+
+def proxy_client_parts(channel: Any) -> tuple[Any, Any]:
+    """The stub and cache Optuna's GrpcStorageProxy keeps (`_stub`, `_cache`), on `channel`:
+    what its `_setup` builds, for a channel it cannot build itself (TLS)."""
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.client import GrpcClientCache
+
+    stub = api_pb2_grpc.StorageServiceStub(channel)
+    return stub, GrpcClientCache(stub)

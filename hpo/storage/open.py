@@ -1,9 +1,10 @@
 """Storage URL -> storage: one table from URL scheme to opener, the one transport decision.
 
 `sqlite:///FILE` and `postgresql://...` open a database (hpo.storage.rdb); `grpc://HOST:PORT`
-a client of `hpo proxy` (hpo.storage.proxy_client). Both offer the same interface to the
-layers above (Optuna's storage calls, `run_locked`, `heartbeat_interval`), so nothing above
-this module asks which kind it has. The proxy client (and grpc) load only for grpc:// URLs.
+(`grpcs://` over TLS) a client of `hpo proxy` (hpo.storage.proxy_client). Both offer the
+same interface to the layers above (Optuna's storage calls, `run_locked`,
+`heartbeat_interval`), so nothing above this module asks which kind it has. The proxy
+client (and grpc) load only for grpc:// and grpcs:// URLs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.config.settings import HEARTBEAT_INTERVAL, Settings
 from hpo.storage.retry import retry_seconds
-from hpo.storage.urls import PROXY_SCHEME
+from hpo.storage.urls import PROXY_SCHEME, TLS_PROXY_SCHEME
 
 if TYPE_CHECKING:  # annotations only: the proxy client loads grpc
     from hpo.storage.proxy_client import ProxyStorage
@@ -35,7 +36,10 @@ def _open_proxy(url: str, *, heartbeat_interval: int, **_database_only: Any) -> 
 
 
 # URL scheme -> opener; anything else is a database URL that rdb parses (or refuses).
-OPENERS: dict[str, Callable[..., Storage]] = {PROXY_SCHEME: _open_proxy}
+OPENERS: dict[str, Callable[..., Storage]] = {
+    PROXY_SCHEME: _open_proxy,
+    TLS_PROXY_SCHEME: _open_proxy,
+}
 
 
 def open_storage(

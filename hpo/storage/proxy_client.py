@@ -8,8 +8,12 @@ behind it has no SQL session, so the study operations that run under the study l
 Heartbeats: Optuna's client has none, so workers behind the proxy beat through a trial
 system attr and judge silence on their own clock (hpo.storage.heartbeats.AttrHeartbeats).
 
-A storage URL `grpc://HOST:PORT` names a proxy. Every call waits out a proxy that is
-restarting (UNAVAILABLE) for HPO_DB_RETRY_SECONDS, as calls to the database do.
+A storage URL `grpc://HOST:PORT` names a proxy; `grpcs://HOST:PORT` one that serves TLS
+(`hpo proxy --tls-cert ... --tls-key ...`), trusted through HPO_TLS_CA (the CA file that
+signed the proxy's certificate; the system's roots when unset) and, where the proxy asks
+for client certificates (--tls-client-ca), presenting HPO_TLS_CERT and HPO_TLS_KEY. Every
+call waits out a proxy that is restarting (UNAVAILABLE) for HPO_DB_RETRY_SECONDS, as calls
+to the database do.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 # Set before grpc is first imported: its C core would print its own lines (a failed bind,
@@ -31,15 +36,22 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from hpo.errors import HpoError, StorageError
-from hpo.storage._optuna import FIXED_PARAMS, trial_id
+from hpo.storage._optuna import FIXED_PARAMS, proxy_client_parts, trial_id
 from hpo.storage.locks import LockedCall, Request
 from hpo.storage.retry import STORAGE_CALLS, retrying
 from hpo.storage.stale import MAX_RETRY, StaleTrialRetry
-from hpo.storage.urls import PROXY_SCHEME, mask_url, url_host
+from hpo.storage.urls import PROXY_SCHEME, TLS_PROXY_SCHEME, mask_url, url_host
 
 DEFAULT_PORT = 13000  # Optuna's default for its proxy
 CONNECT_SECONDS = 5.0  # how long a client waits for a proxy at start-up before one line
 SERVICE = "hpo.Proxy"  # hpo's own calls, beside Optuna's storage service
+# The files a TLS client reads: the CA to trust, and its own certificate and key (mutual TLS).
+TLS_FILES = {
+    "root_certificates": "HPO_TLS_CA",
+    "certificate_chain": "HPO_TLS_CERT",
+    "private_key": "HPO_TLS_KEY",
+}
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]  # as Optuna's own channel
 
 log = logging.getLogger("hpo.storage.proxy_client")
 _T = TypeVar("_T")
@@ -55,10 +67,32 @@ def parse_proxy_url(url: str) -> tuple[str, int]:
     extra = parsed is not None and (parsed.database or parsed.username or parsed.query)
     if parsed is None or not parsed.host or extra or not 0 < port < 65536:
         raise StorageError(
-            f"malformed proxy URL {mask_url(url)!r}; expected grpc://HOST:PORT, e.g. grpc://127.0.0.1:"
-            f"{DEFAULT_PORT} (the address `hpo proxy` printed when it started)"
+            f"malformed proxy URL {mask_url(url)!r}; expected grpc://HOST:PORT (grpcs:// for "
+            f"TLS), e.g. grpc://127.0.0.1:{DEFAULT_PORT} (the address `hpo proxy` printed when it "
+            "started)"
         )
     return url_host(parsed.host), port  # Optuna's client joins them as host:port
+
+
+def uses_tls(url: str) -> bool:
+    return url.strip().lower().startswith(f"{TLS_PROXY_SCHEME}://")
+
+
+def tls_credentials() -> grpc.ChannelCredentials:
+    """A TLS client's credentials from HPO_TLS_CA / HPO_TLS_CERT / HPO_TLS_KEY (each a file);
+    StorageError with one line naming the variable if one cannot be read."""
+    pem: dict[str, bytes | None] = {}
+    for argument, variable in TLS_FILES.items():
+        path = os.environ.get(variable, "").strip()
+        try:
+            pem[argument] = Path(path).read_bytes() if path else None
+        except OSError as exc:
+            raise StorageError(f"cannot read {variable}={path}: {exc.strerror}") from None
+    if (pem["certificate_chain"] is None) != (pem["private_key"] is None):
+        raise StorageError(
+            "set both HPO_TLS_CERT and HPO_TLS_KEY (a client certificate), or neither"
+        )
+    return grpc.ssl_channel_credentials(**pem)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -93,6 +127,7 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy):
 
     `heartbeat_interval` makes hpo.storage.heartbeats choose the attr heartbeat for it, and
     `stale_trial_callback` re-queues what that finds stale, as RDBStorage's callback does.
+    With `credentials`, every channel it opens is a TLS one.
     """
 
     def __init__(
@@ -103,14 +138,35 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy):
         heartbeat_interval: int,
         stale_trial_callback: Callable[[optuna.Study, Any], None] | None = None,
         retry_seconds: float = 0.0,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        self.credentials = credentials  # before Optuna's __init__, which opens the channel
         with warnings.catch_warnings():  # experimental since Optuna 4.2; we rely on it
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             super().__init__(host=host, port=port)
-        self.url = f"{PROXY_SCHEME}://{host}:{port}"
+        scheme = TLS_PROXY_SCHEME if credentials is not None else PROXY_SCHEME
+        self.url = f"{scheme}://{host}:{port}"
         self.heartbeat_interval = heartbeat_interval
         self.stale_trial_callback = stale_trial_callback
         self.retry_seconds = retry_seconds
+
+    def open_channel(self) -> grpc.Channel:
+        target = f"{self._host}:{self._port}"
+        if self.credentials is None:
+            return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.secure_channel(target, self.credentials, options=CHANNEL_OPTIONS)
+
+    def _setup(self) -> None:
+        """Optuna's client on hpo's channel (TLS or not); also runs after unpickling."""
+        self._channel = self.open_channel()
+        self._stub, self._cache = proxy_client_parts(self._channel)
+
+    def wait_server_ready(self, timeout: float | None = None) -> None:
+        try:
+            with self.open_channel() as channel:
+                grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError as exc:
+            raise ConnectionError("gRPC connection timeout") from exc
 
     def _already_set(self, trial_id: int, state: TrialState, values: Any = None) -> bool | None:
         """After a lost answer: True if the trial is already in `state` (with `values`)."""
@@ -123,7 +179,7 @@ class ProxyStorage(optuna.storages.GrpcStorageProxy):
 
     def hpo_call(self, method: str, request: dict[str, Any]) -> dict[str, Any]:
         """One of hpo's calls on the proxy; HpoError with the proxy's line if refused."""
-        with grpc.insecure_channel(f"{self._host}:{self._port}") as channel:
+        with self.open_channel() as channel:
             stub = channel.unary_unary(
                 f"/{SERVICE}/{method}",
                 request_serializer=encode_message,
@@ -170,15 +226,22 @@ def open_proxy(url: str, *, heartbeat_interval: int, retry_seconds: float) -> Pr
         heartbeat_interval=heartbeat_interval,
         stale_trial_callback=StaleTrialRetry(max_retry=MAX_RETRY),
         retry_seconds=retry_seconds,
+        credentials=tls_credentials() if uses_tls(url) else None,
     )
     try:
         storage.wait_server_ready(timeout=CONNECT_SECONDS)
     except ConnectionError:
         storage.close()
+        tls = (
+            "; over TLS: check that HPO_TLS_CA names the CA that signed the proxy's certificate "
+            "(and HPO_TLS_CERT/HPO_TLS_KEY where it asks for a client certificate)"
+            if storage.credentials is not None
+            else "; a proxy started with --tls-cert takes grpcs:// URLs"
+        )
         raise StorageError(
             f"cannot reach storage proxy {storage.url}: nothing answered within "
             f"{CONNECT_SECONDS:g} s; check the host and port, and that `hpo proxy` runs there "
-            "and is reachable from this machine"
+            f"and is reachable from this machine{tls}"
         ) from None
     # Ping once, without retries: a server that answers but is not hpo's proxy says so now.
     storage.hpo_call("Ping", {})

@@ -18,6 +18,8 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # Set before grpc is first imported: its C core would print its own lines (a failed bind)
@@ -32,7 +34,7 @@ from hpo.storage import _optuna
 from hpo.storage.locks import LockedCall, Request
 from hpo.storage.proxy_client import SERVICE, decode_message, encode_message
 from hpo.storage.rdb import open_database
-from hpo.storage.urls import PROXY_SCHEME, is_proxy_url, mask_url, url_host
+from hpo.storage.urls import PROXY_SCHEME, TLS_PROXY_SCHEME, is_proxy_url, mask_url, url_host
 
 THREADS = 8  # calls the proxy serves at once; its database pool is one larger
 STOP_GRACE_SECONDS = 5.0  # calls in flight get this long to finish on SIGTERM / Ctrl-C
@@ -50,10 +52,12 @@ def serve_proxy(
     calls: Sequence[LockedCall],
     stop: threading.Event | None = None,
     threads: int = THREADS,
+    tls: ServerTls | None = None,
 ) -> None:
     """Serve the proxy in front of `storage_url` until `stop` is set (or SIGTERM / SIGINT,
-    when called from the main thread); `on_ready` gets the grpc:// URL once it listens.
-    `calls` are the study operations clients may run here (hpo.study.create.LOCKED_CALLS).
+    when called from the main thread); `on_ready` gets the grpc:// URL once it listens
+    (grpcs:// with `tls`). `calls` are the study operations clients may run here
+    (hpo.study.create.LOCKED_CALLS).
     """
     if is_proxy_url(storage_url):
         raise StorageError(
@@ -70,8 +74,12 @@ def serve_proxy(
     server = grpc.server(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="proxy"))
     _optuna.add_storage_service(server, cached)
     server.add_generic_rpc_handlers((_hpo_handler(storage, calls),))
+    address = f"{url_host(host)}:{port}"
     try:
-        bound = server.add_insecure_port(f"{url_host(host)}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, tls.credentials())
     except RuntimeError:
         bound = 0
     if not bound:
@@ -84,13 +92,40 @@ def serve_proxy(
     restore = _stop_on_signals(stop)
     server.start()
     try:
-        on_ready(f"{PROXY_SCHEME}://{url_host(host)}:{bound}")
+        scheme = PROXY_SCHEME if tls is None else TLS_PROXY_SCHEME
+        on_ready(f"{scheme}://{url_host(host)}:{bound}")
         log.info("proxy for %s on %s:%d", mask_url(storage.url), url_host(host), bound)
         stop.wait()
     finally:
         server.stop(STOP_GRACE_SECONDS).wait()
         storage.engine.dispose()
         restore()
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The proxy's TLS: its key and certificate (PEM), and, for mutual TLS, the CA whose
+    certificates clients must present (then a client without one is refused)."""
+
+    private_key: bytes
+    certificate_chain: bytes
+    client_ca: bytes | None = None
+
+    @classmethod
+    def read(cls, cert: str, key: str, client_ca: str | None) -> ServerTls:
+        """From PEM files; HpoError with one line naming a file that is not PEM."""
+        pem = {path: Path(path).read_bytes() for path in (cert, key, client_ca) if path}
+        for path, data in pem.items():
+            if b"-----BEGIN " not in data:
+                raise HpoError(f"{path} is not a PEM file (expected -----BEGIN ...)")
+        return cls(pem[key], pem[cert], pem[client_ca] if client_ca else None)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.certificate_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:

@@ -1,8 +1,8 @@
 """Storage URLs: parsed, normalized, and shown without their password.
 
 The strings users give as --storage / HPO_STORAGE: `sqlite:///FILE`, `postgresql://...`
-(SQLAlchemy URLs) or `grpc://HOST:PORT` (a running `hpo proxy`). Nothing here connects;
-a password never reaches output, logs or errors (`mask_url`, `scrub`).
+(SQLAlchemy URLs) or `grpc://HOST:PORT` (a running `hpo proxy`; `grpcs://` over TLS).
+Nothing here connects; a password never reaches output, logs or errors (`mask_url`, `scrub`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from hpo.config.settings import ARTIFACTS_FOLDER
 from hpo.errors import StorageError
 
 PROXY_SCHEME = "grpc"  # storage URLs of `hpo proxy`: grpc://HOST:PORT (hpo.storage.proxy_client)
+TLS_PROXY_SCHEME = "grpcs"  # the same over TLS: `hpo proxy --tls-cert ... --tls-key ...`
 
 
 def is_proxy_url(url: str) -> bool:
-    """Whether `url` names a storage proxy (`grpc://HOST:PORT`) rather than a database."""
-    return url.strip().lower().startswith(f"{PROXY_SCHEME}://")
+    """Whether `url` names a storage proxy (`grpc://` or `grpcs://HOST:PORT`), not a database."""
+    scheme = url.strip().partition("://")[0].lower()
+    return scheme in (PROXY_SCHEME, TLS_PROXY_SCHEME) and "://" in url
 
 
 def url_host(host: str) -> str:
