@@ -30,13 +30,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from hpo.config.vocabulary import DATASETS
+from hpo.config.vocabulary import DATASETS, USER_DATASETS
 from hpo.errors import DataError
 from hpo.training.datafiles import read_files
+from hpo.training.userarrays import UserArrays
 
 RINGS_SIZE = 2000  # points in the rings data set, half per ring
 RINGS_RADII = (1.0, 2.0)  # ring radii; label = index of the ring
@@ -119,6 +121,9 @@ class Dataset:
     # Float data: the standardization already applied to every split (images: None, their
     # splits carry it); kept so that an exported model can take raw features.
     features: Normalization | None = None
+    class_names: tuple[str, ...] | None = None  # a user's data: sorted; built-in: CLASS_NAMES
+    # A user's data: kind, path, examples per split, hash (stored with the study; userdata).
+    identity: dict[str, Any] | None = None
 
     @property
     def raw_inputs(self) -> Normalization:
@@ -152,6 +157,7 @@ def load_dataset(
     val_fraction: float = 0.2,
     max_train: int | None = None,
     max_val: int | None = None,
+    user: UserArrays | None = None,
 ) -> Dataset:
     """Load a dataset as CPU tensors (images raw uint8, standardized when sliced).
 
@@ -167,8 +173,14 @@ def load_dataset(
             runs; val and test do not change with it.
         max_val: Optional cap on the validation split, likewise: evaluating it every epoch
             dominates small trials. Train (and so the statistics) and test do not change.
+        user: The arrays of a user's data set (name folder, npz or csv;
+            hpo.training.userdata.read_user_data), split like the built-in sets: with a test
+            part like the file sets, without one like digits.
     """
-    if name not in DATASETS:
+    if name in USER_DATASETS:
+        if user is None:
+            raise DataError(f"data {name!r} needs its arrays (hpo.training.userdata)")
+    elif name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if not 0.0 < val_fraction < 0.5:
         raise DataError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
@@ -178,7 +190,23 @@ def load_dataset(
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise DataError(f"{key} must be a positive integer or None, got {cap}")
 
-    if name in ("digits", "rings"):
+    class_names = None
+    if user is not None:
+        x, y, scale = user.x, user.y, (255.0 if user.kind == "images" else None)
+        class_names, num_classes = user.class_names, len(user.class_names)
+        if user.x_test is None or user.y_test is None:
+            n_held = _count(len(y), val_fraction, name)
+            _enough(name, y, 2 * n_held, class_names)
+            val_idx, test_idx, train_idx = stratified_split(y, [n_held, n_held], seed=seed)
+            x_test, y_test = x[test_idx], y[test_idx]
+        else:
+            x_test, y_test = user.x_test, user.y_test
+            n_held = _count(len(y), val_fraction, name)
+            _enough(name, y, n_held, class_names)
+            val_idx, train_idx = stratified_split(y, [n_held], seed=seed)
+        if scale is None:
+            x, x_test = x.astype(np.float32), x_test.astype(np.float32)
+    elif name in ("digits", "rings"):
         x, y, scale = _digits() if name == "digits" else (*make_rings(), None)
         n_held = _count(len(y), val_fraction, name)
         val_idx, test_idx, train_idx = stratified_split(y, [n_held, n_held], seed=seed)
@@ -214,7 +242,7 @@ def load_dataset(
         norm = Normalization(scale, *channel_stats(to_unit(raw[0], scale)))
         splits = [Split(torch.from_numpy(a), b, norm) for a, b in zip(raw, ys, strict=True)]
     in_shape = tuple(int(d) for d in raw[0].shape[1:])
-    return Dataset(name, *splits, in_shape, num_classes, features)
+    return Dataset(name, *splits, in_shape, num_classes, features, class_names)
 
 
 # --- splitting -----------------------------------------------------------------------------
@@ -258,6 +286,17 @@ def _apportion(counts: Sequence[int], total: int) -> list[int]:
     for k in order[: total - sum(shares)]:
         shares[k] += 1
     return shares
+
+
+def _enough(name: str, y: np.ndarray, held: int, class_names: Sequence[str]) -> None:
+    """DataError unless each part of the split gets an example and train every class."""
+    counts = np.bincount(y, minlength=len(class_names))
+    if len(y) - held < len(class_names) or (counts < 2).any():
+        few = int(np.argmin(counts))
+        raise DataError(
+            f"{name}: {len(y)} examples are too few for the split (val_fraction and a test "
+            f"part): class {class_names[few]!r} has {counts[few]}; each class needs at least 2"
+        )
 
 
 def _count(n: int, fraction: float, name: str) -> int:

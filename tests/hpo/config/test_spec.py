@@ -112,7 +112,7 @@ BAD_SPECS = {
     ),
     "unknown dataset": (
         MINIMAL + '[data]\nname = "imagenet"\n',
-        "data.name: unknown dataset 'imagenet'; choose one of: cifar10, digits",
+        "data.name: unknown dataset 'imagenet'; choose one of: cifar10, csv, digits",
     ),
     "unknown activation": (
         MINIMAL + '[space]\nactivation = { choices = ["relu", "relu6"] }\n',
