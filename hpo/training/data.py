@@ -196,13 +196,13 @@ def load_dataset(
         class_names, num_classes = user.class_names, len(user.class_names)
         if user.x_test is None or user.y_test is None:
             n_held = _count(len(y), val_fraction, name)
-            _enough(name, y, 2 * n_held, class_names)
+            _enough(user.origin or name, y, 2 * n_held, class_names)
             val_idx, test_idx, train_idx = stratified_split(y, [n_held, n_held], seed=seed)
             x_test, y_test = x[test_idx], y[test_idx]
         else:
             x_test, y_test = user.x_test, user.y_test
             n_held = _count(len(y), val_fraction, name)
-            _enough(name, y, n_held, class_names)
+            _enough(user.origin or name, y, n_held, class_names)
             val_idx, train_idx = stratified_split(y, [n_held], seed=seed)
         if scale is None:
             x, x_test = x.astype(np.float32), x_test.astype(np.float32)

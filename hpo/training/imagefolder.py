@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +205,8 @@ def _check_like(
     if not sized and image.shape[:2] != first.shape[:2]:
         raise DataError(
             f"{path}: {image.shape[0]}x{image.shape[1]} but {first_path} is "
-            f"{first.shape[0]}x{first.shape[1]}; images differ in size: set [data] "
-            "image_size = [height, width]"
+            f"{first.shape[0]}x{first.shape[1]} (height x width); images differ in size: "
+            "set [data] image_size = [height, width]"
         )
 
 
@@ -225,7 +226,7 @@ def _read_cache(path: Path) -> UserArrays | None:
                 saved["y_test"] if test else None,
                 tuple(str(name) for name in saved["class_names"]),
             )
-    except (OSError, ValueError, KeyError, EOFError) as err:  # a torn or foreign file: decode
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # torn: decode
         log.warning("%s: unreadable data cache (%s); decoding the images again", path, err)
         return None
 

@@ -21,6 +21,7 @@ class UserArrays:
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     class_names: tuple[str, ...]  # sorted
+    origin: str = ""  # the file or folder they were read from, for error messages
 
     @property
     def kind(self) -> str:

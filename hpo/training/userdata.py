@@ -14,6 +14,7 @@ study, so a worker that finds other data under the same path refuses to join
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import zipfile
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ def read_user_data(source: UserSource, *, model: str | None = None) -> UserArray
         arrays = read_csv(path, source.label or "")
     else:
         raise DataError(f"unknown user data kind {source.kind!r}")
+    arrays = dataclasses.replace(arrays, origin=str(path))
     if len(arrays.class_names) < 2:
         found = ", ".join(arrays.class_names) or "none"
         raise DataError(f"{path}: {len(arrays.class_names)} class ({found}); at least 2 needed")
