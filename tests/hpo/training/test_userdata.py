@@ -158,3 +158,22 @@ def test_crop_flip_on_npz_features_is_refused(tmp_path: Path) -> None:
     study.write_text(study.read_text().replace("[pruner]", "force_augment = true\n[pruner]"))
     with pytest.raises(DataError, match="crop_flip"):
         load_study_data(load_spec(study))
+
+
+STUDIES = Path(__file__).parents[3] / "studies"
+
+
+@pytest.mark.parametrize(
+    "name, shape, classes",
+    [
+        ("digit-images-folder-cnn", (1, 16, 16), 3),
+        ("digits-npz-cnn", (1, 8, 8), 10),
+        ("wine-csv-mlp", (13,), 3),
+    ],
+)
+def test_ready_made_own_data_studies_read_their_committed_files(
+    name: str, shape: tuple[int, ...], classes: int
+) -> None:
+    data = load_study_data(load_spec(STUDIES / f"{name}.toml"))
+    assert data.in_shape == shape and data.num_classes == classes
+    assert data.identity is not None and Path(data.identity["path"]).exists()
