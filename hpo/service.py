@@ -490,7 +490,10 @@ def retrain_model(
     data = load_study_data(spec, data_dir, cache_dir=settings.artifacts)
     data = data.with_validation_in_train()
     device = "cuda" if torch.cuda.is_available() else "cpu"  # as a worker would
-    retrained = retrain(spec, chosen, data.to(device), epochs=epochs)
+    from hpo.training.memory import device_data_bytes
+
+    data = data.to(device, max_device_bytes=device_data_bytes(device))
+    retrained = retrain(spec, chosen, data, epochs=epochs)
     if not record_retrain(study, chosen, retrained):
         log.warning("the storage cannot note a finished trial's retrain; it is in model.json")
     about = about_trial(study, chosen)

@@ -48,6 +48,7 @@ from hpo.training.checkpoint import CheckpointStore
 from hpo.training.data import Dataset, load_dataset
 from hpo.training.keep import ModelKeeper, model_keeper
 from hpo.training.loop import DivergedError, StopRequested
+from hpo.training.memory import device_data_bytes
 from hpo.training.objective import Objective
 from hpo.training.userdata import identity, read_for_spec
 
@@ -197,7 +198,16 @@ def _training_objective(
     cache_dir: str | Path | None = None,
 ) -> Objective:
     # Loaded once per worker and kept on the device for every trial.
-    data = load_study_data(spec, data_dir, cache_dir=cache_dir).to(device)
+    data = load_study_data(spec, data_dir, cache_dir=cache_dir)
+    budget = device_data_bytes(device)
+    if budget is not None and data.nbytes > budget:
+        log.info(
+            "data set of %.0f MB > %.0f MB of %s: kept on the host, sent batch by batch",
+            data.nbytes / 2**20,
+            budget / 2**20,
+            device,
+        )
+    data = data.to(device, max_device_bytes=budget)
     return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints, keeper=keeper)
 
 

@@ -25,6 +25,7 @@ Where the files are found and how they are read: hpo.training.datafiles.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -85,29 +86,47 @@ class Split:
     x: torch.Tensor  # stored samples: raw uint8 images (N, C, H, W) or float32 inputs (N, D)
     y: torch.Tensor  # int64 class labels, shape (N,)
     norm: Normalization | None = None  # turns the stored images into inputs; None: x already is
+    # Set: x and y stay on the host (pinned on CUDA) and each batch is copied here; a data
+    # set larger than the device's share trains batch by batch instead of running out.
+    target: torch.device | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     @property
     def device(self) -> torch.device:
-        return self.x.device
+        return self.x.device if self.target is None else self.target
 
     def inputs(self, index: slice | torch.Tensor = slice(None)) -> torch.Tensor:
         """Float32 model inputs of the samples at ``index`` (a slice or an index tensor).
 
         Float data come back as stored (a view for a slice): do not modify them in place.
         """
-        x = self.x[index]
+        x = self._take(self.x, index)
         return x if self.norm is None else self.norm(x)
 
     def batch(self, index: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels) of the samples at ``index``."""
-        return self.inputs(index), self.y[index]
+        return self.inputs(index), self._take(self.y, index)
 
-    def to(self, device: torch.device | str) -> Split:
+    def _take(self, stored: torch.Tensor, index: slice | torch.Tensor) -> torch.Tensor:
+        if self.target is None:
+            return stored[index]
+        if isinstance(index, torch.Tensor):
+            index = index.to(stored.device)
+        part = stored[index]  # a slice of pinned memory is pinned: copied asynchronously
+        return part.to(self.target, non_blocking=part.is_pinned())
+
+    def to(self, device: torch.device | str, *, on_host: bool = False) -> Split:
+        """On `device`; `on_host`: kept on the host, batches sent to `device` as sliced."""
         norm = None if self.norm is None else self.norm.to(device)
-        return Split(self.x.to(device), self.y.to(device), norm)
+        if not on_host:
+            return Split(self.x.to(device), self.y.to(device), norm)
+        x, y = self.x.cpu(), self.y.cpu()
+        if torch.device(device).type == "cuda":
+            with contextlib.suppress(RuntimeError):  # pinning can fail: pageable then
+                x, y = x.pin_memory(), y.pin_memory()
+        return Split(x, y, norm, torch.device(device))
 
 
 @dataclass(frozen=True)
@@ -142,10 +161,23 @@ class Dataset:
         y = torch.cat([self.train.y, self.val.y])
         return dataclasses.replace(self, train=Split(x, y, self.train.norm))
 
-    def to(self, device: torch.device | str) -> Dataset:
-        """All tensors moved once; training then slices batches on the device."""
+    @property
+    def nbytes(self) -> int:
+        splits = (self.train, self.val, self.test)
+        return sum(t.element_size() * t.nelement() for s in splits for t in (s.x, s.y))
+
+    def to(self, device: torch.device | str, *, max_device_bytes: int | None = None) -> Dataset:
+        """All tensors moved once; training then slices batches on the device.
+
+        A data set above `max_device_bytes` stays on the host and goes to the device batch
+        by batch (Split.target): slower, never out of memory.
+        """
+        on_host = max_device_bytes is not None and self.nbytes > max_device_bytes
         return dataclasses.replace(
-            self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
+            self,
+            train=self.train.to(device, on_host=on_host),
+            val=self.val.to(device, on_host=on_host),
+            test=self.test.to(device, on_host=on_host),
         )
 
 
