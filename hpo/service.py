@@ -111,14 +111,22 @@ def launch_study(
         from hpo.runtime.slurm import preflight
 
         preflight(slurm, settings.storage_url)
+        own = None  # a user's own data: read here too, before the study is created
+        if spec.data.name in USER_DATASETS:
+            own = load_study_data(spec, data_dir, cache_dir=settings.artifacts)
         started = time.perf_counter()
+        storage = connect(settings)
+        if own is not None:
+            check_data(storage, spec.name, own)
         study = open_study(
-            connect(settings),
+            storage,
             spec,
             trials=trials,
             resume_stopped=resume_stopped,
             on_pending=pending,
         )
+        if own is not None:
+            record_data(study, own)
         if on_start is not None:
             on_start(spec, plan_workers(slurm.workers, []), study)
         return _run_array(
