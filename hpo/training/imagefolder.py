@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hpo.errors import DataError
-from hpo.training.userarrays import UserArrays, label_order
+from hpo.training.userarrays import UserArrays, label_order, printable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 CACHE_FOLDER = "data-cache"  # under the artifacts folder
@@ -139,7 +139,8 @@ def _inside(entry: os.DirEntry[str], root: Path) -> bool:
         return True
     inside = Path(entry.path).resolve().is_relative_to(root.resolve())
     if not inside:
-        log.warning("%s: a symlink out of the data folder %s; not followed", entry.path, root)
+        where = printable(f"{entry.path}: a symlink out of the data folder {root}")
+        log.warning("%s; not followed", where)
     return inside
 
 

@@ -12,6 +12,12 @@ import numpy as np
 from hpo.errors import DataError
 
 
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes: a file name in a user's folder (or
+    a value read back from the storage) must not break or rewrite the one error line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True)
 class UserArrays:
     """A user's data set, read: train part and optional test part."""

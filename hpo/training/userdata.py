@@ -27,7 +27,7 @@ from hpo.config.data import pairing_problem
 from hpo.config.spec import CategoricalParam, FixedParam, StudySpec
 from hpo.config.vocabulary import USER_DATASETS
 from hpo.errors import DataError
-from hpo.training.userarrays import UserArrays, encode_labels
+from hpo.training.userarrays import UserArrays, encode_labels, printable
 
 DATA_ATTR = "data"  # study user attr: the identity of a user's data set (see `identity`)
 MAX_CSV_BYTES = 2 * 2**30  # a table beyond this is not read into memory
@@ -70,6 +70,13 @@ def read_for_spec(
 
 def read_user_data(source: UserSource, *, model: str | None = None) -> UserArrays:
     """The arrays of `source`, checked; `model` (the study's) is checked against the kind."""
+    try:
+        return _read(source, model)
+    except DataError as err:  # file names are the user's: shown escaped, on one line
+        raise DataError(printable(str(err))) from None
+
+
+def _read(source: UserSource, model: str | None) -> UserArrays:
     path = Path(source.path)
     if not path.exists():
         raise DataError(f"{path}: no such {'folder' if source.kind == 'folder' else 'file'}")
@@ -112,10 +119,12 @@ def check_identity(stored: Any, found: dict[str, Any], where: str) -> None:
     differing = [key for key in keys if stored.get(key) != found[key]]
     if differing:
         raise DataError(
-            f"{where}: the data at {found['path']} differ from the study's "
-            f"({', '.join(differing)} differ: stored {_short(stored)}, found {_short(found)}); "
-            "this worker refuses to join. Give every worker the same files, or launch a new "
-            "study (--name NEW_NAME)"
+            printable(
+                f"{where}: the data at {found['path']} differ from the study's "
+                f"({', '.join(differing)} differ: stored {_short(stored)}, found {_short(found)}); "
+                "this worker refuses to join. Give every worker the same files, or launch a new "
+                "study (--name NEW_NAME)"
+            )
         )
 
 

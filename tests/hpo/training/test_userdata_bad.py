@@ -55,6 +55,12 @@ def corrupt_image(d: Path) -> tuple[str, str, str]:
     return FOLDER, "unreadable or corrupt image", "broken.png"
 
 
+def corrupt_image_named_with_a_newline(d: Path) -> tuple[str, str, str]:
+    write_folder(d / "images")
+    (d / "images" / "one" / "bad\nname.png").write_bytes(b"GIF89a")
+    return FOLDER, "unreadable or corrupt image", "one/bad\\nname.png"  # escaped: one line
+
+
 def mixed_sizes(d: Path) -> tuple[str, str, str]:
     write_folder(d / "images")
     _png(d / "images" / "two" / "big.png", (9, 8))
@@ -146,6 +152,7 @@ CASES: dict[str, Callable[[Path], tuple[str, str, str]]] = {
         empty_folder,
         class_without_images,
         corrupt_image,
+        corrupt_image_named_with_a_newline,
         mixed_sizes,
         mixed_channels,
         one_class,
