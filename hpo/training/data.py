@@ -21,6 +21,10 @@ sliced (``Split.inputs`` / ``Split.batch``), as airbench does; ``rings`` is stan
 once, as float32.
 
 Where the files are found and how they are read: hpo.training.datafiles.
+
+A user's own data (``folder``, ``npz``, ``csv``) arrive as arrays (hpo.training.userdata)
+and go through the same split, standardization and caps: with a test part of their own like
+the file sets, without one like ``digits``. Each class needs 2 examples at least.
 """
 
 from __future__ import annotations
