@@ -82,6 +82,7 @@ def launch_study(
     that stopped early is refused unless `resume_stopped`.
     """
     from hpo.config.spec import load_spec, renamed
+    from hpo.config.vocabulary import USER_DATASETS
     from hpo.study.samplers import check_options
 
     spec = check_options(load_spec(file), source=file)  # before torch loads: a typo is cheap
@@ -90,6 +91,7 @@ def launch_study(
     if workers or slurm is not None:  # --workers 0 only creates the study: workers elsewhere
         check_artifacts(settings.artifacts)
 
+    from hpo.runtime.dataid import check_data, record_data
     from hpo.runtime.devices import parse_gpus, visible_gpus
     from hpo.runtime.launch import plan_workers, run_workers
     from hpo.runtime.worker import load_study_data
@@ -109,14 +111,22 @@ def launch_study(
         from hpo.runtime.slurm import preflight
 
         preflight(slurm, settings.storage_url)
+        own = None  # a user's own data: read here too, before the study is created
+        if spec.data.name in USER_DATASETS:
+            own = load_study_data(spec, data_dir, cache_dir=settings.artifacts)
         started = time.perf_counter()
+        storage = connect(settings)
+        if own is not None:
+            check_data(storage, spec.name, own)
         study = open_study(
-            connect(settings),
+            storage,
             spec,
             trials=trials,
             resume_stopped=resume_stopped,
             on_pending=pending,
         )
+        if own is not None:
+            record_data(study, own)
         if on_start is not None:
             on_start(spec, plan_workers(slurm.workers, []), study)
         return _run_array(
@@ -131,17 +141,25 @@ def launch_study(
         )
     selected = parse_gpus(gpus, visible_gpus()) if workers else []
     plans = plan_workers(workers, selected, per_gpu=workers_per_gpu) if workers else []
-    if plans:  # a create-only launch (docker compose) needs no data
-        data = load_study_data(spec, data_dir)  # fails before the storage is touched
+    data = None
+    # A create-only launch (docker compose) needs no built-in data; a user's own data is read
+    # (checked, identified) before the storage is touched, whatever the launch.
+    if plans or spec.data.name in USER_DATASETS:
+        data = load_study_data(spec, data_dir, cache_dir=settings.artifacts)
+    if plans and data is not None:
         device = "cpu" if plans[0].gpu is None else f"cuda:{plans[0].gpu}"
         warning = largest_config_warning(spec, data.in_shape, num_outputs(data.num_classes), device)
         if warning and on_warning is not None:
             on_warning(warning)
     started = time.perf_counter()
     storage = connect(settings)
+    if data is not None:
+        check_data(storage, spec.name, data)  # other data under the same path: refused
     study = open_study(
         storage, spec, trials=trials, resume_stopped=resume_stopped, on_pending=pending
     )
+    if data is not None:
+        record_data(study, data)
     if not plans:
         return LaunchOutcome(spec.name, None, time.perf_counter() - started)
     if on_start is not None:
@@ -486,9 +504,13 @@ def retrain_model(
     study = load_study(settings, study_name)
     spec = load_spec_from_storage(connect(settings), study_name)
     chosen = chosen_trial(study, trial)
-    data = load_study_data(spec, data_dir).with_validation_in_train()
+    data = load_study_data(spec, data_dir, cache_dir=settings.artifacts)
+    data = data.with_validation_in_train()
     device = "cuda" if torch.cuda.is_available() else "cpu"  # as a worker would
-    retrained = retrain(spec, chosen, data.to(device), epochs=epochs)
+    from hpo.training.memory import device_data_bytes
+
+    data = data.to(device, max_device_bytes=device_data_bytes(device))
+    retrained = retrain(spec, chosen, data, epochs=epochs)
     if not record_retrain(study, chosen, retrained):
         log.warning("the storage cannot note a finished trial's retrain; it is in model.json")
     about = about_trial(study, chosen)

@@ -14,10 +14,11 @@ import math
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hpo.config.data import KIND_OF, USER_KEYS, check_user_data, pairing_problem, resolve_data_path
 from hpo.config.vocabulary import (
     AUGMENTS,
     DATASETS,
@@ -25,6 +26,7 @@ from hpo.config.vocabulary import (
     PRUNERS,
     SAMPLERS,
     SCHEDULES,
+    USER_DATASETS,
 )
 from hpo.errors import SpecError
 from models.vocabulary import (
@@ -103,6 +105,11 @@ class DataSpec:
     val_fraction: float = 0.2  # share of the training data held out for validation
     max_train: int | None = None  # cap on training samples, for quick runs
     max_val: int | None = None  # cap on validation samples: evaluated every epoch of a trial
+    # A user's own data (name = folder | npz | csv; hpo.config.data): absolute once loaded.
+    path: str | None = None  # the folder or file, relative to the study file
+    label: str | None = None  # csv: the label column
+    image_size: tuple[int, int] | None = None  # folder: [height, width] to resize to
+    channels: int | None = None  # folder: 1 (grayscale) or 3 (RGB); None: as the images are
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
         {"name", "metric", "direction", "trials", "timeout", "keep", "stop_after", "min_delta"}
     ),
     "model": frozenset({"name"}),
-    "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}),
+    "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}) | USER_KEYS,
     "train": frozenset({"epochs", "max_memory_mb", "force_augment", "diagnostics"}),
     "sampler": frozenset({"name", "seed", "options"}),
     "pruner": frozenset({"name", "options"}),
@@ -260,7 +267,7 @@ def load_spec(path: str | Path) -> StudySpec:
         raise SpecError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file (expected UTF-8 TOML)") from None
-    return parse_spec(raw, source=str(path))
+    return parse_spec(resolve_data_path(raw, path.parent), source=str(path))
 
 
 def spec_from_dict(snapshot: Mapping[str, Any], *, source: str = "stored spec") -> StudySpec:
@@ -384,8 +391,12 @@ def _unknown(key: str, allowed: Any, what: str) -> str:
 def _parse_data(table: Mapping[str, Any], err: Reporter) -> DataSpec:
     _check_keys(table, "data", err)
     spec = DataSpec(**table)
-    if not _named(spec.name, DATASETS):
-        raise err("data.name", f"unknown dataset {spec.name!r}; choose one of: {_list(DATASETS)}")
+    if not _named(spec.name, (*DATASETS, *USER_DATASETS)):
+        names = _list((*DATASETS, *USER_DATASETS))
+        raise err("data.name", f"unknown dataset {spec.name!r}; choose one of: {names}")
+    user = {key: getattr(spec, key) for key in sorted(USER_KEYS)}
+    size, channels = check_user_data(spec.name, user, spec.dir, err)
+    spec = replace(spec, image_size=size, channels=channels)
     if spec.dir is not None and not isinstance(spec.dir, str):
         raise err("data.dir", "must be a path string")
     if not _is_seed(spec.seed):
@@ -528,14 +539,18 @@ def _check_space_fits(
 ) -> None:
     """Refuse convolutions on points, space keys the model ignores, and crop_flip where it
     changes the class."""
-    if model in IMAGE_MODELS and data not in IMAGE_DATA:
+    if data in USER_DATASETS:
+        problem = pairing_problem(model, data, KIND_OF.get(data))
+        if problem:
+            raise err("model.name", problem)
+    elif model in IMAGE_MODELS and data not in IMAGE_DATA:
         raise err("model.name", f"{model} needs images; {data} are points; use mlp")
     for key, models in MODEL_ONLY_KEYS.items():
         if key in space and model not in models:
             raise err(f"space.{key}", f"applies to model {_list(models)}, not {model!r}")
     if "crop_flip" not in _values(space.get("augment")):
         return
-    if data not in IMAGE_DATA:
+    if data not in (*IMAGE_DATA, "folder", "npz"):  # an npz of features: refused when read
         raise err("space.augment", f"crop_flip needs images; {data} are not; allowed: none")
     if data not in FLIP_SAFE_DATA and not force_augment:
         raise err(

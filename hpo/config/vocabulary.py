@@ -8,6 +8,8 @@ act on each name (training.data, training.loop, study.samplers) import them from
 from __future__ import annotations
 
 DATASETS: tuple[str, ...] = ("digits", "rings", "mnist", "fashion-mnist", "cifar10")
+# A user's own data, read from `[data] path` (hpo.config.data, hpo.training.userdata).
+USER_DATASETS: tuple[str, ...] = ("folder", "npz", "csv")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
 AUGMENTS: tuple[str, ...] = ("none", "crop_flip")

@@ -14,6 +14,7 @@ says when the study has stopped; its running trial finishes first), or when aske
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import threading
@@ -31,6 +32,7 @@ from optuna.trial import TrialState
 from hpo.config.settings import CHECKPOINT_EVERY
 from hpo.config.spec import StudySpec
 from hpo.errors import StorageError, TrialTooLarge
+from hpo.runtime.dataid import check_data, record_data
 from hpo.storage._optuna import (
     cache_claimed_trial,
     study_id,
@@ -46,7 +48,9 @@ from hpo.training.checkpoint import CheckpointStore
 from hpo.training.data import Dataset, load_dataset
 from hpo.training.keep import ModelKeeper, model_keeper
 from hpo.training.loop import DivergedError, StopRequested
+from hpo.training.memory import device_data_bytes
 from hpo.training.objective import Objective
+from hpo.training.userdata import identity, read_for_spec
 
 log = logging.getLogger("hpo.runtime.worker")
 POLL_SECONDS = 1.0  # how often an idle worker looks for re-queued trials
@@ -115,7 +119,11 @@ def run_worker(
             else None
         )
         keeper = model_keeper(artifacts, spec.keep, spec.direction)
-        objective = _training_objective(spec, device, data_dir, stop, checkpoints, keeper)
+        objective = _training_objective(
+            spec, device, data_dir, stop, checkpoints, keeper, cache_dir=artifacts
+        )
+        check_data(storage, study_name, objective.data)  # other data under the same path
+        record_data(study, objective.data)
     else:
         objective = objective_factory(spec, stop)
     while not stop.is_set() and not deadline.passed():
@@ -186,22 +194,45 @@ def _training_objective(
     stop: threading.Event,
     checkpoints: CheckpointStore | None,
     keeper: ModelKeeper | None,
+    *,
+    cache_dir: str | Path | None = None,
 ) -> Objective:
     # Loaded once per worker and kept on the device for every trial.
-    data = load_study_data(spec, data_dir).to(device)
+    data = load_study_data(spec, data_dir, cache_dir=cache_dir)
+    budget = device_data_bytes(device)
+    if budget is not None and data.nbytes > budget:
+        log.info(
+            "data set of %.0f MB > %.0f MB of %s: kept on the host, sent batch by batch",
+            data.nbytes / 2**20,
+            budget / 2**20,
+            device,
+        )
+    data = data.to(device, max_device_bytes=budget)
     return Objective(spec, data, should_stop=stop.is_set, checkpoints=checkpoints, keeper=keeper)
 
 
-def load_study_data(spec: StudySpec, data_dir: str | None = None) -> Dataset:
-    """The data set of a study, split as its spec says; `data_dir` overrides the spec's."""
-    return load_dataset(
+def load_study_data(
+    spec: StudySpec, data_dir: str | None = None, *, cache_dir: str | Path | None = None
+) -> Dataset:
+    """The data set of a study, split as its spec says; `data_dir` overrides the spec's.
+
+    A user's data (folder, npz, csv) is read from `[data] path` (images decoded once into
+    `cache_dir`) and carries its identity, to be stored with the study.
+    """
+    source, arrays = read_for_spec(spec, cache_dir)
+    data = load_dataset(
         spec.data.name,
         data_dir=data_dir or spec.data.dir,
         seed=spec.data.seed,
         val_fraction=spec.data.val_fraction,
         max_train=spec.data.max_train,
         max_val=spec.data.max_val,
+        user=arrays,
     )
+    if source is None or arrays is None:
+        return data
+    examples = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+    return dataclasses.replace(data, identity=identity(source, arrays, examples))
 
 
 def claim_trial(

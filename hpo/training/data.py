@@ -21,22 +21,29 @@ sliced (``Split.inputs`` / ``Split.batch``), as airbench does; ``rings`` is stan
 once, as float32.
 
 Where the files are found and how they are read: hpo.training.datafiles.
+
+A user's own data (``folder``, ``npz``, ``csv``) arrive as arrays (hpo.training.userdata)
+and go through the same split, standardization and caps: with a test part of their own like
+the file sets, without one like ``digits``. Each class needs 2 examples at least.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from hpo.config.vocabulary import DATASETS
+from hpo.config.vocabulary import DATASETS, USER_DATASETS
 from hpo.errors import DataError
 from hpo.training.datafiles import read_files
+from hpo.training.userarrays import UserArrays
 
 RINGS_SIZE = 2000  # points in the rings data set, half per ring
 RINGS_RADII = (1.0, 2.0)  # ring radii; label = index of the ring
@@ -83,29 +90,47 @@ class Split:
     x: torch.Tensor  # stored samples: raw uint8 images (N, C, H, W) or float32 inputs (N, D)
     y: torch.Tensor  # int64 class labels, shape (N,)
     norm: Normalization | None = None  # turns the stored images into inputs; None: x already is
+    # Set: x and y stay on the host (pinned on CUDA) and each batch is copied here; a data
+    # set larger than the device's share trains batch by batch instead of running out.
+    target: torch.device | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     @property
     def device(self) -> torch.device:
-        return self.x.device
+        return self.x.device if self.target is None else self.target
 
     def inputs(self, index: slice | torch.Tensor = slice(None)) -> torch.Tensor:
         """Float32 model inputs of the samples at ``index`` (a slice or an index tensor).
 
         Float data come back as stored (a view for a slice): do not modify them in place.
         """
-        x = self.x[index]
+        x = self._take(self.x, index)
         return x if self.norm is None else self.norm(x)
 
     def batch(self, index: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels) of the samples at ``index``."""
-        return self.inputs(index), self.y[index]
+        return self.inputs(index), self._take(self.y, index)
 
-    def to(self, device: torch.device | str) -> Split:
+    def _take(self, stored: torch.Tensor, index: slice | torch.Tensor) -> torch.Tensor:
+        if self.target is None:
+            return stored[index]
+        if isinstance(index, torch.Tensor):
+            index = index.to(stored.device)
+        part = stored[index]  # a slice of pinned memory is pinned: copied asynchronously
+        return part.to(self.target, non_blocking=part.is_pinned())
+
+    def to(self, device: torch.device | str, *, on_host: bool = False) -> Split:
+        """On `device`; `on_host`: kept on the host, batches sent to `device` as sliced."""
         norm = None if self.norm is None else self.norm.to(device)
-        return Split(self.x.to(device), self.y.to(device), norm)
+        if not on_host:
+            return Split(self.x.to(device), self.y.to(device), norm)
+        x, y = self.x.cpu(), self.y.cpu()
+        if torch.device(device).type == "cuda":
+            with contextlib.suppress(RuntimeError):  # pinning can fail: pageable then
+                x, y = x.pin_memory(), y.pin_memory()
+        return Split(x, y, norm, torch.device(device))
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,9 @@ class Dataset:
     # Float data: the standardization already applied to every split (images: None, their
     # splits carry it); kept so that an exported model can take raw features.
     features: Normalization | None = None
+    class_names: tuple[str, ...] | None = None  # a user's data: sorted; built-in: CLASS_NAMES
+    # A user's data: kind, path, examples per split, hash (stored with the study; userdata).
+    identity: dict[str, Any] | None = None
 
     @property
     def raw_inputs(self) -> Normalization:
@@ -137,10 +165,23 @@ class Dataset:
         y = torch.cat([self.train.y, self.val.y])
         return dataclasses.replace(self, train=Split(x, y, self.train.norm))
 
-    def to(self, device: torch.device | str) -> Dataset:
-        """All tensors moved once; training then slices batches on the device."""
+    @property
+    def nbytes(self) -> int:
+        splits = (self.train, self.val, self.test)
+        return sum(t.element_size() * t.nelement() for s in splits for t in (s.x, s.y))
+
+    def to(self, device: torch.device | str, *, max_device_bytes: int | None = None) -> Dataset:
+        """All tensors moved once; training then slices batches on the device.
+
+        A data set above `max_device_bytes` stays on the host and goes to the device batch
+        by batch (Split.target): slower, never out of memory.
+        """
+        on_host = max_device_bytes is not None and self.nbytes > max_device_bytes
         return dataclasses.replace(
-            self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
+            self,
+            train=self.train.to(device, on_host=on_host),
+            val=self.val.to(device, on_host=on_host),
+            test=self.test.to(device, on_host=on_host),
         )
 
 
@@ -152,6 +193,7 @@ def load_dataset(
     val_fraction: float = 0.2,
     max_train: int | None = None,
     max_val: int | None = None,
+    user: UserArrays | None = None,
 ) -> Dataset:
     """Load a dataset as CPU tensors (images raw uint8, standardized when sliced).
 
@@ -167,8 +209,14 @@ def load_dataset(
             runs; val and test do not change with it.
         max_val: Optional cap on the validation split, likewise: evaluating it every epoch
             dominates small trials. Train (and so the statistics) and test do not change.
+        user: The arrays of a user's data set (name folder, npz or csv;
+            hpo.training.userdata.read_user_data), split like the built-in sets: with a test
+            part like the file sets, without one like digits.
     """
-    if name not in DATASETS:
+    if name in USER_DATASETS:
+        if user is None:
+            raise DataError(f"data {name!r} needs its arrays (hpo.training.userdata)")
+    elif name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if not 0.0 < val_fraction < 0.5:
         raise DataError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
@@ -178,7 +226,23 @@ def load_dataset(
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise DataError(f"{key} must be a positive integer or None, got {cap}")
 
-    if name in ("digits", "rings"):
+    class_names = None
+    if user is not None:
+        x, y, scale = user.x, user.y, (255.0 if user.kind == "images" else None)
+        class_names, num_classes = user.class_names, len(user.class_names)
+        if user.x_test is None or user.y_test is None:
+            n_held = _count(len(y), val_fraction, name)
+            _enough(user.origin or name, y, 2 * n_held, class_names)
+            val_idx, test_idx, train_idx = stratified_split(y, [n_held, n_held], seed=seed)
+            x_test, y_test = x[test_idx], y[test_idx]
+        else:
+            x_test, y_test = user.x_test, user.y_test
+            n_held = _count(len(y), val_fraction, name)
+            _enough(user.origin or name, y, n_held, class_names)
+            val_idx, train_idx = stratified_split(y, [n_held], seed=seed)
+        if scale is None:
+            x, x_test = x.astype(np.float32), x_test.astype(np.float32)
+    elif name in ("digits", "rings"):
         x, y, scale = _digits() if name == "digits" else (*make_rings(), None)
         n_held = _count(len(y), val_fraction, name)
         val_idx, test_idx, train_idx = stratified_split(y, [n_held, n_held], seed=seed)
@@ -214,7 +278,7 @@ def load_dataset(
         norm = Normalization(scale, *channel_stats(to_unit(raw[0], scale)))
         splits = [Split(torch.from_numpy(a), b, norm) for a, b in zip(raw, ys, strict=True)]
     in_shape = tuple(int(d) for d in raw[0].shape[1:])
-    return Dataset(name, *splits, in_shape, num_classes, features)
+    return Dataset(name, *splits, in_shape, num_classes, features, class_names)
 
 
 # --- splitting -----------------------------------------------------------------------------
@@ -258,6 +322,17 @@ def _apportion(counts: Sequence[int], total: int) -> list[int]:
     for k in order[: total - sum(shares)]:
         shares[k] += 1
     return shares
+
+
+def _enough(name: str, y: np.ndarray, held: int, class_names: Sequence[str]) -> None:
+    """DataError unless each part of the split gets an example and train every class."""
+    counts = np.bincount(y, minlength=len(class_names))
+    if len(y) - held < len(class_names) or (counts < 2).any():
+        few = int(np.argmin(counts))
+        raise DataError(
+            f"{name}: {len(y)} examples are too few for the split (val_fraction and a test "
+            f"part): class {class_names[few]!r} has {counts[few]}; each class needs at least 2"
+        )
 
 
 def _count(n: int, fraction: float, name: str) -> int:

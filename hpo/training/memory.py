@@ -185,6 +185,17 @@ def memory_limit_mb(max_memory_mb: float | None, device: torch.device | str) -> 
     return share * SAFETY / MB
 
 
+def device_data_bytes(device: torch.device | str) -> int | None:
+    """How large a data set may be to live on `device`: the part of this worker's share that
+    the memory guard leaves outside its trials (1 - SAFETY). None on the CPU: the data are in
+    host memory either way. A larger data set stays on the host (hpo.training.data.Split)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    total = torch.cuda.get_device_properties(device).total_memory
+    return int(total * gpu_memory_fraction(_workers_on_device()) * (1 - SAFETY))
+
+
 def host_memory_bytes() -> int:
     """Physical memory, or the container's limit when that is lower."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -77,7 +77,9 @@ def model_record(
         "dataset": data.name,
         "in_shape": list(data.in_shape),
         "num_classes": data.num_classes,
-        "class_names": list(CLASS_NAMES.get(data.name, map(str, range(data.num_classes)))),
+        "class_names": list(
+            data.class_names or CLASS_NAMES.get(data.name, map(str, range(data.num_classes)))
+        ),
         "input": {
             "layout": "(N, C, H, W)" if images else "(N, F)",
             "units": f"raw values, 0 to {norm.scale:g}" if images else "raw feature values",

@@ -42,7 +42,7 @@ def test_ready_made_studies_cover_the_issue() -> None:
     names = {p.stem for p in STUDIES}
     assert {"digits-cnn", "digits-resnet", "rings-mlp"} <= names
     datasets = {load_spec(p).data.name for p in STUDIES}
-    assert {"digits", "rings", "fashion-mnist", "cifar10"} <= datasets
+    assert {"digits", "rings", "fashion-mnist", "cifar10", "folder", "npz", "csv"} <= datasets
 
 
 def test_defaults_of_a_minimal_file() -> None:
@@ -112,7 +112,7 @@ BAD_SPECS = {
     ),
     "unknown dataset": (
         MINIMAL + '[data]\nname = "imagenet"\n',
-        "data.name: unknown dataset 'imagenet'; choose one of: cifar10, digits",
+        "data.name: unknown dataset 'imagenet'; choose one of: cifar10, csv, digits",
     ),
     "unknown activation": (
         MINIMAL + '[space]\nactivation = { choices = ["relu", "relu6"] }\n',
