@@ -294,7 +294,7 @@ def trials_sentence(stats: ComparisonStats, v: VersusBaseline) -> str:
         )
     return (
         f"The median curve of {arm} reaches the target after {s.target.trials} trials vs "
-        f"{base.target.trials or '-'} for {stats.baseline}'s "
+        f"{base.target.trials or '-'} for {stats.baseline} "
         f"({_x(v.speedup_trials)} in trials)."
     )
 
