@@ -252,7 +252,7 @@ def headline_compute(stats: ComparisonStats) -> str:
         if math.isinf(s.compute.median.estimate):
             parts.append(
                 f"{v.arm} does not reach {target} in at least half of its seeds within the "
-                f"budget ({not_reached(s.compute.reached, s.compute.studies)}), so it shows "
+                f"budget: {not_reached(s.compute.reached, s.compute.studies)}, so it shows "
                 "no compute saving."
             )
             continue

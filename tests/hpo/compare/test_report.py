@@ -81,7 +81,7 @@ def test_the_headline_says_so_when_an_arm_does_not_reach_the_target() -> None:
     )
     text = headline_compute(stats)
     assert "tpe does not reach random's median final best (0.9000)" in text
-    assert "(not reached (0 of 1 seeds)), so it shows no compute saving" in text
+    assert "budget: not reached (0 of 1 seeds), so it shows no compute saving" in text
     assert summary_rows(stats)[1][3:6] == [
         "not reached (0 of 1 seeds)",
         "not reached (0 of 1 seeds)",
