@@ -9,11 +9,15 @@ multivariate, constant liar, the study file's n_startup_trials) and CMA-ES
 (optuna.samplers.CmaEsSampler; needs the `cmaes` package, which hpo does not list, so it is
 skipped with a printed reason unless `import cmaes` works; its categoricals would go to its
 independent sampler). Each point is timed twice on the same study and file: through
-hpo.storage.rdb.open_storage ("hpo") and through a plain optuna.create_study(storage=URL)
-("optuna": Optuna's own RDBStorage, no hpo wrapper). Each timed trial is told FAIL
-afterwards so the study keeps N completed trials. A point is capped at --cap-seconds: a
-suggestion that takes longer is abandoned and that sampler is reported "over the cap" at
-this and every larger size; once a point has spent the cap, it stops with fewer repeats.
+hpo.storage.open.open_storage ("hpo") and through a plain optuna.create_study(storage=URL)
+("optuna": Optuna's own RDBStorage, no hpo wrapper). The points alternate: each round
+times one suggestion of every (sampler, way), the order reversed every other round, so a
+change in the shared machine's load falls on every contender alike; the hpo / Optuna ratio
+is reported per round (median and range). Each timed trial is told FAIL afterwards so the
+study keeps N completed trials. A suggestion is capped at --cap-seconds: one that takes
+longer is abandoned and that sampler is reported "over the cap" at that size and "not
+run" at every larger size (it is not run there); once a sampler has spent the cap at a
+size, it sits out the remaining rounds (fewer repeats).
 Storage: SQLite file (what a user runs locally) and, with --postgres, a fresh PostgreSQL
 database.
 
@@ -84,33 +88,35 @@ def _alarm(signum: int, frame: object) -> None:
     raise OverCap
 
 
-def time_suggest(
-    study: optuna.Study, space: dict[str, Any], repeats: int, cap: float
-) -> list[float]:
-    """Seconds per ask + suggest-all; the first (untimed) one fills the trial cache, as in a
-    worker that has been running for a while. Raises OverCap when one suggestion takes
-    longer than `cap` seconds; stops early (fewer repeats) once the point has spent `cap`."""
-    times: list[float] = []
-    point_started = time.perf_counter()
+def suggest_once(study: optuna.Study, space: dict[str, Any], cap: float) -> float:
+    """Seconds for one ask + suggest-all, told FAIL afterwards (the study keeps N completed
+    trials). Raises OverCap when the suggestion takes longer than `cap` seconds."""
     previous = signal.signal(signal.SIGALRM, _alarm)
     try:
-        for _ in range(repeats + 1):
-            if times and time.perf_counter() - point_started > cap:
-                break
-            started = time.perf_counter()
-            trial = study.ask()
+        started = time.perf_counter()
+        trial = study.ask()
+        try:
+            signal.setitimer(signal.ITIMER_REAL, cap)
             try:
-                signal.setitimer(signal.ITIMER_REAL, cap)
-                try:
-                    suggest_params(trial, space)
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+                suggest_params(trial, space)
             finally:
-                study.tell(trial, state=TrialState.FAIL)  # keep N completed trials
-            times.append(time.perf_counter() - started)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            study.tell(trial, state=TrialState.FAIL)  # keep N completed trials
+        return time.perf_counter() - started
     finally:
         signal.signal(signal.SIGALRM, previous)
-    return times[1:] if len(times) > 1 else times
+
+
+VIAS = ("hpo", "optuna")
+
+
+def rounds_order(samplers: list[str], r: int) -> list[tuple[str, str]]:
+    """The (sampler, via) points of round `r`, in the order they run: every sampler through
+    hpo and through plain Optuna, the order reversed every other round (ABBA, then BAAB...)
+    so that a drift in the machine's load falls on both sides alike."""
+    order = [(name, via) for name in samplers for via in VIAS]
+    return order if r % 2 == 0 else order[::-1]
 
 
 def sampler_factories(tpe_options: dict[str, Any]) -> dict[str, Callable[[], Any] | str]:
@@ -133,6 +139,9 @@ def sampler_factories(tpe_options: dict[str, Any]) -> dict[str, Callable[[], Any
     return factories
 
 
+Results = dict[tuple[str, int, str], list[float] | str]  # times, or why there are none
+
+
 def run(
     url: str,
     backend: str,
@@ -141,59 +150,75 @@ def run(
     tpe_options: dict[str, Any],
     samplers: list[str],
     cap: float,
-) -> dict[tuple[str, int, str], list[float] | None]:
+) -> Results:
     spec = load_spec(_machine.ROOT / "studies" / "digits-cnn.toml")
     space = dict(spec.space)
     storage = open_storage(url)
     rng = random.Random(0)
     study = optuna.create_study(study_name="sampler-cost", storage=storage, direction="maximize")
     factories = sampler_factories(tpe_options)
+    runnable = [n for n in samplers if not isinstance(factories[n], str)]
     for name in samplers:
         if isinstance(factories[name], str):
             print(f"{backend:<11}{'':>7}{name:>8}   {factories[name]}", flush=True)
-    over: set[str] = set()
-    results: dict[tuple[str, int, str], list[float] | None] = {}
+    over: dict[str, int] = {}  # sampler -> the size where one suggestion went over the cap
+    results: Results = {}
     have = 0
     for n in sizes:
         started = time.perf_counter()
         fill(study, space, n - have, rng)
         have = n
         print(f"-- {n} completed trials ({time.perf_counter() - started:.0f} s to add)", flush=True)
-        for name in samplers:
-            factory = factories[name]
-            if isinstance(factory, str):
-                continue
-            for via in ("hpo", "optuna"):
-                if name in over:
-                    results[(name, n, via)] = None
-                    print(f"{backend:<11}{n:>7}{name:>8}{via:>8}   over the cap", flush=True)
-                    continue
-                target: Any = storage if via == "hpo" else url
-                timed = optuna.create_study(
-                    study_name="sampler-cost",
-                    storage=target,
-                    sampler=factory(),
-                    direction="maximize",
-                    load_if_exists=True,
-                )
+        live = [name for name in runnable if name not in over]
+        for name in runnable:
+            if name in over:
+                for via in VIAS:
+                    results[(name, n, via)] = f"not run (over the cap at {over[name]})"
+        studies = {
+            (name, via): optuna.create_study(
+                study_name="sampler-cost",
+                storage=storage if via == "hpo" else url,
+                sampler=factories[name](),  # type: ignore[operator]
+                direction="maximize",
+                load_if_exists=True,
+            )
+            for name in live
+            for via in VIAS
+        }
+        spent = {name: 0.0 for name in live}
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in studies}
+        # Round 0 is a warm-up, not timed (it fills each study object's trial cache, as in
+        # a worker that has been running for a while); then `repeats` timed rounds.
+        for r in range(repeats + 1):
+            for name, via in rounds_order(live, r):
+                if name in over or (r > 1 and spent[name] > cap):
+                    continue  # over the cap, or this point has spent its time: fewer rounds
                 try:
-                    times = time_suggest(timed, space, repeats, cap)
+                    seconds = suggest_once(studies[(name, via)], space, cap)
                 except OverCap:
-                    over.add(name)
-                    results[(name, n, via)] = None
-                    print(
-                        f"{backend:<11}{n:>7}{name:>8}{via:>8}   over the cap "
-                        f"(one suggestion > {cap:.0f} s)   load {load()}",
-                        flush=True,
-                    )
+                    over[name] = n
+                    for v in VIAS:
+                        results[(name, n, v)] = f"over the cap (one suggestion > {cap:g} s)"
                     continue
-                finally:
-                    if via == "optuna":
-                        timed._storage._backend.engine.dispose()  # type: ignore[attr-defined]
-                results[(name, n, via)] = times
+                spent[name] += seconds
+                if r > 0:
+                    times[(name, via)].append(seconds)
+        for (name, via), timed in times.items():
+            if name in over and over[name] == n:
+                continue
+            results[(name, n, via)] = timed
+        for (_name, via), timed_study in studies.items():
+            if via == "optuna":
+                timed_study._storage._backend.engine.dispose()  # type: ignore[attr-defined]
+        for name in runnable:
+            for via in VIAS:
+                got = results[(name, n, via)]
+                if isinstance(got, str):
+                    print(f"{backend:<11}{n:>7}{name:>8}{via:>8}   {got}", flush=True)
+                    continue
                 print(
-                    f"{backend:<11}{n:>7}{name:>8}{via:>8}{1000 * median(times):>12.1f}"
-                    f"{1000 * min(times):>9.1f}{1000 * max(times):>9.1f}{len(times):>4}"
+                    f"{backend:<11}{n:>7}{name:>8}{via:>8}{1000 * median(got):>12.1f}"
+                    f"{1000 * min(got):>9.1f}{1000 * max(got):>9.1f}{len(got):>4}"
                     f"   load {load()}",
                     flush=True,
                 )
@@ -201,26 +226,31 @@ def run(
     return results
 
 
-def summary(
-    backend: str,
-    results: dict[tuple[str, int, str], list[float] | None],
-    sizes: list[int],
-    samplers: list[str],
-) -> None:
-    print(f"\n{backend}: median ms per suggestion, hpo / plain Optuna (ratio)")
-    print(f"{'sampler':<8}" + "".join(f"{n:>26}" for n in sizes))
+def ratio_cell(ours: list[float], theirs: list[float]) -> str:
+    """Median ms each way, and the hpo / Optuna ratio: median and range of the per-round
+    ratios (each round timed both, back to back)."""
+    ratios = sorted(a / b for a, b in zip(ours, theirs, strict=False))
+    a, b = 1000 * median(ours), 1000 * median(theirs)
+    return f"{a:.1f} / {b:.1f} ({median(ratios):.2f}x, {ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
+def summary(backend: str, results: Results, sizes: list[int], samplers: list[str]) -> None:
+    print(
+        f"\n{backend}: median ms per suggestion, hpo / plain Optuna "
+        "(ratio: median and range over rounds)"
+    )
+    print(f"{'sampler':<8}" + "".join(f"{n:>34}" for n in sizes))
     for name in samplers:
         if not any((name, n, "hpo") in results for n in sizes):
-            continue
+            continue  # skipped (printed with its reason above)
         cells = []
         for n in sizes:
             ours, theirs = results.get((name, n, "hpo")), results.get((name, n, "optuna"))
-            if not ours or not theirs:
-                cells.append("over the cap")
+            if isinstance(ours, str) or isinstance(theirs, str) or not ours or not theirs:
+                cells.append(ours if isinstance(ours, str) else "not run")
                 continue
-            a, b = 1000 * median(ours), 1000 * median(theirs)
-            cells.append(f"{a:.1f} / {b:.1f} ({a / b:.2f}x)")
-        print(f"{name:<8}" + "".join(f"{c:>26}" for c in cells))
+            cells.append(ratio_cell(ours, theirs))
+        print(f"{name:<8}" + "".join(f"{c:>34}" for c in cells))
 
 
 def main() -> None:
@@ -247,7 +277,7 @@ def main() -> None:
     searched = [n for n, p in spec.space.items() if not isinstance(p, FixedParam)]
     print(f"digits-cnn space: {len(searched)} searched params ({', '.join(searched)})")
     print(f"TPE options: multivariate, constant_liar, {dict(spec.sampler.options)}")
-    print(f"samplers: {', '.join(samplers)}; cap {args.cap_seconds:.0f} s a point")
+    print(f"samplers: {', '.join(samplers)}; cap {args.cap_seconds:g} s a point")
     print(
         f"\n{'storage':<11}{'trials':>7}{'sampler':>8}{'via':>8}{'median ms':>12}"
         f"{'min':>9}{'max':>9}{'n':>4}"

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from rich import box
 from rich.table import Table
 
-from hpo.compare.analyze import ComparisonStats, diagnostics_by
+from hpo.compare.analyze import ComparisonStats, VersusBaseline, diagnostics_by
 from hpo.compare.figures import plotly_figures, write_pngs
 from hpo.compare.stats import Interval
 from hpo.config.paths import safe_folder_name
@@ -130,21 +130,32 @@ def _s(value: float | None) -> str:
     return f"{value:.0f} s" if value >= 100 else f"{value:.3g} s"
 
 
-def _compute_cell(ci: Interval) -> str:
+def not_reached(reached: int, studies: int) -> str:
+    """An arm whose median seed never gets to the target: no number, no interval (a ratio
+    or a CI of "never" would read as a measurement), just how many seeds did."""
+    return f"not reached ({reached} of {studies} seeds)"
+
+
+def _compute_cell(ci: Interval, reached: int, studies: int) -> str:
     if math.isinf(ci.estimate):
-        return f"not reached [{_s(ci.low)}, {_s(ci.high)}]"
+        return not_reached(reached, studies)
     return f"{_s(ci.estimate)} [{_s(ci.low)}, {_s(ci.high)}]"
 
 
 def _xn(value: float) -> str:
-    """A compute fraction; inf: the arm never reaches the target (in that resample)."""
-    return "never" if math.isinf(value) else _x(value)
+    """A compute fraction in an interval: inf, the arm never reaches the target in that
+    resample; 0, only the baseline never does (no ratio exists: "base never", not 0.00x)."""
+    if math.isinf(value):
+        return "never"
+    return "base never" if value == 0 else _x(value)
 
 
-def _fraction_cell(ci: Interval) -> str:
+def _fraction_cell(ci: Interval, reached: int, studies: int) -> str:
     if math.isnan(ci.estimate):
         return "-"
-    return f"{_xn(ci.estimate)} [{_xn(ci.low)}, {_xn(ci.high)}]"
+    if math.isinf(ci.estimate):
+        return not_reached(reached, studies)
+    return f"{_x(ci.estimate)} [{_xn(ci.low)}, {_xn(ci.high)}]"
 
 
 def summary_rows(stats: ComparisonStats) -> list[list[str]]:
@@ -159,8 +170,10 @@ def summary_rows(stats: ComparisonStats) -> list[list[str]]:
                 s.arm,
                 str(s.studies),
                 str(s.trials),
-                _compute_cell(s.compute.median),
-                "baseline" if v is None else _fraction_cell(v.compute_fraction),
+                _compute_cell(s.compute.median, s.compute.reached, s.compute.studies),
+                "baseline"
+                if v is None
+                else _fraction_cell(v.compute_fraction, s.compute.reached, s.compute.studies),
                 f"{s.compute.reached}/{s.compute.studies}",
                 "-" if s.target.trials is None else str(s.target.trials),
                 f"{_f(s.final.estimate)} [{_f(s.final.low)}, {_f(s.final.high)}]",
@@ -239,14 +252,16 @@ def headline_compute(stats: ComparisonStats) -> str:
         if math.isinf(s.compute.median.estimate):
             parts.append(
                 f"{v.arm} does not reach {target} in at least half of its seeds within the "
-                f"budget ({got}), so it shows no compute saving."
+                f"budget: {not_reached(s.compute.reached, s.compute.studies)}, so it shows "
+                "no compute saving."
             )
             continue
         ci = v.compute_fraction
         parts.append(
             f"{v.arm} reaches {target} with {_x(ci.estimate)} of its training compute "
-            f"(95% CI {_xn(ci.low)}-{_xn(ci.high)}; median {_s(s.compute.median.estimate)} against "
-            f"{_s(base.compute.median.estimate)} per seed, {got})."
+            f"(95% CI {_xn(ci.low)} to {_xn(ci.high)}; median over seeds "
+            f"{_s(s.compute.median.estimate)} against {_s(base.compute.median.estimate)} per "
+            f"seed, {got})."
         )
     return " ".join(parts)
 
@@ -263,12 +278,25 @@ def headline(stats: ComparisonStats) -> str:
             f"{_f(base.final.estimate)} ({_f(base.final.low)}-{_f(base.final.high)}); "
             f"Mann-Whitney U = {_f(v.test.u, 1)}, two-sided p = {_f(v.test.p_value, 3)}; "
             f"a {v.arm} study beats a {stats.baseline} study with probability "
-            f"{_f(v.test.p_better, 2)}. The typical {v.arm} study reaches the target "
-            f"after {s.target.trials or 'never (within budget)'} trials "
-            f"vs {base.target.trials or '-'} for {stats.baseline} "
-            f"({_x(v.speedup_trials)} in trials)."
+            f"{_f(v.test.p_better, 2)}. {trials_sentence(stats, v)}"
         )
     return " ".join(parts)
+
+
+def trials_sentence(stats: ComparisonStats, v: VersusBaseline) -> str:
+    """Trials to target, which come from the median curve (the median over seeds of the
+    best so far at each trial count), not from a median over seeds of per-seed counts."""
+    arm, s, base = v.arm, stats.of(v.arm), stats.of(stats.baseline)
+    if s.target.trials is None:
+        return (
+            f"The median curve of {arm} does not reach the target within the budget "
+            f"({s.target.hit} of {s.target.studies} seeds' own curves do)."
+        )
+    return (
+        f"The median curve of {arm} reaches the target after {s.target.trials} trials vs "
+        f"{base.target.trials or '-'} for {stats.baseline} "
+        f"({_x(v.speedup_trials)} in trials)."
+    )
 
 
 def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
@@ -294,13 +322,16 @@ def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
         "target*: per seed, the training seconds (`train_seconds` of each trial; a failed "
         "trial that recorded none counts its wall time) summed in trial-number order, pruned "
         "and failed trials included, until that seed's best so far reaches the target; the "
-        "cell is the median over seeds, a seed that never gets there counting as never (so "
-        "it reads *not reached* when fewer than half the seeds do), with a bootstrap 95% CI. "
+        "cell is the median over seeds, a seed that never gets there counting as never; "
+        "when fewer than half the seeds get there it reads *not reached (k of n seeds)*, "
+        "with no number and no interval. "
         f"*Compute vs base*: that median as a fraction of {stats.baseline}'s (0.25x = a "
-        "quarter of the compute; CI from resampling both arms' seeds). *Trials to target*: "
-        "finished trials until the median best-so-far curve reaches it. *Speedup*: the "
-        "baseline's median over the arm's. CIs: percentile bootstrap, 10,000 resamples, "
-        "seed 0.",
+        "quarter of the compute; CI from resampling both arms' seeds; *never* at an end: "
+        "resamples where the arm does not get there; *base never*: resamples where only "
+        f"{stats.baseline} does not, so no ratio exists). *Trials to target*: "
+        "finished trials until the median curve (the median over seeds of the best so far "
+        "at each trial count) reaches it. *Speedup*: the baseline's value over the arm's. "
+        "CIs: percentile bootstrap, 10,000 resamples, seed 0.",
         "",
         "## Which hyperparameters mattered (fANOVA, seeds pooled)",
         "",
