@@ -289,3 +289,36 @@ def test_compute_band_puts_seeds_on_the_common_seconds_grid() -> None:
     assert b.n.tolist() == [0, 1, 2, 2, 1]
     assert same(b.q25, [NAN, 0.2, 0.45, 0.325, 0.8])
     assert stats.compute_grid([[]], points=3).tolist() == [0.0, 0.0, 0.0]
+
+
+# Found by mutation testing (mutmut over hpo/compare/stats.py): an interval at the wrong
+# level, or one collapsed to a point, and empty arms, were not pinned by any test.
+
+
+def test_the_compute_fraction_interval_has_the_exact_bootstrap_quantiles() -> None:
+    """Arm seeds 1..20 s, baseline 100 s. The bootstrap median (the lower median of 20
+    draws, the 10th order statistic) is <= k with probability P(Binomial(20, k/20) >= 10):
+    0.0139 at k=5, 0.048 at 6, 0.9468 at 13, 0.9829 at 14, so the 95% interval is exactly
+    [6/100, 14/100] (an 80% one would be [0.07, 0.13]); 10,000 resamples cannot miss by the
+    margins around 0.025 and 0.975."""
+    ci = stats.compute_fraction_ci([float(s) for s in range(1, 21)], [100.0] * 20)
+    assert (ci.estimate, ci.low, ci.high) == pytest.approx((0.10, 0.06, 0.14))
+    narrower = stats.compute_fraction_ci(
+        [float(s) for s in range(1, 21)], [100.0] * 20, confidence=0.8
+    )
+    assert (narrower.low, narrower.high) == pytest.approx((0.07, 0.13))
+
+
+def test_an_empty_arm_gives_no_interval_and_no_test() -> None:
+    empty = stats.compute_fraction_ci([2.0], [])
+    assert all(math.isnan(v) for v in (empty.estimate, empty.low, empty.high))
+    nothing = stats.bootstrap_ci([NAN, NAN])
+    assert all(math.isnan(v) for v in (nothing.estimate, nothing.low, nothing.high))
+    for a, b in (([], [1.0, 2.0]), ([1.0, 2.0], []), ([NAN], [1.0])):
+        test = stats.mann_whitney(a, b, "maximize")
+        assert all(math.isnan(v) for v in (test.u, test.p_value, test.p_better))
+
+
+def test_one_seed_against_several_is_still_tested() -> None:
+    test = stats.mann_whitney([9.0], [1.0, 2.0, 3.0], "maximize")
+    assert test.u == 3.0 and test.p_better == 1.0 and 0 < test.p_value <= 1

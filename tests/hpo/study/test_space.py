@@ -84,3 +84,31 @@ def test_a_log_range_from_a_study_file_is_searched_on_a_log_scale() -> None:
     draws = [suggest_params(study.ask(), space)["lr"] for _ in range(400)]
     assert all(1e-5 <= lr <= 1e-1 for lr in draws)
     assert statistics.median(math.log10(lr) for lr in draws) == pytest.approx(-3, abs=0.3)
+
+
+# Found by mutation testing (mutmut over hpo/study/space.py): steps and log scales of the
+# declaration reaching Optuna, and the stored param names, were not all pinned.
+
+
+def test_every_declared_step_and_scale_reaches_the_trials_distributions() -> None:
+    space = {
+        "width": IntParam(8, 64, step=8),
+        "depth": IntParam(1, 16, log=True),
+        "dropout": FloatParam(0.0, 0.5, step=0.1),
+        "activation": CategoricalParam(("relu", "tanh")),
+    }
+    for name, param in space.items():
+        assert (
+            to_distribution(param)
+            == {
+                "width": optuna.distributions.IntDistribution(8, 64, step=8),
+                "depth": optuna.distributions.IntDistribution(1, 16, log=True),
+                "dropout": optuna.distributions.FloatDistribution(0.0, 0.5, step=0.1),
+                "activation": optuna.distributions.CategoricalDistribution(("relu", "tanh")),
+            }[name]
+        )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    params = suggest_params(trial, space)
+    assert trial.distributions == {name: to_distribution(p) for name, p in space.items()}
+    assert set(trial.params) == set(space) and params["width"] % 8 == 0
