@@ -89,6 +89,7 @@ def launch_study(
         spec = renamed(spec, name)
     if workers or slurm is not None:  # --workers 0 only creates the study: workers elsewhere
         check_artifacts(settings.artifacts)
+    spec = _own_network_checked(spec, data_dir)
 
     from hpo.runtime.devices import parse_gpus, visible_gpus
     from hpo.runtime.launch import plan_workers, run_workers
@@ -150,6 +151,21 @@ def launch_study(
     return LaunchOutcome(spec.name, summarize(study), time.perf_counter() - started, tuple(codes))
 
 
+def _own_network_checked(spec: StudySpec, data_dir: str | None) -> StudySpec:
+    """An own network ([model] entry) imported, its signature checked against the space,
+    built once at the space's first point on the study's data shape, and its source hash
+    recorded: every error is one line before the storage is touched."""
+    if spec.entry is None:
+        return spec
+    from hpo.runtime.worker import load_study_data
+    from hpo.training.modelentry import check_build, with_source
+
+    spec = with_source(spec)
+    data = load_study_data(spec, data_dir)
+    check_build(spec, data.in_shape, data.num_classes)
+    return spec
+
+
 def join_study(
     settings: Settings,
     study_name: str,
@@ -176,7 +192,11 @@ def join_study(
     first_index = default_worker_index() if worker_index is None else worker_index
     check_artifacts(settings.artifacts)
     storage = connect(settings)
-    load_spec_from_storage(storage, study_name)  # fail fast, listing the studies, if absent
+    spec = load_spec_from_storage(storage, study_name)  # fail fast, listing the studies
+    if spec.entry is not None:  # an own network: the code the study was launched with
+        from hpo.training.modelentry import check_same_source
+
+        check_same_source(spec)
     if len(selected) > 1 or workers_per_gpu > 1:
         import optuna
 
