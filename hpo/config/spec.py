@@ -295,8 +295,9 @@ def _parse_model(table: Mapping[str, Any], err: Reporter) -> tuple[str, str | No
 def _with_entry_source(spec: StudySpec, entry_dir: Any, sha256: Any, err: Reporter) -> StudySpec:
     """A stored spec's own-network source: where its module was found, its hash."""
     if spec.entry is None:
-        if entry_dir is not None or sha256 is not None:
-            raise err("entry_dir", "an own network's source without [model] entry")
+        for key, value in (("entry_dir", entry_dir), ("entry_sha256", sha256)):
+            if value is not None:
+                raise err(key, f"{value!r}: an own network's source without [model] entry")
         return spec
     if entry_dir is not None and not (isinstance(entry_dir, str) and entry_dir.isprintable()):
         raise err("entry_dir", f"{entry_dir!r} must be a folder path")

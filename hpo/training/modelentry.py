@@ -39,6 +39,8 @@ from hpo.training.loop import num_outputs
 from models import create_model
 
 Builder = Callable[..., Any]
+# module name -> the source hash it was imported with, so that an edited file is imported again
+_IMPORTED: dict[str, str] = {}
 CHECK_BATCH = 2  # samples of the forward pass that checks a build at launch (BatchNorm needs 2)
 
 
@@ -51,7 +53,7 @@ def source_path(entry: str, folder: str | None) -> Path:
     for depth, part in enumerate(parts):
         found = importlib.machinery.PathFinder.find_spec(part, search)
         if found is None:
-            where = f"{folder} or on PYTHONPATH" if folder else "on PYTHONPATH"
+            where = f"in {folder} or on PYTHONPATH" if folder else "on PYTHONPATH"
             name = ".".join(parts[: depth + 1])
             raise _error(entry, f"no module {name!r} {where}")
         search = list(found.submodule_search_locations or [])
@@ -79,10 +81,16 @@ def load_builder(entry: str, folder: str | None) -> Builder:
     if folder:  # where a later import of the user's own helpers looks too
         sys.path.insert(0, folder)
     loaded = sys.modules.get(module_name)
-    if loaded is not None and not _same_file(getattr(loaded, "__file__", None), path):
-        # Another file of that name (another study's folder): import this one.
+    digest = source_sha256(entry, folder)
+    if loaded is not None and (
+        not _same_file(getattr(loaded, "__file__", None), path)
+        or _IMPORTED.get(module_name, digest) != digest
+    ):
+        # Another file of that name (another study's folder), or the file changed: import
+        # this one, as it is now.
         for name in [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]:
             del sys.modules[name]
+    _IMPORTED[module_name] = digest
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # the user's code: any error is the entry's
