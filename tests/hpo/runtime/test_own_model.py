@@ -100,7 +100,7 @@ def test_an_own_network_trains_is_stored_and_exports(
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     for trial in trials:  # build got its keys: 64 inputs -> hidden (+ BatchNorm) -> 10
         hidden = trial.params["hidden"]
-        assert trial.user_attrs["n_params"] == 64 * hidden + 2 * hidden + hidden * 10 + 10
+        assert trial.user_attrs["n_params"] == (64 + 1) * hidden + 2 * hidden + (hidden + 1) * 10
         assert len(trial.user_attrs["diag_final_grad_norm"]) == 2  # its two Linear layers
     stored = study.user_attrs[SPEC_ATTR]
     assert (stored["model"], stored["entry"], stored["entry_dir"]) == (
@@ -140,7 +140,7 @@ def test_an_own_network_trains_is_stored_and_exports(
             r"answers a batch of \(2, 1, 8, 8\) with \(2, 3\)",
         ),
         (
-            ("sleep=0.0", "sleep=0.0, *, blocks"),
+            ("sleep=0.0)", "sleep=0.0, blocks)"),
             r"build needs 'blocks', which \[space\] does not set",
         ),
         (
@@ -172,10 +172,9 @@ def test_a_build_that_fails_at_trial_time_fails_that_trial_only(tmp_path: Path) 
     assert code == 0, err
     failed, done = optuna.load_study(study_name="unlucky", storage=url).get_trials()
     assert failed.state == TrialState.FAIL and done.state == TrialState.COMPLETE
-    assert failed.user_attrs["fail_reason"] == (
-        "[model] entry 'mynets_e2e:build': build((1, 8, 8), 10, hidden=13, activation='relu', "
-        "init='he_normal', batchnorm=True) raised ValueError: 13 is unlucky"
-    )
+    reason = failed.user_attrs["fail_reason"]
+    assert reason.startswith("[model] entry 'mynets_e2e:build': build((1, 8, 8), 10, hidden=13, ")
+    assert reason.endswith(" raised ValueError: 13 is unlucky"), reason
 
 
 def test_a_worker_whose_module_differs_refuses_to_join(tmp_path: Path) -> None:
@@ -203,7 +202,7 @@ def test_a_killed_trial_of_an_own_network_resumes_from_its_checkpoint(tmp_path: 
     # kill the worker between checkpoints, and the whole trial stays a few seconds.
     space = SPACE.replace("hidden = { choices = [8, 16] }", "hidden = 8\nsleep = 0.005")
     space = space.replace("batch_size = 64", "batch_size = 16")
-    file = _study(tmp_path, "resume", space, trials=1, epochs=25)
+    file = _study(tmp_path, "resume", space, trials=1, epochs=12)
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     code, _, err = run_main("--storage", url, "launch", "study", str(file), "--workers", "0")
     assert code == 0, err
@@ -216,9 +215,11 @@ def test_a_killed_trial_of_an_own_network_resumes_from_its_checkpoint(tmp_path: 
             lambda: checkpointed_victim(study, store), "a trial with a checkpoint"
         )
         os.kill(pid, signal.SIGKILL)
-        processes.start("worker", "--study", "resume", "--gpus", "none", env=env)
-        results = processes.finish()
-    assert results[0].returncode == -signal.SIGKILL
-    assert results[1].returncode == 0, results[1].stderr
+        [killed] = processes.finish()
+    assert killed.returncode == -signal.SIGKILL
+    # Another worker (in this process: torch is loaded already) fails the silent trial once
+    # its heartbeat is stale, and its retry resumes from the checkpoint.
+    code, _, err = run_main("worker", "--study", "resume", "--gpus", "none", env=env)
+    assert code == 0, err
     trials = assert_budget_accounted(study, 1)
     assert_killed_trial_resumed(trials, killed_number, epoch, store)
