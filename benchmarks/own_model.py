@@ -110,6 +110,9 @@ def main() -> None:
         f"{args.trials} 1-epoch digits trials per run (mlp depth 2, width {args.width}), "
         f"{args.rounds} rounds, alternating ABAB, SQLite, one in-process worker"
     )
+    for kind in MODELS:  # warm-up, not counted: imports, first allocations, caches
+        with tempfile.TemporaryDirectory() as tmp:
+            one_run(kind, Path(tmp), 2, args.width)
     rates: dict[str, list[float]] = {kind: [] for kind in MODELS}
     sizes: set[int] = set()
     for round_number in range(args.rounds):

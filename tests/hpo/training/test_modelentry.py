@@ -210,3 +210,18 @@ def test_diagnostics_measure_whatever_linear_and_conv_layers_it_has() -> None:
     record_layer_stats(attrs, "init", net, batch)
     assert len(attrs["diag_init_grad_norm"]) == 2
     assert len(attrs["diag_init_act_std"]) == 1
+
+
+def test_the_ready_made_example_builds_for_images_and_features() -> None:
+    from hpo.config.spec import load_spec
+    from hpo.training.memory import largest_config
+
+    study = Path(__file__).parents[3] / "studies" / "own-model.toml"
+    spec = load_spec(study)
+    assert spec.entry_dir == str(study.parent)
+    check_build(spec, (1, 8, 8), 10)  # digits
+    check_build(spec, (2,), 2)  # rings: the feature branch
+    model_params, _ = split_params(largest_config(spec.space), own=True)
+    net = create_network(spec, (1, 8, 8), 10, model_params)
+    assert net(torch.zeros(4, 1, 8, 8)).shape == (4, 10)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
