@@ -117,6 +117,10 @@ def test_an_own_network_trains_is_stored_and_exports(
     assert code == 0, err
     model = hpo.load_model(out)
     assert model(torch.zeros(3, 1, 8, 8, dtype=torch.uint8)).shape == (3, 10)
+    again = tmp_path / "retrained"  # hpo retrain builds the own network again, from storage
+    code, _, err = run_main("--storage", url, "retrain", "own", "--out", str(again))
+    assert code == 0, err
+    assert hpo.load_model(again)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
 @pytest.mark.parametrize(
