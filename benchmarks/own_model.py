@@ -96,6 +96,35 @@ def one_run(kind: str, folder: Path, trials: int, width: int) -> tuple[float, in
     return trials / seconds, int(study.trials[0].user_attrs["n_params"])
 
 
+def print_build_costs(width: int, calls: int = 50) -> None:
+    """What hpo does per trial before training, for each kind: the memory guard's estimate
+    (a meta-device trace; cached for built-in models) and the build, in ms per trial."""
+    from hpo.training.memory import check_fits
+    from hpo.training.modelentry import create_network
+
+    params = {"depth": 2, "width": width, "activation": "relu", "init": "he_normal"}
+    print(f"\nper trial before training, median of {calls} calls (ms):")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "own_mlp_bench.py").write_text(OWN_MLP, encoding="utf-8")
+        for kind, model in MODELS.items():
+            file = folder / f"{kind}.toml"
+            file.write_text(STUDY.format(name="x", trials=1, model=model, width=width))
+            spec = load_spec(file)
+            guard, build = [], []
+            for _ in range(calls):
+                started = time.perf_counter()
+                check_fits(spec, {**params, "batch_size": 128}, (1, 8, 8), 10, "cpu")
+                guard.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                create_network(spec, (1, 8, 8), 10, params)
+                build.append(time.perf_counter() - started)
+            print(
+                f"{kind:>8}: memory guard {1000 * median(guard):.2f}, "
+                f"build {1000 * median(build):.2f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30, help="trials per run")
@@ -130,6 +159,7 @@ def main() -> None:
         f"own {median(rates['own']):.2f}; own / built-in per round: median "
         f"{median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
     )
+    print_build_costs(args.width)
     print(f"load average at end: {_machine.load()}")
 
 
