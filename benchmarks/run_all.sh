@@ -16,3 +16,4 @@ run scaling --zero-trials 100 --sleep-trials-per-worker 4
 run sampler_cost --repeats 3 --postgres
 run proxy_fleet --workers 64 --trials 1000 --baseline-workers 32
 run keep_cost --trials 40 --repeats 3
+run own_model --trials 8 --rounds 3
