@@ -92,3 +92,13 @@ def test_a_stored_builtin_spec_with_an_own_source_is_refused() -> None:
     spec = parse_spec(_raw({"name": "mlp"}), source="f")
     with pytest.raises(SpecError, match=r"entry_dir: '/a': an own network's source without"):
         spec_from_dict({**spec.to_dict(), "entry_dir": "/a"})
+
+
+def test_known_configurations_may_set_an_own_networks_keys() -> None:
+    raw = _raw({"entry": "nets:build"}, {"blocks": {"low": 1, "high": 4}, "lr": 0.01})
+    spec = parse_spec({**raw, "enqueue": [{"blocks": 3}]}, source="f")
+    assert spec.enqueue == ({"blocks": 3},)
+    with pytest.raises(SpecError, match=r"enqueue #1: blocks: 9 is outside the searched range"):
+        parse_spec({**raw, "enqueue": [{"blocks": 9}]}, source="f")
+    with pytest.raises(SpecError, match=r"enqueue #1: other: unknown hyperparameter 'other'"):
+        parse_spec({**raw, "enqueue": [{"other": 1}]}, source="f")
