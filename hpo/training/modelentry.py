@@ -227,6 +227,7 @@ def create_network(
         return create_model(
             spec.model, in_shape=in_shape, num_outputs=num_outputs(num_classes), **model_params
         )
+    check_same_source(spec)  # a file edited since launch fails the trial, never runs
     builder = load_builder(spec.entry, spec.entry_dir)
     return build_own(spec.entry, builder, in_shape, num_classes, model_params)
 

@@ -163,12 +163,15 @@ def test_a_worker_with_other_code_refuses_to_run_it(tmp_path: Path) -> None:
     spec = with_source(_spec(tmp_path))
     assert spec.entry_sha256 == source_sha256("ownnets:build", str(tmp_path))
     check_same_source(spec)  # the same file: runs
+    create_network(spec, (2,), 3, {})
     path.write_text(NETS + "\n# edited\n", encoding="utf-8")
     with pytest.raises(
         ModelEntryError,
         match=r"the module here \(.*ownnets\.py, sha256 \w{12}\) differs from the one study 'own' was launched with",
     ):
         check_same_source(spec)
+    with pytest.raises(ModelEntryError, match="differs from the one study 'own' was launched"):
+        create_network(spec, (2,), 3, {})  # a trial after the edit fails, naming why
 
 
 def test_the_memory_guard_counts_an_own_networks_parameters(tmp_path: Path) -> None:
