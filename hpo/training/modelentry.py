@@ -80,27 +80,51 @@ def load_builder(entry: str, folder: str | None) -> Builder:
         sys.path.remove(folder)
     if folder:  # where a later import of the user's own helpers looks too
         sys.path.insert(0, folder)
-    loaded = sys.modules.get(module_name)
+    taken = _taken_by(module_name, path)
+    if taken is not None:  # replacing hpo's `models` (or torch) would break this process
+        raise _error(
+            entry,
+            f"the name {module_name.split('.')[0]!r} is taken by a module hpo has imported "
+            f"({taken}); rename {path.name}",
+        )
     digest = source_sha256(entry, folder)
+    loaded = sys.modules.get(module_name)
     if loaded is not None and (
         not _same_file(getattr(loaded, "__file__", None), path)
         or _IMPORTED.get(module_name, digest) != digest
     ):
         # Another file of that name (another study's folder), or the file changed: import
         # this one, as it is now.
-        for name in [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]:
+        top = module_name.split(".")[0]
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
             del sys.modules[name]
-    _IMPORTED[module_name] = digest
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # the user's code: any error is the entry's
         raise _error(entry, f"importing {path} raised {_reason(exc)}") from None
+    if not _same_file(getattr(module, "__file__", None), path):
+        raise _error(entry, f"importing {module_name!r} found {module.__file__}, not {path}")
+    _IMPORTED[module_name] = digest
     builder = getattr(module, function, None)
     if builder is None:
         raise _error(entry, f"module {module_name!r} ({path}) has no function {function!r}")
     if not callable(builder):
         raise _error(entry, f"{function!r} in {path} is not a function")
     return builder
+
+
+def _taken_by(module_name: str, path: Path) -> str | None:
+    """The file of an imported module (not the user's) whose name `module_name`'s top level
+    would take over, or None: the user's own file, or a name nobody has imported."""
+    top = module_name.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is None or any(n == top or n.startswith(top + ".") for n in _IMPORTED):
+        return None
+    root = path.resolve().parents[module_name.count(".")]  # the folder the name is found in
+    file = getattr(loaded, "__file__", None)
+    if file is not None and Path(file).resolve().is_relative_to(root):
+        return None  # the user's module, imported before hpo looked
+    return str(file or "a module without a file")
 
 
 def with_source(spec: StudySpec) -> StudySpec:

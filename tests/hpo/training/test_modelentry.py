@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -122,6 +123,16 @@ def test_what_cannot_be_imported_is_one_line_naming_the_entry(
     with pytest.raises(ModelEntryError, match=message) as caught:
         load_builder(entry, str(tmp_path))
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_module_named_like_one_hpo_imported_is_refused_not_swapped_in(tmp_path: Path) -> None:
+    import models
+
+    _module(tmp_path, NETS, name="models")  # would replace hpo's own models package
+    with pytest.raises(ModelEntryError, match=r"the name 'models' is taken by a module hpo has"):
+        load_builder("models:build", str(tmp_path))
+    assert sys.modules["models"] is models
+    assert callable(models.create_model)
 
 
 def test_a_build_that_raises_or_returns_no_module_is_named(tmp_path: Path) -> None:
