@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from hpo.runtime.launch import ProgressCallback, WorkerPlan
     from hpo.runtime.slurm import SlurmOptions
     from hpo.study.summary import StudySummary
+    from hpo.training.data import Dataset
     from hpo.training.retrain import Retrained
 
 log = logging.getLogger("hpo.service")
@@ -89,7 +90,7 @@ def launch_study(
         spec = renamed(spec, name)
     if workers or slurm is not None:  # --workers 0 only creates the study: workers elsewhere
         check_artifacts(settings.artifacts)
-    spec = _own_network_checked(spec, data_dir)
+    spec, checked_data = _own_network_checked(spec, data_dir)
 
     from hpo.runtime.devices import parse_gpus, visible_gpus
     from hpo.runtime.launch import plan_workers, run_workers
@@ -133,7 +134,8 @@ def launch_study(
     selected = parse_gpus(gpus, visible_gpus()) if workers else []
     plans = plan_workers(workers, selected, per_gpu=workers_per_gpu) if workers else []
     if plans:  # a create-only launch (docker compose) needs no data
-        data = load_study_data(spec, data_dir)  # fails before the storage is touched
+        # Fails before the storage is touched; an own network's check loaded it already.
+        data = checked_data if checked_data is not None else load_study_data(spec, data_dir)
         device = "cpu" if plans[0].gpu is None else f"cuda:{plans[0].gpu}"
         warning = largest_config_warning(spec, data.in_shape, num_outputs(data.num_classes), device)
         if warning and on_warning is not None:
@@ -151,19 +153,20 @@ def launch_study(
     return LaunchOutcome(spec.name, summarize(study), time.perf_counter() - started, tuple(codes))
 
 
-def _own_network_checked(spec: StudySpec, data_dir: str | None) -> StudySpec:
+def _own_network_checked(spec: StudySpec, data_dir: str | None) -> tuple[StudySpec, Dataset | None]:
     """An own network ([model] entry) imported, its signature checked against the space,
     built once at the space's first point on the study's data shape, and its source hash
-    recorded: every error is one line before the storage is touched."""
+    recorded: every error is one line before the storage is touched. Returns the spec with
+    the hash, and the data set it loaded (None for a built-in network)."""
     if spec.entry is None:
-        return spec
+        return spec, None
     from hpo.runtime.worker import load_study_data
     from hpo.training.modelentry import check_build, with_source
 
     spec = with_source(spec)
     data = load_study_data(spec, data_dir)
     check_build(spec, data.in_shape, data.num_classes)
-    return spec
+    return spec, data
 
 
 def join_study(
