@@ -45,6 +45,9 @@ if [ "$quick" = 1 ]; then
     run load_postgres --workers 2 --trials 20
     run connections --workers 2 --trials 4 --epochs 1
     run proxy_fleet --workers 4 --trials 40 --baseline-workers 2
+    run own_model --trials 2 --rounds 1
+    run data_cache --quick
+    run cnn_head --quick
 else
     run train_speed --repeats 7 --epochs 2
     run overhead --trials 30 --epochs 12 --repeats 2 --skip-instrumented
@@ -56,5 +59,8 @@ else
     run load_postgres
     run connections --workers 32 --trials 320
     run proxy_fleet --workers 64 --trials 1000 --baseline-workers 32
+    run own_model --trials 8 --rounds 3
+    run data_cache
+    run cnn_head
 fi
 echo "== done $(date -u +%FT%TZ) ($(uptime)); output in $out"

@@ -25,3 +25,7 @@ class TrialTooLarge(HpoError):
 
 class StudyConflictError(HpoError):
     """A study of that name exists with a different spec."""
+
+
+class ModelEntryError(HpoError):
+    """A user's own network ([model] entry) that cannot be imported, called or built."""

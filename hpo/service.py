@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from hpo.runtime.launch import ProgressCallback, WorkerPlan
     from hpo.runtime.slurm import SlurmOptions
     from hpo.study.summary import StudySummary
+    from hpo.training.data import Dataset
     from hpo.training.retrain import Retrained
 
 log = logging.getLogger("hpo.service")
@@ -90,6 +91,7 @@ def launch_study(
         spec = renamed(spec, name)
     if workers or slurm is not None:  # --workers 0 only creates the study: workers elsewhere
         check_artifacts(settings.artifacts)
+    spec, checked_data = _own_network_checked(spec, data_dir, settings.artifacts)
 
     from hpo.runtime.dataid import check_data, record_data
     from hpo.runtime.devices import parse_gpus, visible_gpus
@@ -113,7 +115,7 @@ def launch_study(
         preflight(slurm, settings.storage_url)
         own = None  # a user's own data: read here too, before the study is created
         if spec.data.name in USER_DATASETS:
-            own = load_study_data(spec, data_dir, cache_dir=settings.artifacts)
+            own = checked_data or load_study_data(spec, data_dir, cache_dir=settings.artifacts)
         started = time.perf_counter()
         storage = connect(settings)
         if own is not None:
@@ -141,10 +143,10 @@ def launch_study(
         )
     selected = parse_gpus(gpus, visible_gpus()) if workers else []
     plans = plan_workers(workers, selected, per_gpu=workers_per_gpu) if workers else []
-    data = None
+    data = checked_data  # an own network's check loaded it already
     # A create-only launch (docker compose) needs no built-in data; a user's own data is read
     # (checked, identified) before the storage is touched, whatever the launch.
-    if plans or spec.data.name in USER_DATASETS:
+    if data is None and (plans or spec.data.name in USER_DATASETS):
         data = load_study_data(spec, data_dir, cache_dir=settings.artifacts)
     if plans and data is not None:
         device = "cpu" if plans[0].gpu is None else f"cuda:{plans[0].gpu}"
@@ -166,6 +168,24 @@ def launch_study(
         on_start(spec, plans, study)
     codes = run_workers(study, storage, settings, plans, data_dir=data_dir, on_progress=on_progress)
     return LaunchOutcome(spec.name, summarize(study), time.perf_counter() - started, tuple(codes))
+
+
+def _own_network_checked(
+    spec: StudySpec, data_dir: str | None, cache_dir: Path
+) -> tuple[StudySpec, Dataset | None]:
+    """An own network ([model] entry) imported, its signature checked against the space,
+    built once at the space's first point on the study's data shape, and its source hash
+    recorded: every error is one line before the storage is touched. Returns the spec with
+    the hash, and the data set it loaded (None for a built-in network)."""
+    if spec.entry is None:
+        return spec, None
+    from hpo.runtime.worker import load_study_data
+    from hpo.training.modelentry import check_build, with_source
+
+    spec = with_source(spec)
+    data = load_study_data(spec, data_dir, cache_dir=cache_dir)
+    check_build(spec, data.in_shape, data.num_classes)
+    return spec, data
 
 
 def join_study(
@@ -194,7 +214,11 @@ def join_study(
     first_index = default_worker_index() if worker_index is None else worker_index
     check_artifacts(settings.artifacts)
     storage = connect(settings)
-    load_spec_from_storage(storage, study_name)  # fail fast, listing the studies, if absent
+    spec = load_spec_from_storage(storage, study_name)  # fail fast, listing the studies
+    if spec.entry is not None:  # an own network: the code the study was launched with
+        from hpo.training.modelentry import check_same_source
+
+        check_same_source(spec)
     if len(selected) > 1 or workers_per_gpu > 1:
         import optuna
 

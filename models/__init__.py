@@ -1,7 +1,10 @@
 """Pure PyTorch models for hpo: MLP, CNN and ResNet built by name from plain hyperparameters.
 
 No Optuna here: ``hpo.study.space`` turns a trial into a dict and calls
-``create_model(**params)``. The public names load lazily, so that importing the torch-free
+``create_model(**params)``. Own networks (a study's ``[model] entry``) use the same
+vocabulary through ``create_act``, ``create_init``, ``create_norm`` and ``create_dropout``.
+
+The public names load lazily, so that importing the torch-free
 ``models.vocabulary`` (what study files are validated against) does not import torch.
 """
 
@@ -14,7 +17,15 @@ if TYPE_CHECKING:
     from models.config import ModelConfig
     from models.diagnostics import layer_stats
     from models.errors import ModelConfigError
-    from models.layers import ACTIVATIONS, POOLS, create_act, init_weights
+    from models.layers import (
+        ACTIVATIONS,
+        POOLS,
+        create_act,
+        create_dropout,
+        create_init,
+        create_norm,
+        init_weights,
+    )
     from models.registry import MODELS, create_model, list_models
     from models.vocabulary import INITS, KERNELS, SKIPS
 
@@ -29,6 +40,9 @@ _HOMES = {
     "POOLS": "models.layers",
     "SKIPS": "models.vocabulary",
     "create_act": "models.layers",
+    "create_dropout": "models.layers",
+    "create_init": "models.layers",
+    "create_norm": "models.layers",
     "init_weights": "models.layers",
     "MODELS": "models.registry",
     "create_model": "models.registry",
@@ -44,7 +58,10 @@ __all__ = [
     "ModelConfig",
     "ModelConfigError",
     "create_act",
+    "create_dropout",
+    "create_init",
     "create_model",
+    "create_norm",
     "init_weights",
     "layer_stats",
     "list_models",

@@ -7,12 +7,13 @@ one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
 from torch import nn
 
-from models.errors import check_choice
+from models.errors import ModelConfigError, check_choice
 from models.vocabulary import INITS, SKIPS
 
 # --- activations -------------------------------------------------------------------------------
@@ -239,3 +240,33 @@ def classifier_head(channels: int, num_outputs: int, dropout: float) -> nn.Seque
         head.append(nn.Dropout(dropout))
     head.append(nn.Linear(channels, num_outputs))
     return nn.Sequential(*head)
+
+
+# --- helpers for own networks ([model] entry) --------------------------------------------------
+# The built-in vocabulary (activation, init, batchnorm, dropout) for networks users write
+# themselves: each takes the value a study's [space] gives and returns a module or function.
+
+
+def create_init(scheme: str, activation: str = "relu") -> Callable[[nn.Module], nn.Module]:
+    """A function that initialises a module's linear/conv layers by ``scheme`` (one of INITS),
+    with the gain that suits ``activation``: ``create_init("he_normal", "relu")(net)``."""
+    check_choice("init", scheme, INITS)
+    check_choice("activation", activation, ACTIVATIONS)
+    return partial(init_weights, scheme=scheme, activation=activation)
+
+
+def create_norm(num_features: int, *, batchnorm: bool, spatial: bool) -> nn.Module:
+    """BatchNorm (2d after a conv when ``spatial``, 1d after a linear layer) when
+    ``batchnorm``, else an identity: a [space] key ``batchnorm = {choices = [true, false]}``
+    maps straight onto it."""
+    return norm_layer(num_features, spatial=spatial) if batchnorm else nn.Identity()
+
+
+def create_dropout(rate: float, *, spatial: bool = False) -> nn.Module:
+    """Inverted dropout at ``rate`` in [0, 1) (Dropout2d, whole channels, when ``spatial``);
+    an identity at 0."""
+    if not 0 <= rate < 1:
+        raise ModelConfigError(f"dropout must be in [0, 1), got {rate!r}")
+    if rate == 0:
+        return nn.Identity()
+    return nn.Dropout2d(rate) if spatial else nn.Dropout(rate)

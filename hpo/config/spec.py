@@ -9,8 +9,10 @@ hpo.study.samplers.check_options, which every command runs after this).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
@@ -33,6 +35,7 @@ from models.vocabulary import (
     ACTIVATION_NAMES,
     INITS,
     KERNELS,
+    MODEL_KEYS,
     MODEL_NAMES,
     POOL_NAMES,
     SKIPS,
@@ -152,6 +155,10 @@ class StudySpec:
     stop_after: int | None = None
     min_delta: float = 0.0  # the smallest change of the best value that counts as improving
     enqueue: tuple[Mapping[str, Any], ...] = ()  # [[enqueue]]: known params, run first
+    # [model] entry "module:function": the user's own network (model is then OWN_MODEL)
+    entry: str | None = None
+    entry_dir: str | None = None  # the study file's folder: entry's module is looked up there first
+    entry_sha256: str | None = None  # its module's source, hashed at launch: workers compare
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot that `spec_from_dict` turns back into this spec."""
@@ -167,6 +174,7 @@ class StudySpec:
         for key in ("name", "trials", "timeout", "keep", "stop_after", "min_delta", "enqueue"):
             snapshot.pop(key)
         snapshot["data"].pop("dir")
+        snapshot.pop("entry_dir")
         return snapshot
 
 
@@ -228,6 +236,8 @@ SPACE_KEYS: dict[str, tuple[_Check, str]] = {
         f"an integer in [1, {MAX_EPOCHS}] (leave it out: no early stop)",
     ),
 }
+# The keys the training loop takes; every other [space] key of an own network goes to its build.
+TRAINING_KEYS = frozenset(SPACE_KEYS) - MODEL_KEYS
 INT_KEYS = frozenset({"depth", "width", "batch_size", "kernel", "warmup_epochs", "patience"})
 # An int range's ends are checked, and every value between when there are at most this many:
 # the monotone checks (depth >= 1) hold between their ends, kernel 3..5 would yield 4.
@@ -240,12 +250,75 @@ FLIP_SAFE_DATA = ("fashion-mnist", "cifar10")
 IMAGE_DATA = ("digits", "mnist", "fashion-mnist", "cifar10")
 IMAGE_MODELS = ("cnn", "resnet")  # convolutions: they need images, not rings' points
 
+# ---------------------------------------------------------------- own networks ([model] entry)
+
+OWN_MODEL = "own"  # StudySpec.model of a network built by the user's [model] entry
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+ENTRY_PATTERN = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}")
+OWN_KEY_PATTERN = re.compile(_IDENTIFIER)  # a keyword argument of build
+MAX_OWN_TEXT = 100  # characters of a string value passed to an own build
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_own_value(v: Any) -> bool:
+    """A value hpo can pass to an own build and store as a trial param: a bounded number,
+    true/false, or a short printable string."""
+    if isinstance(v, bool):
+        return True
+    if _is_int(v):
+        return abs(v) <= MAX_SEED
+    if isinstance(v, str):
+        return len(v) <= MAX_OWN_TEXT and v.isprintable()
+    return _is_number(v)
+
+
+OWN_VALUE: tuple[_Check, str] = (
+    _is_own_value,
+    f"a number (integers within +-{MAX_SEED}), true/false or a printable string of at most "
+    f"{MAX_OWN_TEXT} characters",
+)
+
+
+def _parse_model(table: Mapping[str, Any], err: Reporter) -> tuple[str, str | None]:
+    """[model]: (model name, None) for a built-in network, (OWN_MODEL, entry) for one's own."""
+    _check_keys(table, "model", err)  # `[model] depth = 3` belongs in [space]
+    if "entry" not in table:
+        model = table.get("name")
+        if not _named(model, MODEL_NAMES):
+            raise err("model.name", f"unknown model {model!r}; choose one of: {_list(MODEL_NAMES)}")
+        return model, None
+    entry = table["entry"]
+    if "name" in table:
+        raise err("model", "give name (a built-in network) or entry (your own), not both")
+    if not (isinstance(entry, str) and ENTRY_PATTERN.fullmatch(entry)):
+        raise err(
+            "model.entry",
+            f"{entry!r} must be 'module:function', e.g. 'mynets:build' (a module beside the "
+            "study file or on PYTHONPATH)",
+        )
+    return OWN_MODEL, entry
+
+
+def _with_entry_source(spec: StudySpec, entry_dir: Any, sha256: Any, err: Reporter) -> StudySpec:
+    """A stored spec's own-network source: where its module was found, its hash."""
+    if spec.entry is None:
+        for key, value in (("entry_dir", entry_dir), ("entry_sha256", sha256)):
+            if value is not None:
+                raise err(key, f"{value!r}: an own network's source without [model] entry")
+        return spec
+    if entry_dir is not None and not (isinstance(entry_dir, str) and entry_dir.isprintable()):
+        raise err("entry_dir", f"{entry_dir!r} must be a folder path")
+    if sha256 is not None and not (isinstance(sha256, str) and SHA256_PATTERN.fullmatch(sha256)):
+        raise err("entry_sha256", f"{sha256!r} must be 64 lowercase hex digits")
+    return dataclasses.replace(spec, entry_dir=entry_dir, entry_sha256=sha256)
+
+
 _SECTIONS: dict[str, frozenset[str]] = {
     "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space", "enqueue"}),
     "study": frozenset(
         {"name", "metric", "direction", "trials", "timeout", "keep", "stop_after", "min_delta"}
     ),
-    "model": frozenset({"name"}),
+    "model": frozenset({"name", "entry"}),
     "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}) | USER_KEYS,
     "train": frozenset({"epochs", "max_memory_mb", "force_augment", "diagnostics"}),
     "sampler": frozenset({"name", "seed", "options"}),
@@ -267,15 +340,22 @@ def load_spec(path: str | Path) -> StudySpec:
         raise SpecError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file (expected UTF-8 TOML)") from None
-    return parse_spec(resolve_data_path(raw, path.parent), source=str(path))
+    spec = parse_spec(resolve_data_path(raw, path.parent), source=str(path))
+    if spec.entry is None:
+        return spec
+    return dataclasses.replace(spec, entry_dir=str(path.resolve().parent))
 
 
 def spec_from_dict(snapshot: Mapping[str, Any], *, source: str = "stored spec") -> StudySpec:
     """Rebuild a spec from `StudySpec.to_dict()` output (the snapshot stored with a study)."""
     raw = dict(snapshot)
     study = {k: raw.pop(k) for k in list(raw) if k in _SECTIONS["study"]}
-    model = {"name": raw.pop("model")}
-    return parse_spec({"study": study, "model": model, **raw}, source=source)
+    own = {k: raw.pop(k, None) for k in ("entry", "entry_dir", "entry_sha256")}
+    model = {"name": raw.pop("model")} if own["entry"] is None else {"entry": own["entry"]}
+    if own["entry"] is not None:
+        raw.pop("model", None)
+    spec = parse_spec({"study": study, "model": model, **raw}, source=source)
+    return _with_entry_source(spec, own["entry_dir"], own["entry_sha256"], Reporter(source))
 
 
 def renamed(spec: StudySpec, name: str) -> StudySpec:
@@ -317,16 +397,13 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         raise err("study.keep", f"{keep!r} must be an integer in [0, {MAX_KEEP}] (0 keeps none)")
     stop_after, min_delta = _parse_stop(study, err)
 
-    _check_keys(raw.get("model", {}), "model", err)  # `[model] depth = 3` belongs in [space]
-    model = raw.get("model", {}).get("name")
-    if not _named(model, MODEL_NAMES):
-        raise err("model.name", f"unknown model {model!r}; choose one of: {_list(MODEL_NAMES)}")
+    model, entry = _parse_model(raw.get("model", {}), err)
 
     data = _parse_data(raw.get("data", {}), err)
     train = _parse_train(raw.get("train", {}), err)
     sampler = _parse_sampler(raw.get("sampler", {}), err)
     pruner = _parse_pruner(raw.get("pruner", {}), err)
-    space = _parse_space(raw.get("space", {}), err)
+    space = _parse_space(raw.get("space", {}), err, own=entry is not None)
     _check_space_fits(space, model, data.name, train.force_augment, err)
     enqueue = _parse_enqueue(raw.get("enqueue", []), space, err)
     return StudySpec(
@@ -345,6 +422,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         stop_after=stop_after,
         min_delta=min_delta,
         enqueue=enqueue,
+        entry=entry,
     )
 
 
@@ -475,7 +553,7 @@ def known_params(
     known: dict[str, Any] = {}
     for key, value in params.items():
         here = f"{at}{key}"
-        if key not in SPACE_KEYS:
+        if key not in SPACE_KEYS and key not in space:  # an own network's key is in its space
             raise err(here, _unknown(key, SPACE_KEYS, "hyperparameter"))
         param = space.get(key)
         if param is None:
@@ -546,7 +624,7 @@ def _check_space_fits(
     elif model in IMAGE_MODELS and data not in IMAGE_DATA:
         raise err("model.name", f"{model} needs images; {data} are points; use mlp")
     for key, models in MODEL_ONLY_KEYS.items():
-        if key in space and model not in models:
+        if key in space and model not in models and model != OWN_MODEL:
             raise err(f"space.{key}", f"applies to model {_list(models)}, not {model!r}")
     if "crop_flip" not in _values(space.get("augment")):
         return
@@ -602,19 +680,28 @@ def _check_options(options: Any, section: str, err: Reporter) -> None:
         raise err(f"{section}.options", f"{options!r} must be a table, e.g. {{ key = value }}")
 
 
-def _parse_space(table: Mapping[str, Any], err: Reporter) -> dict[str, Param]:
+def _parse_space(table: Mapping[str, Any], err: Reporter, *, own: bool = False) -> dict[str, Param]:
+    """[space]; `own`: an own network's, whose build takes keys of its own too (checked
+    against its signature by hpo.training.modelentry)."""
     if not isinstance(table, Mapping):
         raise err("space", "must be a table of hyperparameters")
     space: dict[str, Param] = {}
     for key, entry in table.items():
-        if key not in SPACE_KEYS:
+        if key in SPACE_KEYS:
+            space[key] = _parse_param(key, entry, err)
+        elif own and OWN_KEY_PATTERN.fullmatch(key):
+            space[key] = _parse_param(key, entry, err, OWN_VALUE)
+        elif own:
+            raise err(f"space.{key}", "an own network's key must be a Python identifier")
+        else:
             raise err(f"space.{key}", _unknown(key, SPACE_KEYS, "hyperparameter"))
-        space[key] = _parse_param(key, entry, err)
     return space
 
 
-def _parse_param(key: str, entry: Any, err: Reporter) -> Param:
-    check, allowed = SPACE_KEYS[key]
+def _parse_param(
+    key: str, entry: Any, err: Reporter, rule: tuple[_Check, str] | None = None
+) -> Param:
+    check, allowed = rule or SPACE_KEYS[key]
     where = f"space.{key}"
 
     def ensure(value: Any, what: str = "value") -> None:
@@ -666,7 +753,8 @@ def _parse_range(
         raise err(where, "step cannot be combined with log scale")
     if step is not None and not (_is_number(step) and step > 0):
         raise err(where, f"step must be a number > 0, got {step!r}")
-    if key not in INT_KEYS:
+    own_ints = key not in SPACE_KEYS and all(_is_int(v) for v in (low, high, step or 1))
+    if key not in INT_KEYS and not own_ints:
         return FloatParam(float(low), float(high), log, float(step) if step is not None else None)
     if not (_is_int(low) and _is_int(high) and (step is None or _is_int(step))):
         raise err(where, f"{key} takes integers: low, high and step must be integers")

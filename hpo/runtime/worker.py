@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 
 from hpo.config.settings import CHECKPOINT_EVERY
 from hpo.config.spec import StudySpec
-from hpo.errors import StorageError, TrialTooLarge
+from hpo.errors import ModelEntryError, StorageError, TrialTooLarge
 from hpo.runtime.dataid import check_data, record_data
 from hpo.storage._optuna import (
     cache_claimed_trial,
@@ -49,6 +49,7 @@ from hpo.training.data import Dataset, load_dataset
 from hpo.training.keep import ModelKeeper, model_keeper
 from hpo.training.loop import DivergedError, StopRequested
 from hpo.training.memory import device_data_bytes
+from hpo.training.modelentry import check_same_source
 from hpo.training.objective import Objective
 from hpo.training.userdata import identity, read_for_spec
 
@@ -197,6 +198,7 @@ def _training_objective(
     *,
     cache_dir: str | Path | None = None,
 ) -> Objective:
+    check_same_source(spec)  # an own network: the code the study was launched with
     # Loaded once per worker and kept on the device for every trial.
     data = load_study_data(spec, data_dir, cache_dir=cache_dir)
     budget = device_data_bytes(device)
@@ -340,7 +342,8 @@ def _run_and_tell(
         return TrialState.FAIL
     except DivergedError as exc:
         return _fail(study, trial, f"diverged: {exc}")
-    except TrialTooLarge as exc:  # refused before anything was allocated: no traceback
+    # Refused before anything was allocated, or an own network's build failed: no traceback.
+    except (TrialTooLarge, ModelEntryError) as exc:
         return _fail(study, trial, str(exc))
     except torch.cuda.OutOfMemoryError as exc:
         # Freed below, outside the handler: the traceback's frames hold the trial's tensors.

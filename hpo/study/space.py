@@ -14,6 +14,7 @@ from optuna.distributions import (
 )
 
 from hpo.config.spec import (
+    TRAINING_KEYS,
     CategoricalParam,
     FixedParam,
     FloatParam,
@@ -55,8 +56,13 @@ def _suggest(trial: optuna.Trial, name: str, param: Param) -> Any:
     return trial.suggest_categorical(name, list(param.choices))
 
 
-def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model kwargs for models.create_model, training kwargs)."""
-    model = {k: v for k, v in params.items() if k in MODEL_KEYS}
-    training = {k: v for k, v in params.items() if k not in MODEL_KEYS}
+def split_params(
+    params: Mapping[str, Any], *, own: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model kwargs for models.create_model, training kwargs); `own`: an own network's
+    build takes every key that is not a training key."""
+    model = {
+        k: v for k, v in params.items() if (k not in TRAINING_KEYS if own else k in MODEL_KEYS)
+    }
+    training = {k: v for k, v in params.items() if k not in model}
     return model, training

@@ -31,7 +31,9 @@ from torch import nn
 from hpo.config.settings import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
 from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam, Param
 from hpo.errors import TrialTooLarge
+from hpo.study.space import split_params
 from hpo.training.loop import TrainConfig
+from hpo.training.modelentry import build_own, load_builder
 from models import create_model
 from models.vocabulary import MODEL_KEYS
 
@@ -76,6 +78,49 @@ def estimate_memory(
     """
     model_params = tuple(sorted((k, v) for k, v in params.items() if k in MODEL_KEYS))
     trace = _trace(model, model_params, tuple(in_shape), num_outputs)
+    return _estimate(trace, params, in_shape)
+
+
+def estimate_own_memory(
+    spec: Any, params: Mapping[str, Any], in_shape: tuple[int, ...], num_classes: int
+) -> MemoryEstimate | None:
+    """Training memory of a trial of an own network ([model] entry), traced like a built-in
+    one on the meta device; None when the user's module cannot be built or run there (the
+    built module's parameters are then counted instead: check_built_fits)."""
+    model_params, _ = split_params(params, own=True)
+    trace = _own_trace(
+        spec.entry,
+        spec.entry_dir,
+        spec.entry_sha256,  # other code, another trace
+        tuple(sorted(model_params.items())),
+        tuple(in_shape),
+        num_classes,
+    )
+    return None if trace is None else _estimate(trace, params, in_shape)
+
+
+@functools.lru_cache(maxsize=256)
+def _own_trace(
+    entry: str,
+    folder: str | None,
+    sha256: str | None,
+    model_params: tuple[tuple[str, Any], ...],
+    in_shape: tuple[int, ...],
+    num_classes: int,
+) -> _Trace | None:
+    """_trace for an own network: cached too (a trace costs some 20 ms, a trial's build 1)."""
+    try:
+        builder = load_builder(entry, folder)
+        with torch.device("meta"):
+            net = build_own(entry, builder, in_shape, num_classes, dict(model_params))
+        return _trace_net(net, in_shape)
+    except Exception:  # the real build raises its own error, if it has one
+        return None
+
+
+def _estimate(
+    trace: _Trace, params: Mapping[str, Any], in_shape: tuple[int, ...]
+) -> MemoryEstimate:
     defaults = TrainConfig()
     batch = int(params.get("batch_size", defaults.batch_size))
     buffers = OPTIMIZER_BUFFERS.get(str(params.get("optimizer", defaults.optimizer)), 2)
@@ -119,6 +164,11 @@ def _trace(
             num_outputs=num_outputs,
             **{**dict(model_params), "init": "default"},
         )
+    return _trace_net(net, in_shape)
+
+
+def _trace_net(net: nn.Module, in_shape: tuple[int, ...]) -> _Trace:
+    """Count what `net`, built on the meta device, keeps per sample."""
     weights = {id(p) for p in net.parameters()}
     layers = _layers(net)
     per_layer = dict.fromkeys(layers, 0)
@@ -220,13 +270,36 @@ def check_fits(
     in_shape: tuple[int, ...],
     num_outputs: int,
     device: torch.device | str,
-) -> None:
+) -> MemoryEstimate | None:
     """Raise TrialTooLarge when a trial of `spec` (a StudySpec) with `params` will not fit.
 
-    Called before the model is built, so a refused trial allocates nothing.
+    Called before the model is built, so a refused trial allocates nothing. Returns the
+    estimate; None for an own network that the meta device cannot trace (then
+    check_built_fits judges the built module).
     """
     limit = memory_limit_mb(spec.train.max_memory_mb, device)
-    estimate = estimate_memory(spec.model, params, in_shape, num_outputs)
+    if getattr(spec, "entry", None) is None:
+        estimate = estimate_memory(spec.model, params, in_shape, num_outputs)
+    else:  # an own build takes num_classes: two classes are the one-logit case
+        classes = 2 if num_outputs == 1 else num_outputs
+        found = estimate_own_memory(spec, params, in_shape, classes)
+        if found is None:
+            return None
+        estimate = found
+    if estimate.mb > limit:
+        raise TrialTooLarge(f"too large: {_describe(estimate, params, limit, spec)}")
+    return estimate
+
+
+def check_built_fits(
+    spec: Any, net: nn.Module, params: Mapping[str, Any], device: torch.device | str
+) -> None:
+    """TrialTooLarge when the weights, gradients and optimizer state of the built `net`
+    alone exceed the limit (activations unknown): the guard for an untraceable own network."""
+    limit = memory_limit_mb(spec.train.max_memory_mb, device)
+    count = sum(p.numel() for p in net.parameters())
+    buffers = OPTIMIZER_BUFFERS.get(str(params.get("optimizer", TrainConfig().optimizer)), 2)
+    estimate = MemoryEstimate(count, count * (BYTES * (2 + buffers) + CAST_BYTES), 0)
     if estimate.mb > limit:
         raise TrialTooLarge(f"too large: {_describe(estimate, params, limit, spec)}")
 

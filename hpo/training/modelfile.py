@@ -21,6 +21,7 @@ from torch import nn
 from hpo.errors import HpoError
 from hpo.training.data import CLASS_NAMES, Dataset, Normalization
 from hpo.training.loop import num_outputs
+from hpo.training.modelentry import rebuild_own
 from models import create_model
 
 FORMAT = 1  # layout of the file and its record; other layouts are refused
@@ -47,7 +48,7 @@ class RawInputModel(nn.Module):
         # The float32 ops of training's Normalization, in its order: the same inputs exactly.
         x = (raw.to(torch.float32) / self.scale - self.mean) / self.std
         logits = self.net(x)
-        if self.binary:
+        if self.binary and logits.shape[1] == 1:  # an own network may answer 2 scores
             return torch.cat([torch.zeros_like(logits), logits], dim=1)
         return logits
 
@@ -64,13 +65,16 @@ def model_record(
     model_params: Mapping[str, Any],
     data: Dataset,
     seed: int,
+    entry: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What rebuilding a trial's network takes, and what its users need to know."""
+    """What rebuilding a trial's network takes, and what its users need to know; `entry`:
+    an own network's (hpo.training.modelentry.entry_record)."""
     norm = data.raw_inputs
     images = len(data.in_shape) == 3
     return {
         "format": FORMAT,
         "model": model,
+        **({"entry": dict(entry)} if entry is not None else {}),
         "model_params": dict(model_params),
         "params": dict(params),
         "seed": seed,
@@ -129,9 +133,12 @@ def rebuild(record: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> Raw
     """The network of `record` with the weights of `state`, in eval mode."""
     in_shape = tuple(record["in_shape"])
     outputs = num_outputs(int(record["num_classes"]))
-    net = create_model(
-        record["model"], in_shape=in_shape, num_outputs=outputs, **record["model_params"]
-    )
+    if "entry" in record:  # an own network: its module must be importable here
+        net = rebuild_own(record, in_shape, int(record["num_classes"]))
+    else:
+        net = create_model(
+            record["model"], in_shape=in_shape, num_outputs=outputs, **record["model_params"]
+        )
     stat_shape = (1, in_shape[0], 1, 1) if len(in_shape) == 3 else (1, *in_shape)
     inputs = record["input"]
     norm = Normalization(
@@ -140,5 +147,14 @@ def rebuild(record: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> Raw
         torch.tensor(inputs["std"], dtype=torch.float32).reshape(stat_shape),
     )
     model = RawInputModel(net, norm, binary=outputs == 1)
-    model.load_state_dict(state)  # strict: the buffers' exact float32 values come from here
+    try:  # strict: the buffers' exact float32 values come from here
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # an own network whose code changed since it was trained
+        if "entry" not in record:
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise HpoError(
+            f"[model] entry {record['entry']['entry']!r}: the network it builds here does not "
+            f"take the saved weights ({first}); use the module the model was trained with"
+        ) from None
     return model.eval()

@@ -20,9 +20,9 @@ from hpo.training.data import Dataset
 from hpo.training.diagnostics import diagnostic_batch, record_layer_stats
 from hpo.training.keep import ModelKeeper
 from hpo.training.loop import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
-from hpo.training.memory import check_fits
+from hpo.training.memory import check_built_fits, check_fits
+from hpo.training.modelentry import create_network, entry_record
 from hpo.training.modelfile import model_record, wrap
-from models import create_model
 
 log = logging.getLogger("hpo.training.objective")
 HOST = platform.node()
@@ -79,19 +79,16 @@ class Objective:
 
     def _run(self, trial: optuna.Trial, attrs: dict[str, Any]) -> float:
         params = suggest_params(trial, self.spec.space)
-        model_params, train_params = split_params(params)
+        model_params, train_params = split_params(params, own=self.spec.entry is not None)
         # Seeds tie a trial's weight init and batch order to its number: reruns reproduce.
         # A retry keeps its first attempt's number, so resuming continues the same shuffles.
         seed = trial_seed(self.spec.data.seed, original_number(trial))
         torch.manual_seed(seed)
         outputs = num_outputs(self.data.num_classes)
-        check_fits(self.spec, params, self.data.in_shape, outputs, self.device)  # TrialTooLarge
-        model = create_model(
-            self.spec.model,
-            in_shape=self.data.in_shape,
-            num_outputs=outputs,
-            **model_params,
-        )
+        estimate = check_fits(self.spec, params, self.data.in_shape, outputs, self.device)
+        model = create_network(self.spec, self.data.in_shape, self.data.num_classes, model_params)
+        if estimate is None:  # an own network the meta device could not trace
+            check_built_fits(self.spec, model, params, self.device)
         attrs["n_params"] = sum(p.numel() for p in model.parameters())
         attrs["device"] = _device_name(self.device)
         attrs["host"] = HOST
@@ -153,6 +150,7 @@ class Objective:
                 model_params=model_params,
                 data=self.data,
                 seed=seed,
+                entry=entry_record(self.spec),
             )
             try:
                 self.keeper.offer(trial, value, wrap(model, self.data), record)

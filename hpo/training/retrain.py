@@ -19,10 +19,10 @@ from hpo.config.spec import StudySpec
 from hpo.storage import _optuna
 from hpo.study.space import split_params, suggest_params
 from hpo.training.data import Dataset
-from hpo.training.loop import TrainConfig, evaluate, num_outputs, train
+from hpo.training.loop import TrainConfig, evaluate, train
+from hpo.training.modelentry import create_network, entry_record
 from hpo.training.modelfile import RawInputModel, model_record, wrap
 from hpo.training.objective import trial_seed
-from models import create_model
 
 
 @dataclass(frozen=True)
@@ -40,22 +40,22 @@ def retrain(
     """Train `trial`'s configuration on `data` (train + validation merged by the caller)."""
     # FixedTrial answers each suggest_* with the trial's value; fixed entries pass through.
     params = suggest_params(optuna.trial.FixedTrial(trial.params), spec.space)
-    model_params, train_params = split_params(params)
+    model_params, train_params = split_params(params, own=spec.entry is not None)
     train_params.pop("patience", None)
     epochs = epochs or int(trial.user_attrs.get("epochs") or spec.train.epochs)
     first = trial.system_attrs.get("retry_history", [trial.number])[0]  # a retry's seed
     seed = trial_seed(spec.data.seed, first)
     torch.manual_seed(seed)
-    net = create_model(
-        spec.model,
-        in_shape=data.in_shape,
-        num_outputs=num_outputs(data.num_classes),
-        **model_params,
-    )
+    net = create_network(spec, data.in_shape, data.num_classes, model_params)
     result = train(net, data, TrainConfig(epochs=epochs, seed=seed, **train_params))
     _, test_accuracy = evaluate(net, data.test)
     record = model_record(
-        model=spec.model, params=params, model_params=model_params, data=data, seed=seed
+        model=spec.model,
+        params=params,
+        model_params=model_params,
+        data=data,
+        seed=seed,
+        entry=entry_record(spec),
     )
     model = wrap(net.to("cpu"), data).eval()
     return Retrained(model, record, test_accuracy, epochs, result.seconds)

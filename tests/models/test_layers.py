@@ -285,3 +285,23 @@ def test_the_torch_free_vocabulary_names_what_the_models_build() -> None:
         "num_outputs",
     }
     assert searchable == MODEL_KEYS
+
+
+def test_the_helpers_for_own_networks_map_the_vocabulary() -> None:
+    from models import create_dropout, create_init, create_norm
+
+    assert isinstance(create_norm(4, batchnorm=True, spatial=True), nn.BatchNorm2d)
+    assert isinstance(create_norm(4, batchnorm=True, spatial=False), nn.BatchNorm1d)
+    assert isinstance(create_norm(4, batchnorm=False, spatial=True), nn.Identity)
+    assert isinstance(create_dropout(0.0), nn.Identity)
+    assert isinstance(create_dropout(0.3), nn.Dropout) and create_dropout(0.3).p == 0.3
+    assert isinstance(create_dropout(0.3, spatial=True), nn.Dropout2d)
+    with pytest.raises(ModelConfigError, match=r"dropout must be in \[0, 1\), got 1\.5"):
+        create_dropout(1.5)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(400, 300), nn.Linear(300, 2))
+    assert create_init("naive_normal", "relu")(net) is net
+    assert net[0].weight.std().item() == pytest.approx(1.0, rel=0.05)  # N(0, 1), not fan-in
+    assert net[0].bias.abs().max().item() == 0.0
+    with pytest.raises(ModelConfigError, match="unknown init 'nope'"):
+        create_init("nope")

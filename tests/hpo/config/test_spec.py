@@ -373,7 +373,7 @@ def test_rates_past_max_rate_are_refused(key: str, value: float) -> None:
 def test_an_unknown_model_key_is_refused() -> None:
     """Was: ignored, so `[model] depth = 3` (a space entry in the wrong table) searched
     the default depth without a word."""
-    with pytest.raises(SpecError, match=r"model\.depth: unknown key 'depth'; allowed: name"):
+    with pytest.raises(SpecError, match=r"model\.depth: unknown key 'depth'; allowed: entry, name"):
         parse(MINIMAL + "depth = 3\n")
 
 
