@@ -171,3 +171,38 @@ def _is_number(v: Any) -> bool:
     if _is_int(v):
         return abs(v) <= sys.float_info.max
     return isinstance(v, float) and math.isfinite(v)
+
+
+# ---------------------------------------------------------------- a trial's values
+
+
+def needs_latency(metrics: tuple[str, ...], constraints: ConstraintSpec) -> bool:
+    """Whether trials must time their network (a metric or a limit on latency_ms)."""
+    return "latency_ms" in metrics or constraints.max_latency_ms is not None
+
+
+def constraint_values(
+    constraints: ConstraintSpec, measured: Mapping[str, float]
+) -> dict[str, float]:
+    """Optuna's constraint values by key: measured minus limit, so <= 0 is feasible."""
+    return {
+        key: float(measured[CONSTRAINTS[key]]) - limit
+        for key, limit in constraints.limits().items()
+    }
+
+
+def broken_text(constraints: ConstraintSpec, measured: Mapping[str, float]) -> str:
+    """The limits a trial breaks, in words ('' when none): why it ended infeasible."""
+    return "; ".join(
+        f"{CONSTRAINTS[key]} {measured[CONSTRAINTS[key]]:g} > {key} {limit:g}"
+        for key, limit in constraints.limits().items()
+        if measured[CONSTRAINTS[key]] > limit
+    )
+
+
+def objective_values(
+    objectives: tuple[str, ...], measured: Mapping[str, float]
+) -> float | tuple[float, ...]:
+    """What a trial returns: the value of its one metric, or one value per metric in order."""
+    values = tuple(float(measured[metric]) for metric in objectives)
+    return values[0] if len(values) == 1 else values

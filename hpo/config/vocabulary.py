@@ -11,5 +11,5 @@ DATASETS: tuple[str, ...] = ("digits", "rings", "mnist", "fashion-mnist", "cifar
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
 AUGMENTS: tuple[str, ...] = ("none", "crop_flip")
-SAMPLERS: tuple[str, ...] = ("random", "tpe", "qmc", "gp")
+SAMPLERS: tuple[str, ...] = ("random", "tpe", "qmc", "gp", "nsga2")
 PRUNERS: tuple[str, ...] = ("none", "median", "hyperband")

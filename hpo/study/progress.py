@@ -26,8 +26,13 @@ def progress_of(study: optuna.Study) -> StudyProgress:
     from optuna.trial import TrialState
 
     trials = counted_trials(study.get_trials(deepcopy=False))
-    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    pick = max if study.direction.name == "MAXIMIZE" else min
+    multi = len(study.directions) > 1  # a front of trade-offs: no one best value
+    values = [
+        t.value
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values is not None and not multi
+    ]
+    pick = max if study.directions[0].name == "MAXIMIZE" else min
     return StudyProgress(
         finished=sum(1 for t in trials if t.state in FINISHED),
         target=int(study.user_attrs.get(BUDGET_ATTR, 0)),

@@ -46,6 +46,9 @@ def build_sampler(
         ),
         "qmc": optuna.samplers.QMCSampler,
         "gp": optuna.samplers.GPSampler,
+        # NSGA-II: the genetic algorithm of multi-objective search (constrained domination
+        # reads the trials' constraints); one generation is population_size trials.
+        "nsga2": optuna.samplers.NSGAIISampler,
     }
     if name not in factories:
         raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
