@@ -19,7 +19,7 @@ from hpo.config.objectives import (
 )
 from hpo.config.spec import StudySpec
 from hpo.errors import StorageError
-from hpo.storage._optuna import set_user_attrs
+from hpo.storage._optuna import set_constraints, set_user_attrs
 from hpo.study.space import split_params, suggest_params
 from hpo.training.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.training.data import Dataset
@@ -190,7 +190,7 @@ class Objective:
         self, trial: optuna.Trial, model: torch.nn.Module, attrs: dict[str, Any]
     ) -> dict[str, float]:
         """The network's cost (params; latency_ms when a metric or limit needs it), and its
-        [constraints] values set on the trial (Optuna's `constraints:KEY` system attrs, <= 0
+        [constraints] values set on the trial (Optuna's `constraints` system attr, <= 0
         feasible), before any training: a network over a limit is known infeasible at once,
         and costs no training. INFEASIBLE_ATTR says why."""
         measured: dict[str, float] = {"params": float(attrs["n_params"])}
@@ -202,8 +202,9 @@ class Objective:
             measured["latency_ms"] = latency_ms(model.to(self.device), x)
             attrs["latency_ms"] = round(measured["latency_ms"], 4)
             attrs["latency_batch"] = spec.latency_batch
-        for key, value in constraint_values(spec.constraints, measured).items():
-            trial.set_constraint(key, value)
+        constraints = constraint_values(spec.constraints, measured)
+        if constraints:  # in ConstraintSpec's order: max_params, then max_latency_ms
+            set_constraints(trial, list(constraints.values()))
         broken = broken_text(spec.constraints, measured)
         if broken:
             attrs[INFEASIBLE_ATTR] = broken

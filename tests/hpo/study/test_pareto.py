@@ -100,7 +100,7 @@ def test_best_prints_the_front_and_studies_its_size(
     run_worker(open_storage(sqlite_url), name, artifacts=None)
     study = optuna.load_study(study_name=name, storage=sqlite_url)
     front = sorted(t.number for t in study.best_trials)
-    infeasible = [t.number for t in study.get_trials() if t.constraints["max_params"] > 0]
+    infeasible = [t.number for t in study.get_trials() if t.constraints["0"] > 0]
 
     code, out, err = run_main("--storage", sqlite_url, "best", name)
     assert code == 0, err

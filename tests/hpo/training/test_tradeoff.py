@@ -46,11 +46,12 @@ def test_networks_over_max_params_never_train_and_stay_off_the_front(
     assert wide and narrow, "the seeded draw should try both widths"
     for trial in wide:
         assert trial.user_attrs["n_params"] > LIMIT
-        assert trial.constraints == {"max_params": trial.user_attrs["n_params"] - LIMIT}
+        # Optuna's list form (which optuna-dashboard reads): max_params first
+        assert trial.system_attrs["constraints"] == [trial.user_attrs["n_params"] - LIMIT]
         assert "train_seconds" not in trial.user_attrs  # built, counted, never trained
         assert trial.user_attrs["infeasible"].startswith("params ")
     for trial in narrow:
-        assert trial.constraints["max_params"] <= 0 and "infeasible" not in trial.user_attrs
+        assert trial.constraints["0"] <= 0 and "infeasible" not in trial.user_attrs
         assert trial.user_attrs["train_seconds"] > 0
         assert trial.values[1] == trial.user_attrs["n_params"]
         assert trial.values[2] > 0 and trial.user_attrs["latency_ms"] > 0
