@@ -3,6 +3,8 @@ and the single-objective statistics run on it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import optuna
 import pytest
@@ -18,7 +20,8 @@ from hpo.compare.load import (
     importances_by_arm,
     load_comparison,
 )
-from hpo.compare.report import markdown_summary
+from hpo.compare.pareto import arm_points, front_of
+from hpo.compare.report import markdown_summary, write_report
 from hpo.study.records import BUDGET_ATTR, SPEC_ATTR
 
 
@@ -73,7 +76,9 @@ def _study(storage: str, arm: str, seed: int, rows: list[tuple[float, float, flo
         )
 
 
-def test_a_comparison_of_multi_objective_studies_is_one_of_hypervolume(sqlite_url: str) -> None:
+def test_a_comparison_of_multi_objective_studies_is_one_of_hypervolume(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     # the good arm finds small accurate networks; its infeasible trial would dominate all
     good = [(0.6, 50, -1), (0.99, 1, 5), (0.9, 20, -1)]
     poor = [(0.5, 100, -1), (0.6, 90, -1), (0.55, 80, -1)]
@@ -93,3 +98,9 @@ def test_a_comparison_of_multi_objective_studies_is_one_of_hypervolume(sqlite_ur
     assert stats.baseline == "random"
     assert stats.of("tpe").final.estimate > stats.of("random").final.estimate
     assert "reference point 1.1" in markdown_summary(stats, [])
+    fronts = {
+        arm: front_of(arm_points(stats, arm), (True, False)).tolist() for arm in ("tpe", "random")
+    }
+    assert fronts == {"tpe": [[0.9, 20.0]], "random": [[0.55, 80.0], [0.6, 90.0]]}
+    built = write_report(stats, tmp_path / "report")
+    assert (tmp_path / "report" / "pareto_front.png") in built.pngs
