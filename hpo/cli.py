@@ -560,7 +560,7 @@ def _out_option(function: Any) -> Any:
 @click.option(
     "--arms",
     help="Comma-separated arms to compare, each SAMPLER or SAMPLER+PRUNER: samplers random, "
-    "tpe, qmc, gp; pruners none, median, hyperband (e.g. random,tpe,tpe+hyperband). An arm "
+    "tpe, qmc, gp, nsga2; pruners none, median, hyperband (e.g. random,tpe,tpe+hyperband). An arm "
     "without +PRUNER uses the study file's pruner; +none turns pruning off. "
     "[default: random,tpe]",
 )
