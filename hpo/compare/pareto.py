@@ -17,6 +17,7 @@ import numpy as np
 
 from hpo.compare.analyze import ComparisonStats
 from hpo.compare.hypervolume import nondominated
+from hpo.compare.load import StudyRun
 from hpo.config.objectives import METRIC_DIRECTIONS
 from hpo.report.shared import PNG_DPI, palette_color
 
@@ -38,6 +39,17 @@ def front_of(points: np.ndarray, maximize: tuple[bool, ...]) -> np.ndarray:
     sign = np.where(maximize, -1.0, 1.0)
     front = nondominated(points * sign) * sign
     return front[np.argsort(front[:, 1])]
+
+
+def front_numbers(run: StudyRun, metrics: tuple[str, ...]) -> list[int]:
+    """The trial numbers on one study's feasible Pareto front."""
+    feasible = [t for t in run.trials if t.values]
+    if not feasible:
+        return []
+    sign = np.asarray([-1.0 if METRIC_DIRECTIONS.get(m) == "maximize" else 1.0 for m in metrics])
+    points = np.asarray([t.values for t in feasible], dtype=float) * sign
+    front = {tuple(row) for row in nondominated(points)}
+    return [t.number for t, row in zip(feasible, points, strict=True) if tuple(row) in front]
 
 
 def png_pareto(stats: ComparisonStats, path: Path) -> Path:

@@ -21,6 +21,7 @@ from hpo.compare.load import (
     load_comparison,
 )
 from hpo.compare.pareto import arm_points, front_of
+from hpo.compare.publish import study_note
 from hpo.compare.report import markdown_summary, write_report
 from hpo.study.records import BUDGET_ATTR, SPEC_ATTR
 
@@ -102,5 +103,8 @@ def test_a_comparison_of_multi_objective_studies_is_one_of_hypervolume(
         arm: front_of(arm_points(stats, arm), (True, False)).tolist() for arm in ("tpe", "random")
     }
     assert fronts == {"tpe": [[0.9, 20.0]], "random": [[0.55, 80.0], [0.6, 90.0]]}
+    tpe_note = study_note(comparison, tpe, tpe)
+    # trial 0 (0.6, 50) is dominated by trial 2 (0.9, 20); trial 1 is infeasible
+    assert "feasible Pareto front (val_accuracy vs params): trials 2." in tpe_note
     built = write_report(stats, tmp_path / "report")
     assert (tmp_path / "report" / "pareto_front.png") in built.pngs
