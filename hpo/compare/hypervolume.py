@@ -44,7 +44,7 @@ class Scale:
         parts = []
         for metric, best, worst in zip(self.metrics, self.best, self.worst, strict=True):
             reference = worst + (REFERENCE - 1) * (worst - best)
-            parts.append(f"{metric} {reference:.4g} (range {best:.4g} .. {worst:.4g})")
+            parts.append(f"{metric} {reference:.4g} (best {best:.4g}, worst {worst:.4g})")
         return "; ".join(parts)
 
 

@@ -310,6 +310,11 @@ def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
     if params:
         rows = [[p, *(_f(s.importances.get(p), 3) for s in stats.arms)] for p in params]
         lines += [md_table(["parameter", *c.arms], rows), ""]
+    elif c.reference:
+        lines += [
+            "Not computed for a multi-objective comparison: a trade-off has no one value.",
+            "",
+        ]
     else:
         lines += ["Not enough completed trials to compute importances.", ""]
     lines += diagnostics_markdown(stats)

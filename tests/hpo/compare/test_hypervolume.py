@@ -48,7 +48,9 @@ def test_known_volumes_and_the_curve() -> None:
     assert curve[1] == curve[0]  # a failed or infeasible trial adds nothing
     assert curve[2] == pytest.approx(1.1 * 0.1)
     assert curve[3] == pytest.approx(1.1 * 0.1 + 0.1 * 1.0)
-    assert "val_accuracy 0.46" in scale.describe() and "params 120" in scale.describe()
+    assert scale.describe() == (
+        "val_accuracy 0.46 (best 0.9, worst 0.5); params 120 (best 10, worst 110)"
+    )
 
 
 def _study(storage: str, arm: str, seed: int, rows: list[tuple[float, float, float]]) -> None:
@@ -98,7 +100,8 @@ def test_a_comparison_of_multi_objective_studies_is_one_of_hypervolume(
     stats = analyze(comparison, importances_by_arm(storage, comparison))
     assert stats.baseline == "random"
     assert stats.of("tpe").final.estimate > stats.of("random").final.estimate
-    assert "reference point 1.1" in markdown_summary(stats, [])
+    markdown = markdown_summary(stats, [])
+    assert "reference point 1.1" in markdown and "a trade-off has no one value" in markdown
     fronts = {
         arm: front_of(arm_points(stats, arm), (True, False)).tolist() for arm in ("tpe", "random")
     }
