@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import optuna
+import pytest
 
 from hpo.study.table import trial_rows, write_table
 
@@ -40,6 +41,7 @@ def test_one_row_per_trial_with_params_and_scalar_attrs(tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == rows
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # metric names
 def test_a_multi_objective_table_marks_the_feasible_front() -> None:
     from hpo.study.front import front_marks
 
