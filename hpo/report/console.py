@@ -58,7 +58,7 @@ def _duration(seconds: float | None) -> str:
 def progress_fields(snapshot: StudyProgress, rate: Pace) -> dict[str, str]:
     """The texts a progress display shows beside the count."""
     return {
-        "best": "-" if snapshot.best is None else f"{snapshot.best:.4f}",
+        "best": _best_field(snapshot),
         "rate": "-" if rate.per_minute is None else f"{rate.per_minute:.1f}",
         "left": _duration(rate.seconds_left),
     }
@@ -78,7 +78,7 @@ class LaunchProgress:
         self.name = ""
         self.started = time.monotonic()
         self.first_finished: int | None = None
-        self.last: tuple[int, float | None] | None = None
+        self.last: tuple[int, float | None, int | None] | None = None
         self.bar: Progress | None = None
         self.task: TaskID | None = None
 
@@ -122,7 +122,7 @@ class LaunchProgress:
                 self.task = self.bar.add_task(self.name, total=snapshot.target, **fields)
             self.bar.update(self.task, completed=snapshot.finished, total=snapshot.target, **fields)
             return
-        key = (snapshot.finished, snapshot.best)
+        key = (snapshot.finished, snapshot.best, snapshot.front)
         if key == self.last:
             return
         self.last = key
@@ -251,3 +251,10 @@ def _metric_cell(metric: str, value: float) -> str:
     if metric == "params":
         return f"{int(value):,}"
     return f"{value:.4f}"
+
+
+def _best_field(snapshot: StudyProgress) -> str:
+    """The best value so far, or a multi-objective study's front size."""
+    if snapshot.front is not None:
+        return f"front of {snapshot.front}"
+    return "-" if snapshot.best is None else f"{snapshot.best:.4f}"

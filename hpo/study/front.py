@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
@@ -24,6 +25,17 @@ def metric_names(study: optuna.Study) -> tuple[str, ...]:
     """The study's metric names (set_metric_names), or Optuna's own labels without them."""
     names = study.metric_names
     return tuple(names) if names else tuple(f"objective {i}" for i in range(len(study.directions)))
+
+
+def pareto_size(points: list[tuple[float, ...]], maximize: list[bool]) -> int:
+    """How many of `points` (one row of metric values each) no other point dominates,
+    counting equal rows once: the front's size, from values already read."""
+    if not points:
+        return 0
+    table = np.unique(np.asarray(points, dtype=float) * np.where(maximize, -1.0, 1.0), axis=0)
+    no_worse = np.all(table[:, None, :] <= table[None, :, :], axis=2)
+    better = np.any(table[:, None, :] < table[None, :, :], axis=2)
+    return int(np.sum(~np.any(no_worse & better, axis=0)))
 
 
 def feasible(trial: FrozenTrial) -> bool:

@@ -16,6 +16,7 @@ from hpo.report.console import print_summary
 from hpo.runtime.worker import run_worker
 from hpo.storage.open import open_storage
 from hpo.study.create import open_study
+from hpo.study.progress import progress_of
 from hpo.study.summary import summarize
 from tests.helpers import run_main, study_text
 
@@ -111,6 +112,7 @@ def test_best_prints_the_front_and_studies_its_size(
     assert sorted(map(int, rows)) == front
     assert infeasible and not set(infeasible) & set(front)
 
+    assert progress_of(study).front == len(front)  # the launch's progress line
     print_summary(summarize(study), 1.0)  # what `hpo launch` prints when the study ends
     assert f"Pareto front of {name}" in capsys.readouterr().out
 
