@@ -123,3 +123,13 @@ def test_the_cli_refuses_them_in_one_line_and_writes_nothing(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
     assert not (tmp_path / "hpo.db").exists()
+
+
+def test_a_comparison_arm_with_a_pruner_is_refused_beside_metrics() -> None:
+    from hpo.compare.run import plan_comparison
+
+    spec = parse('metrics = ["val_accuracy", "params"]')
+    plan = plan_comparison(spec, "random,nsga2", seeds=1, trials=2)
+    assert [arm.spec.pruner.name for arm in plan.arms] == ["none", "none"]
+    with pytest.raises(SpecError, match=r"pruner\.name: 'median': a pruner compares one"):
+        plan_comparison(spec, "random,tpe+median", seeds=1, trials=2)

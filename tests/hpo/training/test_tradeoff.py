@@ -57,3 +57,22 @@ def test_networks_over_max_params_never_train_and_stay_off_the_front(
         assert trial.values[2] > 0 and trial.user_attrs["latency_ms"] > 0
     front = study.best_trials
     assert front and all(t.params["width"] == 8 for t in front)
+
+
+def test_a_latency_limit_no_network_meets_ends_every_trial_untrained(
+    sqlite_url, write_study
+) -> None:
+    path = write_study("fast", trials=3, epochs=1)
+    path.write_text(path.read_text() + "\n[constraints]\nmax_latency_ms = 1e-9\n")
+    storage = open_storage(sqlite_url)
+    open_study(storage, load_spec(path))  # single-objective: a limit needs no metrics
+
+    run_worker(storage, "fast", artifacts=None)
+
+    trials = optuna.load_study(study_name="fast", storage=storage).get_trials()
+    assert len(trials) == 3
+    for trial in trials:
+        assert trial.state == TrialState.COMPLETE and trial.user_attrs["latency_ms"] > 0
+        assert trial.user_attrs["infeasible"].startswith("latency_ms ")
+        assert "train_seconds" not in trial.user_attrs
+        assert trial.system_attrs["constraints"][0] > 0
