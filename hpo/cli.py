@@ -432,13 +432,16 @@ def studies(settings: Settings) -> None:
 @pass_settings
 def best(settings: Settings, study_name: str, show_all: bool) -> None:
     """Show the best trial of a study: value, params, test accuracy, main user attrs."""
-    from hpo.report.console import print_stopped, print_trial
+    from hpo.report.console import print_front, print_stopped, print_trial
     from hpo.service import best_of
     from hpo.study.stopping import stopped_reason
 
     study, trial = best_of(settings, study_name)
-    title = f"Best trial of {study_name} ({study.direction.name.lower()})"
-    print_trial(trial, title=title, show_all=show_all)
+    if isinstance(trial, list):  # multi-objective: the Pareto front, one row per trial
+        print_front(study, trial)
+    else:
+        title = f"Best trial of {study_name} ({study.direction.name.lower()})"
+        print_trial(trial, title=title, show_all=show_all)
     reason = stopped_reason(study)
     if reason:
         print_stopped(study_name, reason)
@@ -557,7 +560,7 @@ def _out_option(function: Any) -> Any:
 @click.option(
     "--arms",
     help="Comma-separated arms to compare, each SAMPLER or SAMPLER+PRUNER: samplers random, "
-    "tpe, qmc, gp; pruners none, median, hyperband (e.g. random,tpe,tpe+hyperband). An arm "
+    "tpe, qmc, gp, nsga2; pruners none, median, hyperband (e.g. random,tpe,tpe+hyperband). An arm "
     "without +PRUNER uses the study file's pruner; +none turns pruning off. "
     "[default: random,tpe]",
 )

@@ -49,7 +49,7 @@ class LaunchOutcome:
         from hpo.runtime.launch import check_exit_codes
 
         check_exit_codes(self.exit_codes)
-        if self.summary is not None and self.summary.best is None:
+        if self.summary is not None and self.summary.best is None and not self.summary.front:
             raise HpoError(
                 f"study {self.name!r} ended with no completed trial (every trial failed or was "
                 "pruned); the fail_reason user attr of each trial says why (optuna-dashboard, "
@@ -482,6 +482,7 @@ def export_model(
 ) -> tuple[FrozenTrial, list[Path]]:
     """`hpo export`: the kept weights of the best (or given) trial as a folder
     (model.pt, model.json, the trials table); the trial and the files written."""
+    from hpo.study.front import front_marks
     from hpo.study.summary import chosen_trial
     from hpo.training.export import about_trial, check_out_dir, kept_model, write_export
     from hpo.training.modelfile import rebuild
@@ -498,6 +499,7 @@ def export_model(
         about_trial(study, chosen),
         study.get_trials(deepcopy=False),
         table_format=table_format,
+        front=front_marks(study),
     )
     return chosen, files
 
@@ -519,6 +521,7 @@ def retrain_model(
 
     from hpo.runtime.worker import load_study_data
     from hpo.study.create import load_spec_from_storage
+    from hpo.study.front import front_marks
     from hpo.study.summary import chosen_trial
     from hpo.training.export import about_trial, check_out_dir, write_export
     from hpo.training.retrain import record_retrain, retrain
@@ -545,15 +548,25 @@ def retrain_model(
         about,
         study.get_trials(deepcopy=False),
         table_format=table_format,
+        front=front_marks(study),
     )
     return chosen, retrained, files
 
 
-def best_of(settings: Settings, study_name: str) -> tuple[optuna.Study, FrozenTrial]:
-    """The study and its best trial; one line if either does not exist."""
+def best_of(
+    settings: Settings, study_name: str
+) -> tuple[optuna.Study, FrozenTrial | list[FrozenTrial]]:
+    """The study and its best trial, or the feasible Pareto front (a list) of a
+    multi-objective study; one line if the study or any such trial does not exist."""
+    from hpo.study.front import front_trials, is_multi_objective
     from hpo.study.summary import best_trial
 
     study = load_study(settings, study_name)
+    if is_multi_objective(study):
+        front = front_trials(study)
+        if not front:
+            raise HpoError(f"study {study_name!r} has no completed feasible trial yet")
+        return study, front
     trial = best_trial(study)
     if trial is None:
         raise HpoError(f"study {study_name!r} has no completed trial yet")

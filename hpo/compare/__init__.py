@@ -6,10 +6,13 @@ led by the training compute each arm needs to reach the baseline's median final 
 The parts, in the order data flows through them:
 
 - run.py      arms (sampler + pruner) x seeds derived from a study file; running them
-- load.py     reading a comparison back from the storage as plain data
+- load.py     reading a comparison back from the storage as plain data (a multi-objective
+              one as the hypervolume of each study's feasible front so far)
+- hypervolume.py  that hypervolume and its reference point: pure
 - stats.py    the statistics: pure functions of numbers
 - analyze.py  a comparison -> its statistics (ComparisonStats)
 - figures.py  plotly and matplotlib figures of those statistics
+- pareto.py   the Pareto fronts of a multi-objective comparison, as a PNG
 - report.py   rendering: progress lines, terminal table, Markdown, HTML, the files
 - publish.py  notes, figures and files to optuna-dashboard
 - service.py  what the commands call: the steps above in order

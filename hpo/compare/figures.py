@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from plotly.subplots import make_subplots
 
 from hpo.compare.analyze import ComparisonStats, DiagRow
+from hpo.compare.pareto import png_pareto
 from hpo.compare.stats import Band
 from hpo.report.shared import PNG_DPI, palette_color, rgba
 
@@ -331,6 +332,8 @@ def write_pngs(stats: ComparisonStats, folder: Path) -> list[Path]:
         paths.append(_png_importances(stats, folder / "importances.png"))
     if stats.diagnostics:
         paths.append(_png_diagnostics(stats, folder / "diagnostics.png"))
+    if stats.comparison.reference:  # multi-objective: the fronts themselves
+        paths.append(png_pareto(stats, folder / "pareto_front.png"))
     return paths
 
 

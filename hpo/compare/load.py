@@ -8,6 +8,7 @@ Studies of an hpo version before arms have no arm attr: their arm is their sampl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.compare.hypervolume import hypervolume_curve, scale_of
 from hpo.errors import HpoError
 from hpo.storage._optuna import study_id
 from hpo.storage.urls import mask_url
@@ -39,6 +41,9 @@ class TrialRecord:
     seconds: float  # wall time of the trial (start to finish), the compute it cost
     params: dict[str, Any]
     attrs: dict[str, Any]  # diag_* and other user attrs
+    # A multi-objective trial's metric values, when COMPLETE and feasible (else None); its
+    # `value` is then the study's hypervolume after it (hpo.compare.hypervolume).
+    values: tuple[float, ...] | None = None
 
     @property
     def compute(self) -> float:
@@ -69,6 +74,8 @@ class Comparison:
     budget: int  # trial budget per study
     spec: dict[str, Any]  # spec snapshot of the first study (the others: sampler, pruner)
     runs: list[StudyRun]
+    # Multi-objective: the hypervolume's reference point, in words; "" for one objective
+    reference: str = ""
 
     @property
     def arms(self) -> list[str]:
@@ -124,13 +131,42 @@ def load_comparison(storage: optuna.storages.RDBStorage, group: str) -> Comparis
         )
     first = summaries[0]
     spec = first.user_attrs.get(SPEC_ATTR, {})
-    return Comparison(
+    comparison = Comparison(
         group=group,
-        direction=first.direction.name.lower(),
+        direction=first.directions[0].name.lower(),
         metric=spec.get("metric", "value"),
         budget=int(first.user_attrs.get(BUDGET_ATTR, 0)),
         spec=spec,
         runs=runs,
+    )
+    if len(first.directions) > 1:
+        return by_hypervolume(comparison, [d.name == "MAXIMIZE" for d in first.directions])
+    return comparison
+
+
+def by_hypervolume(comparison: Comparison, maximize: list[bool]) -> Comparison:
+    """A multi-objective comparison read as one of hypervolume (maximized): each trial's
+    value becomes its study's hypervolume after it, under one reference point for every
+    study of the comparison (hpo.compare.hypervolume says which)."""
+    metrics = tuple(
+        comparison.spec.get("metrics") or [f"objective {i}" for i in range(len(maximize))]
+    )
+    points = [t.values for r in comparison.runs for t in r.trials if t.values is not None]
+    scale = scale_of(metrics, maximize, points)
+    runs = []
+    for run in comparison.runs:
+        curve = hypervolume_curve([t.values for t in run.trials], scale)
+        trials = [
+            dataclasses.replace(t, value=volume if t.state == "COMPLETE" else None)
+            for t, volume in zip(run.trials, curve, strict=True)
+        ]
+        runs.append(dataclasses.replace(run, trials=trials))
+    return dataclasses.replace(
+        comparison,
+        direction="maximize",
+        metric="hypervolume",
+        runs=runs,
+        reference=scale.describe(),
     )
 
 
@@ -138,11 +174,19 @@ def _record(trial: FrozenTrial) -> TrialRecord:
     seconds = 0.0
     if trial.datetime_start and trial.datetime_complete:
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    value = trial.value if trial.state == TrialState.COMPLETE else None
-    if value is not None and not math.isfinite(value):
-        value = None
+    values = trial.values if trial.state == TrialState.COMPLETE else None
+    if values is not None and not all(map(math.isfinite, values)):
+        values = None
+    multi = values is not None and len(values) > 1
+    feasible = all(c <= 0 for c in trial.constraints.values())
     return TrialRecord(
-        trial.number, trial.state.name, value, seconds, dict(trial.params), dict(trial.user_attrs)
+        trial.number,
+        trial.state.name,
+        None if values is None or multi else values[0],
+        seconds,
+        dict(trial.params),
+        dict(trial.user_attrs),
+        tuple(values) if multi and feasible else None,
     )
 
 
@@ -155,6 +199,8 @@ def importances_by_arm(
     which is what makes its random forest stable; seed 0 keeps the result reproducible.
     """
     out: dict[str, dict[str, float]] = {}
+    if comparison.reference:  # multi-objective: a trade-off has no one value to explain
+        return out
     for arm in comparison.arms:
         pooled = optuna.create_study(direction=comparison.direction)
         for run in comparison.runs_of(arm):

@@ -16,6 +16,7 @@ import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 
 from hpo.compare.load import Comparison, StudyRun
+from hpo.compare.pareto import front_numbers
 from hpo.compare.report import HEADERS, BuiltReport, headline, summary_rows, write_html
 from hpo.report.shared import md_table, replace_study_artifacts
 
@@ -43,7 +44,20 @@ def study_note(comparison: Comparison, run: StudyRun, lead: StudyRun) -> str:
         "but sampler, pruner and seed identical). "
         f"Summary table, comparison plots and report files: "
         f"[{lead.name}]({dashboard_path(lead)}).\n\n"
-        f"Studies of this comparison:\n\n{siblings}\n"
+        f"Studies of this comparison:\n\n{siblings}\n" + _front_line(comparison, run)
+    )
+
+
+def _front_line(comparison: Comparison, run: StudyRun) -> str:
+    """A multi-objective study's note names the trials on its feasible Pareto front."""
+    if not comparison.reference:
+        return ""
+    metrics = tuple(comparison.spec.get("metrics") or ())
+    numbers = front_numbers(run, metrics)
+    listed = ", ".join(map(str, numbers)) or "none yet"
+    return (
+        f"\nOn this study's feasible Pareto front ({' vs '.join(metrics)}): trials {listed}. "
+        f"Hypervolume reference point: {comparison.reference}.\n"
     )
 
 

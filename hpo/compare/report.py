@@ -316,6 +316,7 @@ def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
         "",
         headline(stats),
         "",
+        *_reference_lines(c.reference),
         md_table(HEADERS, summary_rows(stats)),
         "",
         f"Target = {stats.baseline}'s median final best ({_f(stats.target)}). *Compute to "
@@ -340,6 +341,11 @@ def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
     if params:
         rows = [[p, *(_f(s.importances.get(p), 3) for s in stats.arms)] for p in params]
         lines += [md_table(["parameter", *c.arms], rows), ""]
+    elif c.reference:
+        lines += [
+            "Not computed for a multi-objective comparison: a trade-off has no one value.",
+            "",
+        ]
     else:
         lines += ["Not enough completed trials to compute importances.", ""]
     lines += diagnostics_markdown(stats)
@@ -422,3 +428,16 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
 """
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _reference_lines(reference: str) -> list[str]:
+    """What a multi-objective comparison's values are: hypervolume, and its reference."""
+    if not reference:
+        return []
+    return [
+        "Multi-objective: each study is judged by the hypervolume of its feasible Pareto "
+        "front so far (metrics scaled to [0, 1] between the best and worst values any "
+        "feasible trial of the comparison reached, reference point 1.1 on each scaled axis; "
+        f"in the metrics' units: {reference}).",
+        "",
+    ]

@@ -21,6 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from hpo.config.data import KIND_OF, USER_KEYS, check_user_data, pairing_problem, resolve_data_path
+from hpo.config.objectives import (
+    METRIC_DIRECTIONS,
+    ConstraintSpec,
+    check_beside_metrics,
+    directions_of,
+    parse_objectives,
+)
 from hpo.config.vocabulary import (
     AUGMENTS,
     DATASETS,
@@ -159,10 +166,24 @@ class StudySpec:
     entry: str | None = None
     entry_dir: str | None = None  # the study file's folder: entry's module is looked up there first
     entry_sha256: str | None = None  # its module's source, hashed at launch: workers compare
+    # [study] metrics: 2 or 3 objectives (hpo.config.objectives); (): the one `metric`
+    metrics: tuple[str, ...] = ()
+    constraints: ConstraintSpec = field(default_factory=ConstraintSpec)
+    latency_batch: int = 1  # samples per timed forward pass of latency_ms
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The metrics the study optimizes, in the order of a trial's values."""
+        return self.metrics or (self.metric,)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return directions_of(self.metrics) if self.metrics else (self.direction,)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot that `spec_from_dict` turns back into this spec."""
         snapshot = asdict(self)
+        _drop_objective_defaults(snapshot)
         snapshot["space"] = {key: _param_to_dict(p) for key, p in self.space.items()}
         snapshot["enqueue"] = [dict(params) for params in self.enqueue]
         return snapshot
@@ -314,9 +335,22 @@ def _with_entry_source(spec: StudySpec, entry_dir: Any, sha256: Any, err: Report
 
 
 _SECTIONS: dict[str, frozenset[str]] = {
-    "": frozenset({"study", "model", "data", "train", "sampler", "pruner", "space", "enqueue"}),
+    "": frozenset(
+        {"study", "model", "data", "train", "sampler", "pruner", "space", "enqueue", "constraints"}
+    ),
     "study": frozenset(
-        {"name", "metric", "direction", "trials", "timeout", "keep", "stop_after", "min_delta"}
+        {
+            "name",
+            "metric",
+            "direction",
+            "trials",
+            "timeout",
+            "keep",
+            "stop_after",
+            "min_delta",
+            "metrics",
+            "latency_batch",
+        }
     ),
     "model": frozenset({"name", "entry"}),
     "data": frozenset({"name", "dir", "seed", "val_fraction", "max_train", "max_val"}) | USER_KEYS,
@@ -380,8 +414,13 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         raise err("study.name", f"is {len(name.strip())} characters; at most {MAX_NAME_LENGTH}")
     if not name.strip().isprintable():  # a newline or escape would reach every terminal
         raise err("study.name", f"{name!r}: {NAME_ALLOWED}")
+    objectives = parse_objectives(study, raw.get("constraints"), err)
+    if objectives.metrics:  # the first metric stands for the study where one is needed
+        check_beside_metrics(study, raw.get("pruner", {}), err)
+        study = {**study, "metric": objectives.metrics[0]}
+        study["direction"] = METRIC_DIRECTIONS[study["metric"]]
     metric = study.get("metric", "val_accuracy")
-    if not _named(metric, METRICS):
+    if not _named(metric, METRIC_DIRECTIONS if objectives.metrics else METRICS):
         raise err("study.metric", f"unknown metric {metric!r}; choose one of: {_list(METRICS)}")
     direction = study.get("direction", METRICS[metric])
     if direction not in ("maximize", "minimize"):
@@ -392,7 +431,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     timeout = study.get("timeout")
     if timeout is not None and not (_is_number(timeout) and timeout > 0):
         raise err("study.timeout", f"{timeout!r} must be a number of seconds > 0")
-    keep = study.get("keep", 3)
+    keep = study.get("keep", 0 if objectives.metrics else 3)
     if not _is_int(keep) or not 0 <= keep <= MAX_KEEP:
         raise err("study.keep", f"{keep!r} must be an integer in [0, {MAX_KEEP}] (0 keeps none)")
     stop_after, min_delta = _parse_stop(study, err)
@@ -402,7 +441,10 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     data = _parse_data(raw.get("data", {}), err)
     train = _parse_train(raw.get("train", {}), err)
     sampler = _parse_sampler(raw.get("sampler", {}), err)
-    pruner = _parse_pruner(raw.get("pruner", {}), err)
+    pruner_table = raw.get("pruner", {})
+    if objectives.metrics:  # no pruner beside metrics (check_beside_metrics)
+        pruner_table = {"name": "none", **pruner_table}
+    pruner = _parse_pruner(pruner_table, err)
     space = _parse_space(raw.get("space", {}), err, own=entry is not None)
     _check_space_fits(space, model, data.name, train.force_augment, err)
     enqueue = _parse_enqueue(raw.get("enqueue", []), space, err)
@@ -423,6 +465,9 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         min_delta=min_delta,
         enqueue=enqueue,
         entry=entry,
+        metrics=objectives.metrics,
+        constraints=objectives.constraints,
+        latency_batch=objectives.latency_batch,
     )
 
 
@@ -764,6 +809,21 @@ def _parse_range(
         for value in values:
             ensure(value, "range value")
     return param
+
+
+def _drop_objective_defaults(snapshot: dict[str, Any]) -> None:
+    """Leave out of a snapshot what a single-objective study without constraints would
+    not have held before multi-objective studies (its stored spec stays as it was), and
+    metric and direction beside metrics (which refuse them)."""
+    if snapshot["metrics"]:
+        snapshot["metrics"] = list(snapshot["metrics"])
+        del snapshot["metric"], snapshot["direction"]
+    else:
+        del snapshot["metrics"]
+    if not any(v is not None for v in snapshot["constraints"].values()):
+        del snapshot["constraints"]
+    if snapshot["latency_batch"] == 1:
+        del snapshot["latency_batch"]
 
 
 def _param_to_dict(param: Param) -> Any:

@@ -58,7 +58,7 @@ def _duration(seconds: float | None) -> str:
 def progress_fields(snapshot: StudyProgress, rate: Pace) -> dict[str, str]:
     """The texts a progress display shows beside the count."""
     return {
-        "best": "-" if snapshot.best is None else f"{snapshot.best:.4f}",
+        "best": _best_field(snapshot),
         "rate": "-" if rate.per_minute is None else f"{rate.per_minute:.1f}",
         "left": _duration(rate.seconds_left),
     }
@@ -78,7 +78,7 @@ class LaunchProgress:
         self.name = ""
         self.started = time.monotonic()
         self.first_finished: int | None = None
-        self.last: tuple[int, float | None] | None = None
+        self.last: tuple[int, float | None, int | None] | None = None
         self.bar: Progress | None = None
         self.task: TaskID | None = None
 
@@ -122,7 +122,7 @@ class LaunchProgress:
                 self.task = self.bar.add_task(self.name, total=snapshot.target, **fields)
             self.bar.update(self.task, completed=snapshot.finished, total=snapshot.target, **fields)
             return
-        key = (snapshot.finished, snapshot.best)
+        key = (snapshot.finished, snapshot.best, snapshot.front)
         if key == self.last:
             return
         self.last = key
@@ -141,6 +141,9 @@ def print_summary(summary: StudySummary, wall_seconds: float) -> None:
     )
     if summary.stopped:
         print_stopped(summary.name, summary.stopped)
+    if summary.multi_objective and summary.front:
+        _front_table(summary.name, summary.metrics, list(summary.front))
+        return
     if summary.best is None:
         console.print("No trial completed; `hpo best` will have nothing to show.")
         return
@@ -201,9 +204,57 @@ def print_studies(summaries: list[StudySummary], storage_shown: str) -> None:
                 str(s.states.get(k, 0))
                 for k in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
             ),
-            "-" if s.best_value is None else f"{s.best_value:.4f}",
+            _best_cell(s),
         )
     console.print(table)
     for s in summaries:
         if s.stopped:
             print_stopped(s.name, s.stopped)
+
+
+def _best_cell(s: StudySummary) -> str:
+    """The best value, or the size of a multi-objective study's Pareto front."""
+    if s.multi_objective:
+        return f"front of {len(s.front)}"
+    return "-" if s.best_value is None else f"{s.best_value:.4f}"
+
+
+def print_front(study: Any, trials: list[Any]) -> None:
+    """`hpo best` of a multi-objective study: its feasible Pareto front as a table."""
+    from hpo.study.front import metric_names
+
+    _front_table(study.study_name, metric_names(study), trials)
+
+
+def _front_table(name: str, metrics: tuple[str, ...], trials: list[Any]) -> None:
+    from hpo.study.front import front_rows
+
+    rows = front_rows(trials, metrics)
+    params = sorted({key for row in rows for key in row.params})
+    table = Table(
+        title=f"Pareto front of {literal(name)}: {len(rows)} trial(s), feasible only",
+        title_justify="left",
+    )
+    for column in ("trial", *metrics, "test accuracy", *params):
+        table.add_column(literal(column), justify="right")
+    for row in rows:
+        table.add_row(
+            str(row.number),
+            *(_metric_cell(metric, row.values[metric]) for metric in metrics),
+            "-" if row.test_accuracy is None else f"{row.test_accuracy:.4f}",
+            *(literal(row.params[key]) if key in row.params else "-" for key in params),
+        )
+    console.print(table)
+
+
+def _metric_cell(metric: str, value: float) -> str:
+    if metric == "params":
+        return f"{int(value):,}"
+    return f"{value:.4f}"
+
+
+def _best_field(snapshot: StudyProgress) -> str:
+    """The best value so far, or a multi-objective study's front size."""
+    if snapshot.front is not None:
+        return f"front of {snapshot.front}"
+    return "-" if snapshot.best is None else f"{snapshot.best:.4f}"

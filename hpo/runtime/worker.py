@@ -360,10 +360,14 @@ def _run_and_tell(
 
 
 def _tell(
-    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None
+    study: optuna.Study,
+    trial: optuna.Trial,
+    state: TrialState,
+    value: float | tuple[float, ...] | None = None,
 ) -> TrialState:
     frozen = study.tell(trial, value, state=state if value is None else None)
-    log.info("trial %d %s %s", trial.number, frozen.state.name.lower(), frozen.value)
+    shown = frozen.values[0] if frozen.values and len(frozen.values) == 1 else frozen.values
+    log.info("trial %d %s %s", trial.number, frozen.state.name.lower(), shown)
     return frozen.state
 
 

@@ -540,6 +540,23 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
+# The trial system attr of Optuna's constraint values, as a list (what the samplers'
+# constraints_func wrote); optuna.study._constrained_optimization._CONSTRAINTS_KEY.
+CONSTRAINTS_ATTR = "constraints"
+
+
+def set_constraints(trial: optuna.Trial, values: Sequence[float]) -> None:
+    """Record a running trial's constraint values (<= 0 feasible) in one write.
+
+    As the list `constraints` attr, not Trial.set_constraint's one attr per key (a read and
+    a write each): Optuna's samplers and best_trials read both forms, optuna-dashboard
+    only the list. constraints_func, which wrote the list, is deprecated in Optuna 5.
+    """
+    listed = [float(value) for value in values]
+    study_storage(trial.study).set_trial_system_attr(trial_id(trial), CONSTRAINTS_ATTR, listed)
+    trial._cached_frozen_trial.system_attrs[CONSTRAINTS_ATTR] = listed
+
+
 def cached_storage(storage: BaseStorage) -> BaseStorage:
     """The storage wrapped in Optuna's per-process trial cache (RDBStorage only), as
     run_grpc_proxy_server's documentation asks of a served storage."""

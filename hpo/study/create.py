@@ -101,17 +101,21 @@ def _open_locked(storage: optuna.storages.RDBStorage, request: Request) -> Reque
     resumed = check_relaunch(spec.name, attrs, resume=bool(request.get("resume_stopped")))
     known, added = accept(known_of(spec.name, attrs), spec.enqueue)
     study = optuna.create_study(
-        study_name=spec.name, storage=storage, direction=spec.direction, load_if_exists=True
+        study_name=spec.name,
+        storage=storage,
+        directions=list(spec.directions),  # one per metric of a multi-objective study
+        load_if_exists=True,
     )
     if existing is None:
         study.set_user_attr(SPEC_ATTR, spec.to_dict())
     else:
         _follow_relaunch(study, spec, existing)
     _set_deadline(study, spec, existing)
-    if study.metric_names != [spec.metric]:  # the dashboard's label instead of Objective 0
+    names = list(spec.objectives)
+    if study.metric_names != names:  # the dashboard's axis labels instead of Objective 0, 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([spec.metric])
+            study.set_metric_names(names)
     target = int(request["trials"])
     stored = study.user_attrs.get(BUDGET_ATTR)
     if type(stored) is not int or stored != target:  # a corrupt one is replaced too

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hpo.study.front import feasible, pareto_size
 from hpo.study.records import BUDGET_ATTR, FINISHED, counted_trials
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ class StudyProgress:
     finished: int  # counted trials that ended (complete, pruned, failed)
     target: int  # the study-wide budget
     best: float | None  # best value among counted complete trials; None before the first
+    front: int | None = None  # a multi-objective study's feasible Pareto front size
 
 
 def progress_of(study: optuna.Study) -> StudyProgress:
@@ -26,12 +28,19 @@ def progress_of(study: optuna.Study) -> StudyProgress:
     from optuna.trial import TrialState
 
     trials = counted_trials(study.get_trials(deepcopy=False))
-    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    pick = max if study.direction.name == "MAXIMIZE" else min
+    multi = len(study.directions) > 1  # a front of trade-offs: no one best value
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    values = [t.values[0] for t in done if not multi]
+    pick = max if study.directions[0].name == "MAXIMIZE" else min
+    front = None
+    if multi:  # from the trials already read: no second read per poll
+        points = [tuple(t.values) for t in done if feasible(t)]
+        front = pareto_size(points, [d.name == "MAXIMIZE" for d in study.directions])
     return StudyProgress(
         finished=sum(1 for t in trials if t.state in FINISHED),
         target=int(study.user_attrs.get(BUDGET_ATTR, 0)),
         best=pick(values) if values else None,
+        front=front,
     )
 
 

@@ -46,6 +46,9 @@ def build_sampler(
         ),
         "qmc": optuna.samplers.QMCSampler,
         "gp": optuna.samplers.GPSampler,
+        # NSGA-II: the genetic algorithm of multi-objective search (constrained domination
+        # reads the trials' constraints); one generation is population_size trials.
+        "nsga2": optuna.samplers.NSGAIISampler,
     }
     if name not in factories:
         raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
@@ -132,6 +135,10 @@ def _ints(low: int, high: int) -> _Rule:
     return check, f"an integer in [{low}, {high}]"
 
 
+def _is_probability(value: Any) -> bool:
+    return _TOML_TYPES["float"][0](value) and 0 <= value <= 1
+
+
 MAX_EI_CANDIDATES = 10_000  # TPE scores this many candidates per parameter and trial
 
 # hpo's range rules for the options whose bad values Optuna takes silently (every trial
@@ -146,6 +153,12 @@ OPTION_RULES: dict[tuple[str, str], dict[str, _Rule]] = {
         ),
     },
     ("sampler", "gp"): {"n_startup_trials": _ints(0, MAX_TRIALS)},
+    ("sampler", "nsga2"): {
+        "population_size": _ints(2, MAX_TRIALS),  # Optuna refuses 1 only when it samples
+        "mutation_prob": (lambda v: v is None or _is_probability(v), "a probability in [0, 1]"),
+        "crossover_prob": (_is_probability, "a probability in [0, 1]"),
+        "swapping_prob": (_is_probability, "a probability in [0, 1]"),
+    },
     ("sampler", "qmc"): {"qmc_type": (lambda v: v in ("halton", "sobol"), "'halton' or 'sobol'")},
     ("pruner", "median"): {
         "n_startup_trials": _ints(0, MAX_TRIALS),

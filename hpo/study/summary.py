@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial
 
 from hpo.errors import HpoError
 from hpo.storage import _optuna
+from hpo.study.front import front_trials, is_multi_objective, metric_names
 from hpo.study.records import BUDGET_ATTR, DIAG_PREFIX, SPEC_ATTR, counted_trials, stop_reason
 
 CORRUPT_SPEC = "corrupt spec"  # the model shown for a study whose stored spec is unreadable
@@ -26,6 +27,13 @@ class StudySummary:
     best_value: float | None
     best: FrozenTrial | None = field(default=None, repr=False)
     stopped: str | None = None  # "stopped: no improvement in N trials"; None: not stopped
+    # A multi-objective study: its metric names and feasible Pareto front (hpo.study.front)
+    metrics: tuple[str, ...] = ()
+    front: tuple[FrozenTrial, ...] = field(default=(), repr=False)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
 
     @property
     def finished(self) -> int:
@@ -50,6 +58,8 @@ def summarize(study: optuna.Study) -> StudySummary:
         best_value=best.value if best else None,
         best=best,
         stopped=stop_reason(attrs or {}),
+        metrics=metric_names(study) if is_multi_objective(study) else (),
+        front=tuple(front_trials(study)),
     )
 
 
@@ -74,6 +84,11 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 def chosen_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     """Trial `number` of the study, or its best; one line unless it is a completed trial."""
     name = study.study_name
+    if number is None and is_multi_objective(study):
+        raise HpoError(
+            f"study {name!r} is multi-objective: it has a front of trade-offs, no single best "
+            f"trial; pick one with --trial N (`hpo best {name}` lists the front)"
+        )
     if number is None:
         best = best_trial(study)
         if best is None:

@@ -15,18 +15,22 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from hpo.study.front import FrontMarks, marked_columns
 from hpo.study.records import DIAG_PREFIX
 
 TABLE_FILES = {"csv": "trials.csv", "json": "trials.jsonl"}  # --format -> file name
 FIXED_COLUMNS = ("number", "state", "value", "started", "completed", "duration_s")
 
 
-def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
-    """One flat dict per trial, in number order."""
-    return [_row(t) for t in sorted(trials, key=lambda t: t.number)]
+def trial_rows(
+    trials: Sequence[FrozenTrial], front: FrontMarks | None = None
+) -> list[dict[str, Any]]:
+    """One flat dict per trial, in number order; with `front` (a multi-objective study),
+    also each metric's value and whether the trial is on the Pareto front."""
+    return [_row(t, front) for t in sorted(trials, key=lambda t: t.number)]
 
 
-def _row(trial: FrozenTrial) -> dict[str, Any]:
+def _row(trial: FrozenTrial, front: FrontMarks | None) -> dict[str, Any]:
     start, end = trial.datetime_start, trial.datetime_complete
     row: dict[str, Any] = {
         "number": trial.number,
@@ -36,6 +40,8 @@ def _row(trial: FrozenTrial) -> dict[str, Any]:
         "completed": end.isoformat(timespec="seconds") if end else None,
         "duration_s": round((end - start).total_seconds(), 3) if start and end else None,
     }
+    if front is not None:
+        row.update(marked_columns(trial, front))
     row.update({f"param_{k}": v for k, v in trial.params.items()})
     row.update(
         {

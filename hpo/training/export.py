@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial
 
 from hpo.errors import HpoError
 from hpo.storage._optuna import trial_id
+from hpo.study.front import FrontMarks
 from hpo.study.table import TABLE_FILES, trial_rows, write_table
 from hpo.training.keep import kept_models
 from hpo.training.modelfile import MODEL_FILE, RawInputModel, read_model, rebuild, save_model
@@ -109,13 +110,15 @@ def write_export(
     trials: list[FrozenTrial],
     *,
     table_format: str = "csv",
+    front: FrontMarks | None = None,
 ) -> list[Path]:
-    """Write model.pt, model.json and the trials table into `out`; the paths written."""
+    """Write model.pt, model.json and the trials table into `out`; the paths written.
+    `front`: a multi-objective study's marks (which trials are on its Pareto front)."""
     out.mkdir(parents=True, exist_ok=True)
     files = [out / MODEL_FILE, out / JSON_FILE, out / TABLE_FILES[table_format]]
     save_model(files[0], model, record)
     files[1].write_text(json.dumps({**record, **about}, indent=2) + "\n", encoding="utf-8")
-    write_table(trial_rows(trials), files[2], table_format)
+    write_table(trial_rows(trials, front), files[2], table_format)
     for name in set(TABLE_FILES.values()) - {files[2].name}:  # --force: no stale table left
         (out / name).unlink(missing_ok=True)
     return files

@@ -11,14 +11,21 @@ from typing import Any
 import optuna
 import torch
 
+from hpo.config.objectives import (
+    broken_text,
+    constraint_values,
+    needs_latency,
+    objective_values,
+)
 from hpo.config.spec import StudySpec
 from hpo.errors import StorageError
-from hpo.storage._optuna import set_user_attrs
+from hpo.storage._optuna import set_constraints, set_user_attrs
 from hpo.study.space import split_params, suggest_params
 from hpo.training.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.training.data import Dataset
 from hpo.training.diagnostics import diagnostic_batch, record_layer_stats
 from hpo.training.keep import ModelKeeper
+from hpo.training.latency import latency_batch, latency_ms
 from hpo.training.loop import DeviceTimer, EpochResult, TrainConfig, evaluate, num_outputs, train
 from hpo.training.memory import check_built_fits, check_fits
 from hpo.training.modelentry import create_network, entry_record
@@ -31,6 +38,8 @@ MB = 2**20  # peak_gpu_mb is in MiB, as nvidia-smi and torch.cuda.memory_summary
 # that epoch on, or its kept weights. The trial itself goes on.
 CHECKPOINT_ERROR_ATTR = "checkpoint_error"
 KEEP_ERROR_ATTR = "keep_error"
+# Trial user attr of a trial that broke a [constraints] limit before training: which one.
+INFEASIBLE_ATTR = "infeasible"
 
 
 class Objective:
@@ -58,7 +67,7 @@ class Objective:
         self.device = data.train.device
         self.write_errors_logged: set[str] = set()  # attrs whose write error was logged
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         attrs: dict[str, Any] = {}
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -77,7 +86,7 @@ class Objective:
             attrs["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / MB, 1)
         set_user_attrs(trial, attrs)  # one transaction, however many attrs
 
-    def _run(self, trial: optuna.Trial, attrs: dict[str, Any]) -> float:
+    def _run(self, trial: optuna.Trial, attrs: dict[str, Any]) -> float | tuple[float, ...]:
         params = suggest_params(trial, self.spec.space)
         model_params, train_params = split_params(params, own=self.spec.entry is not None)
         # Seeds tie a trial's weight init and batch order to its number: reruns reproduce.
@@ -93,11 +102,20 @@ class Objective:
         attrs["device"] = _device_name(self.device)
         attrs["host"] = HOST
         self._diagnose(attrs, "init", model)
+        measured = self._measure_cost(trial, model, attrs)
+        if INFEASIBLE_ATTR in attrs:  # over a limit: ends now, what it scores untrained
+            loss, accuracy = evaluate(model.to(self.device), self.data.val)
+            measured |= {"val_loss": loss, "val_accuracy": accuracy, "train_seconds": 0.0}
+            return objective_values(self.spec.objectives, measured)
         config = TrainConfig(epochs=self.spec.train.epochs, seed=seed, **train_params)
         timer = DeviceTimer(self.device)
         started = time.perf_counter()
 
+        multi = len(self.spec.objectives) > 1  # Optuna takes no intermediate values then
+
         def report(result: EpochResult) -> None:
+            if multi:
+                return
             trial.report(self.metric_of(result), result.epoch)
             if trial.should_prune():
                 # Seconds-to-target comparisons count pruned trials' training too.
@@ -121,7 +139,9 @@ class Objective:
             resume = saved.resume if saved else None
             if resume is not None:
                 attrs["resumed_from_epoch"] = resume.epoch
-                for earlier in resume.history:  # the pruner compares whole learning curves
+                for earlier in (
+                    resume.history if not multi else ()
+                ):  # the pruner compares whole learning curves
                     trial.report(self.metric_of(earlier), earlier.epoch)
             result = train(
                 model,
@@ -143,6 +163,11 @@ class Objective:
         # with (test_accuracy above measures it), and picking the best epoch on the
         # validation data would flatter the trial to the sampler.
         value = self.metric_of(result.final)
+        measured |= {
+            "val_accuracy": result.final.val_accuracy,
+            "val_loss": result.final.val_loss,
+            "train_seconds": result.seconds,
+        }
         if self.keeper is not None:
             record = model_record(
                 model=self.spec.model,
@@ -157,7 +182,31 @@ class Objective:
             except OSError as exc:  # a full disk costs the kept weights, not the trial
                 reason = f"weights not kept: the file could not be written ({exc})"
                 self._write_failed(trial, attrs, KEEP_ERROR_ATTR, reason)
-        return value
+        return objective_values(self.spec.objectives, measured)
+
+    def _measure_cost(
+        self, trial: optuna.Trial, model: torch.nn.Module, attrs: dict[str, Any]
+    ) -> dict[str, float]:
+        """The network's cost (params; latency_ms when a metric or limit needs it), and its
+        [constraints] values set on the trial (Optuna's `constraints` system attr, <= 0
+        feasible), before any training: a network over a limit is known infeasible at once,
+        and costs no training. INFEASIBLE_ATTR says why."""
+        measured: dict[str, float] = {"params": float(attrs["n_params"])}
+        spec = self.spec
+        if needs_latency(spec.objectives, spec.constraints):
+            x = latency_batch(
+                self.data.val.inputs(slice(0, spec.latency_batch)), spec.latency_batch
+            )
+            measured["latency_ms"] = latency_ms(model.to(self.device), x)
+            attrs["latency_ms"] = round(measured["latency_ms"], 4)
+            attrs["latency_batch"] = spec.latency_batch
+        constraints = constraint_values(spec.constraints, measured)
+        if constraints:  # in ConstraintSpec's order: max_params, then max_latency_ms
+            set_constraints(trial, list(constraints.values()))
+        broken = broken_text(spec.constraints, measured)
+        if broken:
+            attrs[INFEASIBLE_ATTR] = broken
+        return measured
 
     def _write_failed(
         self, trial: optuna.Trial, attrs: dict[str, Any], key: str, reason: str

@@ -132,7 +132,7 @@ BAD_SPECS = {
     ),
     "unknown sampler": (
         MINIMAL + '[sampler]\nname = "grid"\n',
-        "sampler.name: unknown sampler 'grid'; choose one of: gp, qmc, random, tpe",
+        "sampler.name: unknown sampler 'grid'; choose one of: gp, nsga2, qmc, random, tpe",
     ),
     "bad sampler option": (
         MINIMAL + '[sampler]\nname = "tpe"\noptions = { n_startup = 3 }\n',

@@ -211,3 +211,47 @@ def test_a_network_bind_warns_and_prints_a_generated_token_once(sqlite_url: str)
     assert "every request needs the token" in warning
     assert error.startswith("error: cannot listen on 192.0.2.1:8080")
     assert re.search(r"on http://192\.0\.2\.1:8080/\?token=[\w-]{32} for ", result.stdout)
+
+
+def test_the_dashboard_serves_a_multi_objective_study_with_its_metric_names(
+    dashboard, tmp_path: Path
+) -> None:
+    """optuna-dashboard labels its Pareto-front plot with the study's metric names and
+    greys out trials whose `constraints` list has a value > 0."""
+    import json
+
+    from hpo.config.spec import load_spec
+    from hpo.storage.open import open_storage
+    from hpo.study.create import open_study
+    from tests.helpers import study_text
+
+    start, url = dashboard
+    path = tmp_path / "front.toml"
+    text = study_text("front", "depth = 1", data='name = "rings"')
+    path.write_text(
+        text.replace("[study]\n", '[study]\nmetrics = ["val_accuracy", "params"]\n', 1)
+        + "\n[constraints]\nmax_params = 100\n"
+    )
+    study = open_study(open_storage(url), load_spec(path))
+    for accuracy, params in ((0.9, 50.0), (0.95, 150.0)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[accuracy, params], system_attrs={"constraints": [params - 100]}
+            )
+        )
+    port = start()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/api/studies", headers={"Host": f"127.0.0.1:{port}"})
+    listed = json.loads(connection.getresponse().read())["study_summaries"]
+    [study_id] = [s["study_id"] for s in listed if s["study_name"] == "front"]
+    connection.request("GET", f"/api/studies/{study_id}", headers={"Host": f"127.0.0.1:{port}"})
+    detail = json.loads(connection.getresponse().read())
+    connection.close()
+    assert detail["objective_names"] == ["val_accuracy", "params"]
+    assert detail["directions"] == ["maximize", "minimize"]
+    # the study's queued trials come first; the two added ones follow
+    served = [(t["number"], t["constraints"]) for t in detail["trials"] if t["state"] == "Complete"]
+    assert [constraints for _, constraints in served] == [[-50.0], [50.0]]
+    # (the dashboard's own best_trials ignore constraints; its plot greys the > 0 ones,
+    # and Optuna's study.best_trials, which hpo best reads, leaves them out)
+    assert [t.number for t in study.best_trials] == [served[0][0]]

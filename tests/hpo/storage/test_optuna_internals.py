@@ -76,3 +76,11 @@ def test_accessors_read_the_ids() -> None:
     assert _optuna.trial_id(instances[optuna.Trial]) == _optuna.trial_id(
         instances[optuna.trial.FrozenTrial]
     )
+
+
+def test_the_constraints_attr_is_optunas() -> None:
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+
+    from hpo.storage._optuna import CONSTRAINTS_ATTR
+
+    assert CONSTRAINTS_ATTR == _CONSTRAINTS_KEY

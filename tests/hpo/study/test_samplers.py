@@ -20,6 +20,7 @@ SAMPLER_CLASSES = {
     "tpe": optuna.samplers.TPESampler,
     "qmc": optuna.samplers.QMCSampler,
     "gp": optuna.samplers.GPSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
 }
 PRUNER_CLASSES = {
     "none": optuna.pruners.NopPruner,
@@ -252,6 +253,18 @@ BAD_OPTIONS = {
         "qmc",
         {"qmc_type": "x"},
         "[sampler] options.qmc_type: 'x' is not allowed; it must be 'halton' or 'sobol'",
+    ),
+    "nsga2 population of one": (
+        "sampler",
+        "nsga2",
+        {"population_size": 1},
+        "[sampler] options.population_size: 1 is not allowed; it must be an integer in [2, ",
+    ),
+    "nsga2 crossover_prob above one": (
+        "sampler",
+        "nsga2",
+        {"crossover_prob": 1.5},
+        "[sampler] options.crossover_prob: 1.5 is not allowed; it must be a probability in [0, 1]",
     ),
     "unknown tpe option": (
         "sampler",

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import optuna
+import pytest
 
 from hpo.study.table import trial_rows, write_table
 
@@ -38,3 +39,30 @@ def test_one_row_per_trial_with_params_and_scalar_attrs(tmp_path: Path) -> None:
     write_table(rows, tmp_path / "t.jsonl", "json")
     lines = (tmp_path / "t.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == rows
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # metric names
+def test_a_multi_objective_table_marks_the_feasible_front() -> None:
+    from hpo.study.front import front_marks
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "params"])
+    # (accuracy, params, constraint): 0 dominated by 1, 2 infeasible, 3 on the front
+    for accuracy, params, constraint in (
+        (0.5, 90, -1),
+        (0.6, 80, -1),
+        (0.99, 10, 5),
+        (0.7, 95, -1),
+    ):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[accuracy, params], system_attrs={"constraints": [constraint]}
+            )
+        )
+    rows = trial_rows(study.get_trials(), front_marks(study))
+    assert [(r["on_front"], r["feasible"]) for r in rows] == [
+        (False, True), (True, True), (False, False), (True, True),
+    ]  # fmt: skip
+    assert rows[2]["value_val_accuracy"] == 0.99 and rows[2]["value_params"] == 10
+    assert rows[0]["value"] is None  # no single value
+    assert front_marks(optuna.create_study()) is None
