@@ -557,7 +557,7 @@ def _out_option(function: Any) -> Any:
 @click.option(
     "--arms",
     help="Comma-separated arms to compare, each SAMPLER or SAMPLER+PRUNER: samplers random, "
-    "tpe, qmc, gp; pruners none, median, hyperband (e.g. random,tpe,tpe+hyperband). An arm "
+    "tpe, qmc, gp; pruners none, median, hyperband, sha (e.g. random,tpe,tpe+hyperband). An arm "
     "without +PRUNER uses the study file's pruner; +none turns pruning off. "
     "[default: random,tpe]",
 )
@@ -581,6 +581,12 @@ def _out_option(function: Any) -> Any:
     is_flag=True,
     help="Only run the studies; build the report later with `hpo report`.",
 )
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="A table written by `hpo record`: replay every arm against its recorded curves on "
+    "a simulated clock (--workers simulated workers) instead of training; no storage.",
+)
 @pass_settings
 def compare(
     settings: Settings,
@@ -594,6 +600,7 @@ def compare(
     data_dir: str | None,
     out: str | None,
     no_report: bool,
+    replay: str | None,
 ) -> None:
     """Run one study of FILE per (arm, seed), then report which arm wins.
 
@@ -618,6 +625,7 @@ def compare(
         data_dir=data_dir,
         out=out,
         report=not no_report,
+        replay=replay,
     )
 
 

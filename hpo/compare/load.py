@@ -39,6 +39,9 @@ class TrialRecord:
     seconds: float  # wall time of the trial (start to finish), the compute it cost
     params: dict[str, Any]
     attrs: dict[str, Any]  # diag_* and other user attrs
+    started: float | None = None  # POSIX seconds the trial started (runs.csv's wall time)
+    finished: float | None = None  # POSIX seconds it finished (runs.csv's order)
+    last_value: float | None = None  # the last reported metric: `value`, or a pruned one's
 
     @property
     def compute(self) -> float:
@@ -141,8 +144,19 @@ def _record(trial: FrozenTrial) -> TrialRecord:
     value = trial.value if trial.state == TrialState.COMPLETE else None
     if value is not None and not math.isfinite(value):
         value = None
+    last = trial.value if trial.state != TrialState.FAIL else None
+    if last is None and trial.intermediate_values and trial.state != TrialState.FAIL:
+        last = trial.intermediate_values[max(trial.intermediate_values)]
     return TrialRecord(
-        trial.number, trial.state.name, value, seconds, dict(trial.params), dict(trial.user_attrs)
+        trial.number,
+        trial.state.name,
+        value,
+        seconds,
+        dict(trial.params),
+        dict(trial.user_attrs),
+        trial.datetime_start.timestamp() if trial.datetime_start else None,
+        trial.datetime_complete.timestamp() if trial.datetime_complete else None,
+        last if last is None or math.isfinite(last) else None,
     )
 
 
