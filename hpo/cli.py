@@ -630,6 +630,64 @@ def compare(
 
 
 @cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--configs",
+    type=AtLeast(1),
+    required=True,
+    help="Configurations to record: the full grid of a choices-only space when N covers "
+    "it, else N points of a scrambled Sobol sample.",
+)
+@click.option(
+    "--repeats", type=AtLeast(1), default=2, show_default=True, help="Training seeds each."
+)
+@click.option(
+    "--workers",
+    type=AtLeast(1),
+    default=1,
+    show_default=True,
+    help="Local CPU worker processes per study (with --gpus: one per GPU).",
+)
+@_gpus_option
+@_data_dir_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=str),
+    required=True,
+    help="The table to write (SQLite; format in README).",
+)
+@pass_settings
+def record(
+    settings: Settings,
+    file: str,
+    configs: int,
+    repeats: int,
+    workers: int,
+    gpus: str,
+    data_dir: str | None,
+    out: str,
+) -> None:
+    """Record learning curves of FILE's space once, for `hpo compare FILE --replay TABLE`.
+
+    Trains each configuration for the full epochs (no pruning), R seeds each, as ordinary
+    studies NAME-record-rR (resumable), then writes every epoch's value and seconds and
+    each run's test accuracy to the table.
+    """
+    from hpo.compare.record import record_file
+
+    record_file(
+        settings,
+        file,
+        configs=configs,
+        repeats=repeats,
+        workers=workers,
+        gpus=gpus,
+        data_dir=data_dir,
+        out=out,
+    )
+
+
+@cli.command()
 @click.argument("group")
 @_out_option
 @click.option(

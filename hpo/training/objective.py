@@ -100,7 +100,14 @@ class Objective:
         timer = DeviceTimer(self.device)
         started = time.perf_counter()
 
+        epoch_seconds: list[float] = []  # each epoch's seconds: what a replay charges
+        epoch_started = [started]
+
         def report(result: EpochResult) -> None:
+            now = time.perf_counter()
+            epoch_seconds.append(round(now - epoch_started[0], 4))
+            epoch_started[0] = now
+            attrs["epoch_seconds"] = epoch_seconds
             trial.report(self.metric_of(result), result.epoch)
             if trial.should_prune():
                 # Seconds-to-target comparisons count pruned trials' training too.
