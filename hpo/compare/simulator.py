@@ -74,19 +74,21 @@ def replay_study(
     trials: int,
     workers: int = 1,
     sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> list[SimTrial]:
     """Replay one study of `spec` (its sampler, seed and pruner) for `trials` trials on
     `workers` simulated workers; the finished trials in finishing order.
 
-    `sampler` replaces the spec's sampler (tests watch what it sees).
+    `sampler` and `pruner` replace the spec's (tests watch what they see).
     """
     if sampler is None:
         sampler = build_sampler(
             spec.sampler.name, seed=spec.sampler.seed, options=spec.sampler.options
         )
-    pruner = build_pruner(
-        spec.pruner.name, max_epochs=spec.train.epochs, options=spec.pruner.options
-    )
+    if pruner is None:
+        pruner = build_pruner(
+            spec.pruner.name, max_epochs=spec.train.epochs, options=spec.pruner.options
+        )
     rng = np.random.default_rng([spec.sampler.seed, REPEAT_STREAM])
     events: list[tuple[float, int, int]] = []  # (simulated time, order, trial number)
     running: dict[int, _Running] = {}
@@ -109,6 +111,8 @@ def replay_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # thousands of "Trial N finished"
     try:
         study = optuna.create_study(
+            # Named: Hyperband assigns trials to brackets by a hash of study name and number.
+            study_name=spec.name,
             storage=optuna.storages.InMemoryStorage(),
             sampler=sampler,
             pruner=pruner,
