@@ -22,6 +22,7 @@ import math
 import platform
 import warnings
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,8 +156,6 @@ def table_meta(
 ) -> dict[str, Any]:
     import torch
 
-    import hpo
-
     devices = sorted({str(t.user_attrs.get("device")) for t in trials if "device" in t.user_attrs})
     d = spec.data
     return {
@@ -172,10 +171,17 @@ def table_meta(
         GRID_META: "1" if grid else "0",
         "machine": f"{platform.node()} {platform.platform()} {platform.processor()}".strip(),
         "device": ", ".join(devices),
-        "hpo_version": hpo.__version__,
+        "hpo_version": _hpo_version(),
         "torch_version": torch.__version__,
         "optuna_version": optuna.__version__,
     }
+
+
+def _hpo_version() -> str:
+    try:
+        return metadata.version("hpo")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 def record_file(
