@@ -193,7 +193,11 @@ def unit_coordinates(params: Mapping[str, Any], space: Mapping[str, Param]) -> l
 
 def _same(a: Any, b: Any) -> bool:
     # As JSON: a tuple equals its list, and true is not 1 (Python says it is).
-    return canonical({"v": a}) == canonical({"v": b})
+    return _plain(a) == _plain(b) and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def draw_run(table: Table, config_id: int, rng: np.random.Generator) -> tuple[int, Run]:
