@@ -285,3 +285,28 @@ def test_replay_refuses_a_table_of_other_epochs(tmp_path: Path) -> None:
     assert "recorded with 7 epochs" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_record_refuses_more_repeats_than_configs_before_the_storage(tmp_path: Path) -> None:
+    file = study_file(tmp_path, "depth = { choices = [1, 2] }\nwidth = 8\nlr = 0.01")
+    storage = tmp_path / "hpo.db"
+    args = ["--storage", f"sqlite:///{storage}", "record", str(file), "--configs", "2"]
+    result = run_hpo(*args, "--repeats", "3", "--out", str(tmp_path / "t.db"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--repeats must be in [1, 2]" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not storage.exists() and not (tmp_path / "t.db").exists()
+
+
+def test_sobol_configurations_cover_the_space_within_its_bounds(tmp_path: Path) -> None:
+    spec = range_spec(tmp_path)
+    configs, grid = pick_configs(spec.space, 64, seed=3)
+    assert not grid and 40 <= len(configs) <= 64  # int keys may repeat a point: dropped
+    assert configs == pick_configs(spec.space, 64, seed=3)[0]  # seeded
+    lrs = sorted(c["lr"] for c in configs)
+    assert lrs[0] >= 1e-4 and lrs[-1] <= 0.1
+    # Log scale: about half the points below the geometric middle (3.2e-3), not 5%.
+    below = sum(lr < math.sqrt(1e-4 * 0.1) for lr in lrs) / len(lrs)
+    assert 0.35 < below < 0.65
+    assert {c["depth"] for c in configs} == {1, 2, 3, 4}
+    assert all(isinstance(c["width"], int) and 4 <= c["width"] <= 64 for c in configs)
