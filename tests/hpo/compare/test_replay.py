@@ -130,6 +130,17 @@ def test_recorded_table_has_the_documented_schema(tmp_path: Path, sqlite_url: st
     assert meta["torch_version"] and meta["dataset"] == "rings" and meta["grid"] == "1"
     assert meta["epochs"] == "2"
     assert read_table(out).grid
+    db.close()
+    # Run again: the studies have their budgets, nothing trains, the same table is written.
+    first = read_table(out)
+    again = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert read_table(out) == first
+    studies = optuna.get_all_study_summaries(sqlite_url)
+    assert sorted((s.study_name, s.n_trials) for s in studies) == [
+        ("rep-record-r0", 2),
+        ("rep-record-r1", 2),
+    ]
 
 
 def test_table_round_trips_and_refuses_a_non_table(tmp_path: Path) -> None:
