@@ -118,12 +118,13 @@ def repeat_specs(spec: StudySpec, configs: list[dict], repeats: int) -> list[Stu
 
 
 def table_runs(
-    trials_by_repeat: list[list[FrozenTrial]], configs: list[dict], epochs: int
+    trials_by_repeat: list[list[FrozenTrial]], configs: list[dict]
 ) -> dict[tuple[int, int], Run]:
     """(config_id, repeat) -> its recorded run, from each repeat study's finished trials.
 
-    A trial that failed (or stopped before its full epochs) records nothing: replay draws
-    among the repeats a configuration has.
+    A trial that failed records nothing (one ended by early stopping records the epochs it
+    ran, as it would end in a live study): replay draws among the repeats a configuration
+    has.
     """
     ids = {canonical(c): i for i, c in enumerate(configs)}
     runs: dict[tuple[int, int], Run] = {}
@@ -239,7 +240,7 @@ def record_file(
             f"{', '.join(unfinished)} did not finish its budget; run `hpo record` again to "
             "resume it before the table is written"
         )
-    runs = table_runs(trials, chosen, spec.train.epochs)
+    runs = table_runs(trials, chosen)
     meta = table_meta(file, spec, grid, repeats, [t for ts in trials for t in ts])
     write_table(out, dict(enumerate(chosen)), runs, meta)
     print(f"wrote {out}: {len(chosen)} configurations, {len(runs)} recorded runs")
