@@ -560,8 +560,8 @@ def _out_option(function: Any) -> Any:
 @click.option(
     "--arms",
     help="Comma-separated arms to compare, each SAMPLER or SAMPLER+PRUNER: samplers random, "
-    "tpe, qmc, gp, nsga2; pruners none, median, hyperband (e.g. random,tpe,tpe+hyperband). An arm "
-    "without +PRUNER uses the study file's pruner; +none turns pruning off. "
+    "tpe, qmc, gp, nsga2; pruners none, median, hyperband, sha (e.g. random,tpe,tpe+hyperband). "
+    "An arm without +PRUNER uses the study file's pruner; +none turns pruning off. "
     "[default: random,tpe]",
 )
 @click.option("--samplers", help="The older name of --arms, still accepted.")
@@ -584,6 +584,12 @@ def _out_option(function: Any) -> Any:
     is_flag=True,
     help="Only run the studies; build the report later with `hpo report`.",
 )
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="A table written by `hpo record`: replay every arm against its recorded curves on "
+    "a simulated clock (--workers simulated workers) instead of training; no storage.",
+)
 @pass_settings
 def compare(
     settings: Settings,
@@ -597,6 +603,7 @@ def compare(
     data_dir: str | None,
     out: str | None,
     no_report: bool,
+    replay: str | None,
 ) -> None:
     """Run one study of FILE per (arm, seed), then report which arm wins.
 
@@ -621,6 +628,65 @@ def compare(
         data_dir=data_dir,
         out=out,
         report=not no_report,
+        replay=replay,
+    )
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--configs",
+    type=AtLeast(1),
+    required=True,
+    help="Configurations to record: the full grid of a choices-only space when N covers "
+    "it, else N points of a scrambled Sobol sample.",
+)
+@click.option(
+    "--repeats", type=AtLeast(1), default=2, show_default=True, help="Training seeds each."
+)
+@click.option(
+    "--workers",
+    type=AtLeast(1),
+    default=1,
+    show_default=True,
+    help="Local CPU worker processes per study (with --gpus: one per GPU).",
+)
+@_gpus_option
+@_data_dir_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=str),
+    required=True,
+    help="The table to write (SQLite; format in README).",
+)
+@pass_settings
+def record(
+    settings: Settings,
+    file: str,
+    configs: int,
+    repeats: int,
+    workers: int,
+    gpus: str,
+    data_dir: str | None,
+    out: str,
+) -> None:
+    """Record learning curves of FILE's space once, for `hpo compare FILE --replay TABLE`.
+
+    Trains each configuration for the full epochs (no pruning), R seeds each, as ordinary
+    studies NAME-record-rR (resumable), then writes every epoch's value and seconds and
+    each run's test accuracy to the table.
+    """
+    from hpo.compare.record import record_file
+
+    record_file(
+        settings,
+        file,
+        configs=configs,
+        repeats=repeats,
+        workers=workers,
+        gpus=gpus,
+        data_dir=data_dir,
+        out=out,
     )
 
 

@@ -6,6 +6,11 @@ led by the training compute each arm needs to reach the baseline's median final 
 The parts, in the order data flows through them:
 
 - run.py      arms (sampler + pruner) x seeds derived from a study file; running them
+- table.py    a recorded table of learning curves (SQLite): schema, write, read, lookup
+- record.py   `hpo record`: the configurations, their repeat studies, the table from them
+- simulator.py  one arm's study replayed against a table with W simulated workers
+- replay.py   `hpo compare --replay`: every arm x seed replayed, runs.csv, the report
+- runs.py     DIR/runs.csv, written by every compare; a replay's report is built from it
 - load.py     reading a comparison back from the storage as plain data (a multi-objective
               one as the hypervolume of each study's feasible front so far)
 - hypervolume.py  that hypervolume and its reference point: pure

@@ -44,6 +44,9 @@ class TrialRecord:
     # A multi-objective trial's metric values, when COMPLETE and feasible (else None); its
     # `value` is then the study's hypervolume after it (hpo.compare.hypervolume).
     values: tuple[float, ...] | None = None
+    started: float | None = None  # POSIX seconds the trial started (runs.csv's wall time)
+    finished: float | None = None  # POSIX seconds it finished (runs.csv's order)
+    last_value: float | None = None  # the last reported metric: `value`, or a pruned one's
 
     @property
     def compute(self) -> float:
@@ -179,14 +182,21 @@ def _record(trial: FrozenTrial) -> TrialRecord:
         values = None
     multi = values is not None and len(values) > 1
     feasible = all(c <= 0 for c in trial.constraints.values())
+    value = None if values is None or multi else values[0]
+    last = value  # runs.csv's value: a pruned trial's last reported one
+    if trial.state == TrialState.PRUNED and trial.intermediate_values:
+        last = trial.intermediate_values[max(trial.intermediate_values)]
     return TrialRecord(
         trial.number,
         trial.state.name,
-        None if values is None or multi else values[0],
+        value,
         seconds,
         dict(trial.params),
         dict(trial.user_attrs),
-        tuple(values) if multi and feasible else None,
+        values=tuple(values) if multi and feasible else None,
+        started=trial.datetime_start.timestamp() if trial.datetime_start else None,
+        finished=trial.datetime_complete.timestamp() if trial.datetime_complete else None,
+        last_value=last if last is None or math.isfinite(last) else None,
     )
 
 

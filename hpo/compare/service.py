@@ -20,6 +20,7 @@ from hpo.compare.report import (
     report_folder,
     write_report,
 )
+from hpo.compare.runs import comparison_rows, write_runs
 from hpo.errors import HpoError
 from hpo.report.shared import print_published
 from hpo.runtime.artifacts import check_artifacts
@@ -45,6 +46,7 @@ def compare_file(
     data_dir: str | None = None,
     out: str | Path | None = None,
     report: bool = True,
+    replay: str | Path | None = None,
 ) -> BuiltReport | None:
     """Run one study of `file` per (arm, seed), then build and publish the report.
 
@@ -54,6 +56,8 @@ def compare_file(
     Each study gets `workers` CPU workers, or one per GPU of `gpus`. Resumable: run it
     again and only what is missing runs. The file, the options and the data set are
     checked before the storage is opened. Returns the report, or None with `report=False`.
+    With `replay` (a table written by `hpo record`) nothing trains and no storage is
+    opened: every study is replayed on a simulated clock (hpo.compare.replay).
     """
     # Imported here: they load torch (through the spec's model names), which `hpo report`
     # never needs.
@@ -68,6 +72,21 @@ def compare_file(
         raise HpoError("give --arms or its older name --samplers, not both")
     option, text = ("--samplers", samplers) if samplers is not None else ("--arms", arms)
     spec = check_options(load_spec(file), source=file)
+    if replay is not None:
+        from hpo.compare.replay import replay_file
+
+        if gpus != "none" or data_dir is not None or not report:
+            raise HpoError("--replay trains nothing: leave out --gpus, --data-dir, --no-report")
+        return replay_file(
+            spec,
+            replay,
+            arms=text,
+            option=option,
+            seeds=seeds,
+            trials=trials,
+            workers=workers,
+            out=out,
+        )
     plan = plan_comparison(
         spec, DEFAULT_ARMS if text is None else text, seeds=seeds, trials=trials, option=option
     )
@@ -119,4 +138,6 @@ def build_report(storage: optuna.storages.RDBStorage, group: str, folder: Path) 
     """Read comparison `group`, compute its statistics and write the report files (silent)."""
     comparison = load_comparison(storage, group)
     stats = analyze(comparison, importances_by_arm(storage, comparison))
-    return write_report(stats, folder)
+    built = write_report(stats, folder)
+    write_runs(folder, comparison_rows(comparison))  # every compare leaves its runs.csv
+    return built

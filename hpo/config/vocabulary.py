@@ -14,4 +14,4 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
 AUGMENTS: tuple[str, ...] = ("none", "crop_flip")
 SAMPLERS: tuple[str, ...] = ("random", "tpe", "qmc", "gp", "nsga2")
-PRUNERS: tuple[str, ...] = ("none", "median", "hyperband")
+PRUNERS: tuple[str, ...] = ("none", "median", "hyperband", "sha")  # sha: asynchronous halving

@@ -76,6 +76,10 @@ def build_pruner(
         return optuna.pruners.HyperbandPruner(
             **{"min_resource": 1, "max_resource": max_epochs, **options}
         )
+    if name == "sha":  # Optuna's asynchronous successive halving; rungs 1, 3, 9, ... epochs
+        return optuna.pruners.SuccessiveHalvingPruner(
+            **{"min_resource": 1, "reduction_factor": 3, **options}
+        )
     raise ValueError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}")
 
 
@@ -173,6 +177,15 @@ OPTION_RULES: dict[tuple[str, str], dict[str, _Rule]] = {
             f"'auto' or an integer in [1, {MAX_EPOCHS}]",
         ),
         "reduction_factor": _ints(2, MAX_EPOCHS),
+        "bootstrap_count": _ints(0, MAX_TRIALS),
+    },
+    ("pruner", "sha"): {
+        "min_resource": (
+            lambda v: v == "auto" or _ints(1, MAX_EPOCHS)[0](v),
+            f"'auto' or an integer in [1, {MAX_EPOCHS}]",
+        ),
+        "reduction_factor": _ints(2, MAX_EPOCHS),
+        "min_early_stopping_rate": _ints(0, MAX_EPOCHS),
         "bootstrap_count": _ints(0, MAX_TRIALS),
     },
 }

@@ -112,8 +112,14 @@ class Objective:
         started = time.perf_counter()
 
         multi = len(self.spec.objectives) > 1  # Optuna takes no intermediate values then
+        epoch_seconds: list[float] = []  # each epoch's seconds: what a replay charges
+        epoch_started = [started]
 
         def report(result: EpochResult) -> None:
+            now = time.perf_counter()
+            epoch_seconds.append(round(now - epoch_started[0], 4))
+            epoch_started[0] = now
+            attrs["epoch_seconds"] = epoch_seconds
             if multi:
                 return
             trial.report(self.metric_of(result), result.epoch)

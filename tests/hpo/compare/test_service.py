@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from hpo.compare.load import GROUP_ATTR, SAMPLER_ATTR, SEED_ATTR
 from hpo.compare.report import report_folder
 from hpo.compare.run import study_name
+from hpo.compare.runs import RUNS_FILE, read_runs
 from tests.helpers import run_hpo
 from tests.hpo.compare.kit import TRIALS, write_tiny
 
@@ -174,3 +175,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_live_compare_writes_runs_csv(tiny: Tiny) -> None:
+    rows = read_runs(tiny.root / report_folder("tiny") / RUNS_FILE)
+    assert len(rows) == len(SAMPLERS) * SEEDS * TRIALS
+    for sampler in SAMPLERS:
+        for seed in range(SEEDS):
+            study = [r for r in rows if (r.arm, r.seed) == (sampler, seed)]
+            assert sorted(r.trial for r in study) == list(range(TRIALS))
+            assert all(r.state == "COMPLETE" for r in study)
+            compute = [r.compute_seconds for r in study]
+            wall = [r.wall_seconds for r in study]
+            assert compute == sorted(compute) and compute[0] > 0
+            assert wall == sorted(wall)  # finishing order
+            assert study[-1].best_so_far == max(r.value for r in study)

@@ -26,6 +26,7 @@ PRUNER_CLASSES = {
     "none": optuna.pruners.NopPruner,
     "median": optuna.pruners.MedianPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
+    "sha": optuna.pruners.SuccessiveHalvingPruner,
 }
 
 
