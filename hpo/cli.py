@@ -130,6 +130,13 @@ def pass_settings(command: Callable[..., Any]) -> Callable[..., Any]:
     return settings_options(with_settings)
 
 
+_study_workers_option = click.option(
+    "--workers",
+    type=AtLeast(1),
+    default=1,
+    show_default=True,
+    help="Local CPU worker processes per study (with --gpus: one per GPU).",
+)
 _gpus_option = click.option(
     "--gpus",
     default="none",
@@ -569,13 +576,7 @@ def _out_option(function: Any) -> Any:
     "--seeds", type=AtLeast(1), default=10, show_default=True, help="Studies (seeds) per arm."
 )
 @click.option("--trials", type=AtLeast(1), help="Trial budget of each study [default: study file].")
-@click.option(
-    "--workers",
-    type=AtLeast(1),
-    default=1,
-    show_default=True,
-    help="Local CPU worker processes per study (with --gpus: one per GPU).",
-)
+@_study_workers_option
 @_gpus_option
 @_data_dir_option
 @_out_option
@@ -644,13 +645,7 @@ def compare(
 @click.option(
     "--repeats", type=AtLeast(1), default=2, show_default=True, help="Training seeds each."
 )
-@click.option(
-    "--workers",
-    type=AtLeast(1),
-    default=1,
-    show_default=True,
-    help="Local CPU worker processes per study (with --gpus: one per GPU).",
-)
+@_study_workers_option
 @_gpus_option
 @_data_dir_option
 @click.option(
