@@ -241,13 +241,14 @@ def test_eight_workers_run_500_zero_cost_trials(postgres_url: str, create_study)
     assert len(trials) == budget  # nothing failed, so nothing was retried
 
 
-def test_eight_workers_run_3000_zero_cost_trials_through_the_rolling_queue(
+def test_eight_workers_run_1000_zero_cost_trials_through_the_rolling_queue(
     postgres_url: str, create_study
 ) -> None:
-    """The queue is topped up ~190 times by whichever worker finds it empty, under the
-    study lock: the budget still comes out exact, each trial number once."""
-    budget = 3000
-    study = _load_test(postgres_url, create_study, "load3k", budget)
+    """The queue is topped up ~60 times by whichever worker finds it empty, under the
+    study lock: the budget still comes out exact, each trial number once. (3,000 trials,
+    ~190 top-ups, passed too; 1,000 keep CI's time for the rest.)"""
+    budget = 1000
+    study = _load_test(postgres_url, create_study, "load1k", budget)
     trials = assert_budget_accounted(study, budget)
     assert sorted(t.number for t in trials) == list(range(budget))
     assert budget_of(study).done
