@@ -18,7 +18,7 @@ from hpo.storage.open import open_storage
 from hpo.study.create import open_study
 from hpo.study.progress import progress_of
 from hpo.study.summary import summarize
-from tests.helpers import run_main, study_text
+from tests.helpers import run_hpo, run_main, study_text
 
 # Rings, MLPs of 22 to 1,218 params: max_params = 100 leaves depth 1 up to width 19 and
 # depth 2 up to width 7, so about two draws in three are infeasible.
@@ -122,3 +122,24 @@ def test_best_prints_the_front_and_studies_its_size(
 
     code, _, err = run_main("--storage", sqlite_url, "retrain", name, "--out", str(tmp_path / "o"))
     assert code == 2 and "multi-objective" in err and "--trial N" in err
+
+
+@pytest.mark.postgres
+def test_hpo_launch_runs_a_constrained_two_metric_study_with_two_worker_processes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """What a user runs: `hpo launch study FILE --workers 2` (two `hpo worker` processes)."""
+    path = pareto_study(tmp_path, "launched-front", METRICS[2], trials=8)
+    result = run_hpo(
+        "--storage", postgres_url, "launch", "study", str(path), "--workers", "2", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    study = optuna.load_study(study_name="launched-front", storage=open_storage(postgres_url))
+    assert study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+    assert study.metric_names == METRICS[2]
+    finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(finished) == 8
+    assert study.best_trials and all(t.values[1] <= MAX_PARAMS for t in study.best_trials)
