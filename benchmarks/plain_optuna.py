@@ -24,13 +24,8 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from hpo.config.spec import (
-    CategoricalParam,
-    FixedParam,
-    FloatParam,
-    IntParam,
-    load_spec,
-)
+from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam
+from hpo.config.spec import load_spec
 from models import create_model
 from models.vocabulary import MODEL_KEYS
 

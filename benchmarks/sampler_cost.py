@@ -43,7 +43,8 @@ import optuna
 from _machine import banner, fresh_postgres, load, median
 from optuna.trial import TrialState, create_trial
 
-from hpo.config.spec import FixedParam, load_spec
+from hpo.config.space import FixedParam
+from hpo.config.spec import load_spec
 from hpo.storage.open import open_storage
 from hpo.study.samplers import build_sampler
 from hpo.study.space import suggest_params, to_distribution

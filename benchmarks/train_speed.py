@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from _machine import banner, load, median
 from torch import nn
 
-from hpo.config.spec import DataSpec, FixedParam, StudySpec, TrainSpec
+from hpo.config.space import FixedParam
+from hpo.config.spec import DataSpec, StudySpec, TrainSpec
 from hpo.training.data import Dataset, load_dataset
 from hpo.training.loop import DeviceTimer, TrainConfig, evaluate, num_outputs, train
 from hpo.training.objective import Objective

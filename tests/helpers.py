@@ -708,7 +708,7 @@ def option_paths() -> tuple[tuple[str, ...], ...]:
 
 def space_paths() -> tuple[tuple[str, ...], ...]:
     """The key path of every search-space entry and of each field of its range."""
-    from hpo.config.spec import SPACE_KEYS
+    from hpo.config.space import SPACE_KEYS
 
     fields = ((), ("low",), ("high",), ("log",), ("step",), ("choices",))
     return tuple(sorted(("space", key, *field) for key in SPACE_KEYS for field in fields))

@@ -30,17 +30,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.compare.table import GRID_META, Run, canonical, write_table
-from hpo.config.spec import (
-    MAX_ENQUEUE,
-    CategoricalParam,
-    FixedParam,
-    FloatParam,
-    IntParam,
-    Param,
-    PrunerSpec,
-    StudySpec,
-    spec_from_dict,
-)
+from hpo.config.rules import MAX_ENQUEUE
+from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param
+from hpo.config.spec import PrunerSpec, StudySpec, spec_from_dict
 from hpo.errors import HpoError
 
 if TYPE_CHECKING:

@@ -29,7 +29,8 @@ from hpo.compare.runs import (
 )
 from hpo.compare.simulator import replay_study
 from hpo.compare.table import Lookup, Table, read_table
-from hpo.config.spec import FixedParam, StudySpec
+from hpo.config.space import FixedParam
+from hpo.config.spec import StudySpec
 from hpo.errors import HpoError
 from hpo.study.space import to_distribution
 

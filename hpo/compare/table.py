@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam, Param
+from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param
 from hpo.errors import HpoError
 
 SCHEMA = (

@@ -7,14 +7,14 @@ single `metric`, and keeps what it returns on the StudySpec.
 from __future__ import annotations
 
 import difflib
-import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hpo.config.rules import is_int, is_number
+
 if TYPE_CHECKING:
-    from hpo.config.spec import Reporter
+    from hpo.config.rules import Reporter
 
 # What hpo measures on every trial, and the direction each one is optimized in: accuracy up,
 # the rest (loss, size, speed, cost) down.
@@ -62,7 +62,7 @@ def parse_objectives(study: Mapping[str, Any], constraints: Any, err: Reporter) 
     input, naming the key."""
     metrics = _parse_metrics(study, err)
     batch = study.get("latency_batch", 1)
-    if not (_is_int(batch) and 1 <= batch <= MAX_LATENCY_BATCH):
+    if not (is_int(batch) and 1 <= batch <= MAX_LATENCY_BATCH):
         raise err(
             "study.latency_batch",
             f"{batch!r} must be an integer in [1, {MAX_LATENCY_BATCH}] (samples per timed "
@@ -121,12 +121,12 @@ def _parse_constraints(table: Any, err: Reporter) -> ConstraintSpec:
         if value is None:  # a stored snapshot writes the unset ones as null
             continue
         if key == "max_params":
-            if not (_is_int(value) and 0 < value <= MAX_PARAMS_LIMIT):
+            if not (is_int(value) and 0 < value <= MAX_PARAMS_LIMIT):
                 raise err(
                     "constraints.max_params",
                     f"{value!r} must be an integer in [1, {MAX_PARAMS_LIMIT}] (parameters)",
                 )
-        elif not (_is_number(value) and value > 0):
+        elif not (is_number(value) and value > 0):
             raise err(f"constraints.{key}", f"{value!r} must be a number of milliseconds > 0")
         limits[key] = value if key == "max_params" else float(value)
     return ConstraintSpec(**limits)
@@ -161,16 +161,6 @@ def _close(key: Any, names: Any = METRIC_DIRECTIONS) -> str:
         return ""
     close = difflib.get_close_matches(key, list(names), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    if _is_int(v):
-        return abs(v) <= sys.float_info.max
-    return isinstance(v, float) and math.isfinite(v)
 
 
 # ---------------------------------------------------------------- a trial's values

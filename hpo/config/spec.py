@@ -10,12 +10,9 @@ hpo.study.samplers.check_options, which every command runs after this).
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import re
-import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,80 +25,45 @@ from hpo.config.objectives import (
     directions_of,
     parse_objectives,
 )
+from hpo.config.rules import (
+    MAX_ENQUEUE,
+    MAX_EPOCHS,
+    MAX_KEEP,
+    MAX_NAME_LENGTH,
+    MAX_SEED,
+    MAX_TRIALS,
+    Reporter,
+    is_int,
+    is_named,
+    is_number,
+    is_seed,
+    listed,
+    unknown_text,
+)
+from hpo.config.space import (
+    IDENTIFIER,
+    Param,
+    known_params,
+    param_to_dict,
+    parse_space,
+    searched_values,
+)
 from hpo.config.vocabulary import (
-    AUGMENTS,
     DATASETS,
-    OPTIMIZERS,
     PRUNERS,
     SAMPLERS,
-    SCHEDULES,
     USER_DATASETS,
 )
 from hpo.errors import SpecError
 from models.vocabulary import (
-    ACTIVATION_NAMES,
-    INITS,
-    KERNELS,
-    MODEL_KEYS,
     MODEL_NAMES,
-    POOL_NAMES,
-    SKIPS,
 )
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
-MAX_NAME_LENGTH = 128  # characters of a study name
-# Bounds of the keys that size a network or a run: beyond what the models and data sets can
-# use, and where a value would stall every worker (depth 10,000 takes seconds to estimate
-# and hours to train). The memory guard judges what fits between them.
-MAX_DEPTH = 64  # blocks / hidden layers: ResNet-110 has 54 basic blocks; the lectures go to 16
-MAX_WIDTH = 8192  # units / first-stage channels (mlp 8000 x 8: 448M weights, a real case)
-MAX_BATCH = 65536  # above the largest training split (mnist: 60,000)
-MAX_EPOCHS = 10_000  # epochs of a trial; warmup and patience count epochs too
-MAX_TRIALS = 1_000_000  # a study's budget
-MAX_KEEP = 100  # kept models of a study: each is a file in the artifact store
-# lr, weight_decay and l1: above this a run only diverges, and past float32's range (3.4e38)
-# the optimizer fails every trial with an overflow error.
-MAX_RATE = 10
-MAX_ENQUEUE = 1000  # [[enqueue]] tables of one file: each is read again at every relaunch
-# Seeds: a worker adds WORKER_SEED_STRIDE x its index (up to 100,000: 1e9) to the sampler's,
-# and the sum must stay a 32-bit seed (numpy takes 0 .. 2**32 - 1).
-MAX_SEED = 2**31 - 1
 NAME_ALLOWED = (
     "a study name takes printable characters only (letters, digits, spaces, punctuation); "
     "no newline, tab or other control character"
 )
-
-
-# ---------------------------------------------------------------- search-space entries
-
-
-@dataclass(frozen=True)
-class IntParam:
-    low: int
-    high: int
-    log: bool = False
-    step: int = 1
-
-
-@dataclass(frozen=True)
-class FloatParam:
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
-
-
-@dataclass(frozen=True)
-class CategoricalParam:
-    choices: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class FixedParam:
-    value: Any
-
-
-Param = IntParam | FloatParam | CategoricalParam | FixedParam
 
 
 # ---------------------------------------------------------------- study file sections
@@ -184,7 +146,7 @@ class StudySpec:
         """A JSON-able snapshot that `spec_from_dict` turns back into this spec."""
         snapshot = asdict(self)
         _drop_objective_defaults(snapshot)
-        snapshot["space"] = {key: _param_to_dict(p) for key, p in self.space.items()}
+        snapshot["space"] = {key: param_to_dict(p) for key, p in self.space.items()}
         snapshot["enqueue"] = [dict(params) for params in self.enqueue]
         return snapshot
 
@@ -199,70 +161,6 @@ class StudySpec:
         return snapshot
 
 
-# ---------------------------------------------------------------- what the space may hold
-
-# key -> (check of one value, what is allowed). Model keys map onto models.create_model,
-# the others onto the training loop.
-_Check = Callable[[Any], bool]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_seed(v: Any) -> bool:
-    return _is_int(v) and 0 <= v <= MAX_SEED
-
-
-def _is_number(v: Any) -> bool:
-    """A finite int or float; an int past any float (TOML and JSON hold one) is none."""
-    if _is_int(v):
-        return abs(v) <= sys.float_info.max  # math.isfinite would raise OverflowError
-    return isinstance(v, float) and math.isfinite(v)
-
-
-def _int_in(low: int, high: int) -> tuple[_Check, str]:
-    return (lambda v: _is_int(v) and low <= v <= high), f"an integer in [{low}, {high}]"
-
-
-def _one_of(options: Any) -> tuple[_Check, str]:
-    names = sorted(options)
-    return (lambda v: v in names), "one of: " + ", ".join(names)
-
-
-SPACE_KEYS: dict[str, tuple[_Check, str]] = {
-    "depth": _int_in(1, MAX_DEPTH),
-    "width": _int_in(1, MAX_WIDTH),
-    "activation": _one_of(ACTIVATION_NAMES),
-    "init": _one_of(INITS),
-    "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a rate in [0, 1)"),
-    "batchnorm": (lambda v: isinstance(v, bool), "true or false"),
-    "skip": _one_of(SKIPS),
-    "lr": (lambda v: _is_number(v) and 0 < v <= MAX_RATE, f"a learning rate in (0, {MAX_RATE}]"),
-    "optimizer": _one_of(OPTIMIZERS),
-    "weight_decay": (
-        lambda v: _is_number(v) and 0 <= v <= MAX_RATE,
-        f"a number in [0, {MAX_RATE}]",
-    ),
-    "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "batch_size": _int_in(1, MAX_BATCH),
-    "pool": _one_of(POOL_NAMES),
-    "kernel": (lambda v: _is_int(v) and v in KERNELS, "one of: " + ", ".join(map(str, KERNELS))),
-    "schedule": _one_of(SCHEDULES),
-    "warmup_epochs": _int_in(0, MAX_EPOCHS),
-    "augment": _one_of(AUGMENTS),
-    "l1": (lambda v: _is_number(v) and 0 <= v <= MAX_RATE, f"a number in [0, {MAX_RATE}]"),
-    "patience": (
-        _int_in(1, MAX_EPOCHS)[0],
-        f"an integer in [1, {MAX_EPOCHS}] (leave it out: no early stop)",
-    ),
-}
-# The keys the training loop takes; every other [space] key of an own network goes to its build.
-TRAINING_KEYS = frozenset(SPACE_KEYS) - MODEL_KEYS
-INT_KEYS = frozenset({"depth", "width", "batch_size", "kernel", "warmup_epochs", "patience"})
-# An int range's ends are checked, and every value between when there are at most this many:
-# the monotone checks (depth >= 1) hold between their ends, kernel 3..5 would yield 4.
-CHECKED_RANGE = 1000
 # Keys that shape only some models: elsewhere they would be searched without effect.
 MODEL_ONLY_KEYS: dict[str, tuple[str, ...]] = {"pool": ("cnn",), "kernel": ("cnn", "resnet")}
 # Data sets crop_flip suits: a mirrored digit is another symbol or none (digits, mnist), and
@@ -274,30 +172,8 @@ IMAGE_MODELS = ("cnn", "resnet")  # convolutions: they need images, not rings' p
 # ---------------------------------------------------------------- own networks ([model] entry)
 
 OWN_MODEL = "own"  # StudySpec.model of a network built by the user's [model] entry
-_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-ENTRY_PATTERN = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}")
-OWN_KEY_PATTERN = re.compile(_IDENTIFIER)  # a keyword argument of build
-MAX_OWN_TEXT = 100  # characters of a string value passed to an own build
+ENTRY_PATTERN = re.compile(rf"{IDENTIFIER}(\.{IDENTIFIER})*:{IDENTIFIER}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-
-
-def _is_own_value(v: Any) -> bool:
-    """A value hpo can pass to an own build and store as a trial param: a bounded number,
-    true/false, or a short printable string."""
-    if isinstance(v, bool):
-        return True
-    if _is_int(v):
-        return abs(v) <= MAX_SEED
-    if isinstance(v, str):
-        return len(v) <= MAX_OWN_TEXT and v.isprintable()
-    return _is_number(v)
-
-
-OWN_VALUE: tuple[_Check, str] = (
-    _is_own_value,
-    f"a number (integers within +-{MAX_SEED}), true/false or a printable string of at most "
-    f"{MAX_OWN_TEXT} characters",
-)
 
 
 def _parse_model(table: Mapping[str, Any], err: Reporter) -> tuple[str, str | None]:
@@ -305,8 +181,10 @@ def _parse_model(table: Mapping[str, Any], err: Reporter) -> tuple[str, str | No
     _check_keys(table, "model", err)  # `[model] depth = 3` belongs in [space]
     if "entry" not in table:
         model = table.get("name")
-        if not _named(model, MODEL_NAMES):
-            raise err("model.name", f"unknown model {model!r}; choose one of: {_list(MODEL_NAMES)}")
+        if not is_named(model, MODEL_NAMES):
+            raise err(
+                "model.name", f"unknown model {model!r}; choose one of: {listed(MODEL_NAMES)}"
+            )
         return model, None
     entry = table["entry"]
     if "name" in table:
@@ -420,19 +298,19 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
         study = {**study, "metric": objectives.metrics[0]}
         study["direction"] = METRIC_DIRECTIONS[study["metric"]]
     metric = study.get("metric", "val_accuracy")
-    if not _named(metric, METRIC_DIRECTIONS if objectives.metrics else METRICS):
-        raise err("study.metric", f"unknown metric {metric!r}; choose one of: {_list(METRICS)}")
+    if not is_named(metric, METRIC_DIRECTIONS if objectives.metrics else METRICS):
+        raise err("study.metric", f"unknown metric {metric!r}; choose one of: {listed(METRICS)}")
     direction = study.get("direction", METRICS[metric])
     if direction not in ("maximize", "minimize"):
         raise err("study.direction", f"{direction!r} must be 'maximize' or 'minimize'")
     trials = study.get("trials", 30)
-    if not _is_int(trials) or not 1 <= trials <= MAX_TRIALS:
+    if not is_int(trials) or not 1 <= trials <= MAX_TRIALS:
         raise err("study.trials", f"{trials!r} must be an integer in [1, {MAX_TRIALS}]")
     timeout = study.get("timeout")
-    if timeout is not None and not (_is_number(timeout) and timeout > 0):
+    if timeout is not None and not (is_number(timeout) and timeout > 0):
         raise err("study.timeout", f"{timeout!r} must be a number of seconds > 0")
     keep = study.get("keep", 0 if objectives.metrics else 3)
-    if not _is_int(keep) or not 0 <= keep <= MAX_KEEP:
+    if not is_int(keep) or not 0 <= keep <= MAX_KEEP:
         raise err("study.keep", f"{keep!r} must be an integer in [0, {MAX_KEEP}] (0 keeps none)")
     stop_after, min_delta = _parse_stop(study, err)
 
@@ -445,7 +323,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     if objectives.metrics:  # no pruner beside metrics (check_beside_metrics)
         pruner_table = {"name": "none", **pruner_table}
     pruner = _parse_pruner(pruner_table, err)
-    space = _parse_space(raw.get("space", {}), err, own=entry is not None)
+    space = parse_space(raw.get("space", {}), err, own=entry is not None)
     _check_space_fits(space, model, data.name, train.force_augment, err)
     enqueue = _parse_enqueue(raw.get("enqueue", []), space, err)
     return StudySpec(
@@ -471,64 +349,32 @@ def parse_spec(raw: Mapping[str, Any], *, source: str) -> StudySpec:
     )
 
 
-class Reporter:
-    """Builds SpecErrors of the form '<source>: <key>: <problem>'."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def __call__(self, key: str, problem: str) -> SpecError:
-        return SpecError(f"{_escaped(self.source)}: {_escaped(key)}: {problem}")
-
-
-def _escaped(text: str) -> str:
-    """`text` with control characters written as escapes: a key or path of a study file is
-    data, and a newline or escape sequence in one must not break or rewrite the error line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _named(value: Any, names: Any) -> bool:
-    """Whether `value` is one of the string `names` (a list or a number is not, and a
-    list must not reach a set's `in`: unhashable)."""
-    return isinstance(value, str) and value in names
-
-
-def _list(names: Any) -> str:
-    return ", ".join(sorted(names))
-
-
 def _check_keys(table: Mapping[str, Any], section: str, err: Reporter) -> None:
     allowed = _SECTIONS[section]
     for key in table:
         if key not in allowed:
             where = f"{section}.{key}" if section else key
-            raise err(where, _unknown(key, allowed, "key"))
-
-
-def _unknown(key: str, allowed: Any, what: str) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {key!r}{hint}; allowed: {_list(allowed)}"
+            raise err(where, unknown_text(key, allowed, "key"))
 
 
 def _parse_data(table: Mapping[str, Any], err: Reporter) -> DataSpec:
     _check_keys(table, "data", err)
     spec = DataSpec(**table)
-    if not _named(spec.name, (*DATASETS, *USER_DATASETS)):
-        names = _list((*DATASETS, *USER_DATASETS))
+    if not is_named(spec.name, (*DATASETS, *USER_DATASETS)):
+        names = listed((*DATASETS, *USER_DATASETS))
         raise err("data.name", f"unknown dataset {spec.name!r}; choose one of: {names}")
     user = {key: getattr(spec, key) for key in sorted(USER_KEYS)}
     size, channels = check_user_data(spec.name, user, spec.dir, err)
     spec = replace(spec, image_size=size, channels=channels)
     if spec.dir is not None and not isinstance(spec.dir, str):
         raise err("data.dir", "must be a path string")
-    if not _is_seed(spec.seed):
+    if not is_seed(spec.seed):
         raise err("data.seed", f"{spec.seed!r} must be an integer in [0, {MAX_SEED}]")
-    if not (_is_number(spec.val_fraction) and 0 < spec.val_fraction < 0.5):
+    if not (is_number(spec.val_fraction) and 0 < spec.val_fraction < 0.5):
         raise err("data.val_fraction", f"{spec.val_fraction!r} must be in (0, 0.5)")
     for key in ("max_train", "max_val"):
         cap = getattr(spec, key)
-        if cap is not None and not (_is_int(cap) and cap >= 10):
+        if cap is not None and not (is_int(cap) and cap >= 10):
             raise err(f"data.{key}", f"{cap!r} must be an integer >= 10")
     return spec
 
@@ -536,10 +382,10 @@ def _parse_data(table: Mapping[str, Any], err: Reporter) -> DataSpec:
 def _parse_train(table: Mapping[str, Any], err: Reporter) -> TrainSpec:
     _check_keys(table, "train", err)
     spec = TrainSpec(**table)
-    if not _is_int(spec.epochs) or not 1 <= spec.epochs <= MAX_EPOCHS:
+    if not is_int(spec.epochs) or not 1 <= spec.epochs <= MAX_EPOCHS:
         raise err("train.epochs", f"{spec.epochs!r} must be an integer in [1, {MAX_EPOCHS}]")
     limit = spec.max_memory_mb
-    if limit is not None and not (_is_number(limit) and limit > 0):
+    if limit is not None and not (is_number(limit) and limit > 0):
         raise err("train.max_memory_mb", f"{limit!r} must be a number of megabytes > 0")
     for key in ("force_augment", "diagnostics"):
         if not isinstance(getattr(spec, key), bool):
@@ -550,14 +396,14 @@ def _parse_train(table: Mapping[str, Any], err: Reporter) -> TrainSpec:
 def _parse_stop(study: Mapping[str, Any], err: Reporter) -> tuple[int | None, float]:
     """[study] stop_after and min_delta: the early stop of the whole study."""
     stop_after = study.get("stop_after")
-    if stop_after is not None and not (_is_int(stop_after) and 1 <= stop_after <= MAX_TRIALS):
+    if stop_after is not None and not (is_int(stop_after) and 1 <= stop_after <= MAX_TRIALS):
         raise err(
             "study.stop_after",
             f"{stop_after!r} must be an integer in [1, {MAX_TRIALS}] (finished trials without "
             "improvement; leave it out to run the whole budget)",
         )
     min_delta = study.get("min_delta", 0.0)
-    if not (_is_number(min_delta) and min_delta >= 0):
+    if not (is_number(min_delta) and min_delta >= 0):
         raise err("study.min_delta", f"{min_delta!r} must be a number >= 0")
     if min_delta and stop_after is None:  # a stored spec says min_delta = 0.0 either way
         raise err("study.min_delta", f"{min_delta!r} applies only with stop_after = N")
@@ -582,81 +428,6 @@ def _parse_enqueue(
     return tuple(known)
 
 
-def known_params(
-    params: Any, space: Mapping[str, Param], err: Reporter, *, where: str = ""
-) -> dict[str, Any]:
-    """A known configuration ([[enqueue]], `hpo enqueue`) checked against the space.
-
-    Returns the searched values it sets, as the trial's suggest calls will return them, by
-    key; the sampler draws the keys it leaves out. A key fixed in the space may repeat its
-    fixed value and is dropped (fixed values are not trial params).
-    """
-    at = f"{where}: " if where else ""
-    searched = [key for key, param in space.items() if not isinstance(param, FixedParam)]
-    if not isinstance(params, Mapping) or not params:
-        raise err(where or "params", "must be a table of hyperparameter values, e.g. {lr = 0.01}")
-    known: dict[str, Any] = {}
-    for key, value in params.items():
-        here = f"{at}{key}"
-        if key not in SPACE_KEYS and key not in space:  # an own network's key is in its space
-            raise err(here, _unknown(key, SPACE_KEYS, "hyperparameter"))
-        param = space.get(key)
-        if param is None:
-            raise err(here, f"not in this study's [space]; searched: {_list(searched) or 'none'}")
-        if isinstance(param, FixedParam):
-            if not _same(value, param.value):
-                raise err(here, f"{value!r}: {key} is fixed at {param.value!r} in this study")
-            continue
-        known[key] = _known_value(value, param, here, err)
-    if not known:
-        raise err(where or "params", f"sets no searched key; searched: {_list(searched) or 'none'}")
-    return dict(sorted(known.items()))
-
-
-def _known_value(
-    value: Any, param: IntParam | FloatParam | CategoricalParam, here: str, err: Reporter
-) -> Any:
-    """`value` as the trial will suggest it; SpecError unless the space can yield it."""
-    if isinstance(param, CategoricalParam):
-        for choice in param.choices:
-            if _same(value, choice):
-                return choice
-        choices = ", ".join(map(repr, param.choices))
-        raise err(here, f"{value!r} is not one of the choices: {choices}")
-    if isinstance(param, IntParam):
-        if not _is_int(value):
-            raise err(here, f"{value!r} must be an integer")
-        inside = param.low <= value <= param.high and (value - param.low) % param.step == 0
-    else:
-        if not _is_number(value):
-            raise err(here, f"{value!r} must be a number")
-        inside = param.low <= value <= param.high and _on_step(value - param.low, param.step)
-    if not inside:
-        raise err(here, f"{value!r} is outside the searched range {_range_text(param)}")
-    return value if isinstance(param, IntParam) else float(value)
-
-
-def _same(value: Any, other: Any) -> bool:
-    """Equal, and not a boolean against a number (True == 1 in Python, not in a study)."""
-    return isinstance(value, bool) == isinstance(other, bool) and value == other
-
-
-def _on_step(offset: float, step: float | None) -> bool:
-    """Whether `offset` from low is a whole number of steps, as Optuna's FloatDistribution
-    judges a value (to 1e-8 of a step)."""
-    if step is None:
-        return True
-    steps = offset / step
-    return abs(steps - round(steps)) < 1e-8
-
-
-def _range_text(param: IntParam | FloatParam) -> str:
-    extra = " (log)" if param.log else ""
-    if param.step not in (None, 1) or isinstance(param.step, float):
-        extra = f" in steps of {param.step}"
-    return f"[{param.low}, {param.high}]{extra}"
-
-
 def _check_space_fits(
     space: Mapping[str, Param], model: str, data: str, force_augment: bool, err: Reporter
 ) -> None:
@@ -670,8 +441,8 @@ def _check_space_fits(
         raise err("model.name", f"{model} needs images; {data} are points; use mlp")
     for key, models in MODEL_ONLY_KEYS.items():
         if key in space and model not in models and model != OWN_MODEL:
-            raise err(f"space.{key}", f"applies to model {_list(models)}, not {model!r}")
-    if "crop_flip" not in _values(space.get("augment")):
+            raise err(f"space.{key}", f"applies to model {listed(models)}, not {model!r}")
+    if "crop_flip" not in searched_values(space.get("augment")):
         return
     if data not in (*IMAGE_DATA, "folder", "npz"):  # an npz of features: refused when read
         raise err("space.augment", f"crop_flip needs images; {data} are not; allowed: none")
@@ -679,27 +450,18 @@ def _check_space_fits(
         raise err(
             "space.augment",
             f"crop_flip mirrors images, which can change a {data} image's class; allowed for "
-            f"{_list(FLIP_SAFE_DATA)}; set [train] force_augment = true to use it anyway",
+            f"{listed(FLIP_SAFE_DATA)}; set [train] force_augment = true to use it anyway",
         )
-
-
-def _values(param: Param | None) -> tuple[Any, ...]:
-    """The values a fixed or categorical entry can take (none for a range or no entry)."""
-    if isinstance(param, FixedParam):
-        return (param.value,)
-    if isinstance(param, CategoricalParam):
-        return param.choices
-    return ()
 
 
 def _parse_sampler(table: Mapping[str, Any], err: Reporter) -> SamplerSpec:
     _check_keys(table, "sampler", err)
     spec = SamplerSpec(**table)
-    if not _named(spec.name, SAMPLERS):
+    if not is_named(spec.name, SAMPLERS):
         raise err(
-            "sampler.name", f"unknown sampler {spec.name!r}; choose one of: {_list(SAMPLERS)}"
+            "sampler.name", f"unknown sampler {spec.name!r}; choose one of: {listed(SAMPLERS)}"
         )
-    if not _is_seed(spec.seed):
+    if not is_seed(spec.seed):
         raise err(
             "sampler.seed",
             f"{spec.seed!r} must be an integer in [0, {MAX_SEED}] (each worker adds an offset "
@@ -714,8 +476,8 @@ def _parse_sampler(table: Mapping[str, Any], err: Reporter) -> SamplerSpec:
 def _parse_pruner(table: Mapping[str, Any], err: Reporter) -> PrunerSpec:
     _check_keys(table, "pruner", err)
     spec = PrunerSpec(**table)
-    if not _named(spec.name, PRUNERS):
-        raise err("pruner.name", f"unknown pruner {spec.name!r}; choose one of: {_list(PRUNERS)}")
+    if not is_named(spec.name, PRUNERS):
+        raise err("pruner.name", f"unknown pruner {spec.name!r}; choose one of: {listed(PRUNERS)}")
     _check_options(spec.options, "pruner", err)
     return PrunerSpec(spec.name, dict(spec.options))
 
@@ -723,92 +485,6 @@ def _parse_pruner(table: Mapping[str, Any], err: Reporter) -> PrunerSpec:
 def _check_options(options: Any, section: str, err: Reporter) -> None:
     if not isinstance(options, Mapping):
         raise err(f"{section}.options", f"{options!r} must be a table, e.g. {{ key = value }}")
-
-
-def _parse_space(table: Mapping[str, Any], err: Reporter, *, own: bool = False) -> dict[str, Param]:
-    """[space]; `own`: an own network's, whose build takes keys of its own too (checked
-    against its signature by hpo.training.modelentry)."""
-    if not isinstance(table, Mapping):
-        raise err("space", "must be a table of hyperparameters")
-    space: dict[str, Param] = {}
-    for key, entry in table.items():
-        if key in SPACE_KEYS:
-            space[key] = _parse_param(key, entry, err)
-        elif own and OWN_KEY_PATTERN.fullmatch(key):
-            space[key] = _parse_param(key, entry, err, OWN_VALUE)
-        elif own:
-            raise err(f"space.{key}", "an own network's key must be a Python identifier")
-        else:
-            raise err(f"space.{key}", _unknown(key, SPACE_KEYS, "hyperparameter"))
-    return space
-
-
-def _parse_param(
-    key: str, entry: Any, err: Reporter, rule: tuple[_Check, str] | None = None
-) -> Param:
-    check, allowed = rule or SPACE_KEYS[key]
-    where = f"space.{key}"
-
-    def ensure(value: Any, what: str = "value") -> None:
-        if not check(value):
-            raise err(where, f"{what} {value!r} is not allowed; {key} must be {allowed}")
-
-    if not isinstance(entry, Mapping):
-        ensure(entry)
-        return FixedParam(entry)
-    if "choices" in entry:
-        extra = set(entry) - {"choices"}
-        if extra:
-            raise err(where, f"a categorical entry takes only 'choices', not {_list(extra)}")
-        choices = entry["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise err(where, "choices must be a non-empty list")
-        for choice in choices:
-            ensure(choice, "choice")
-        if len(set(map(repr, choices))) != len(choices):
-            raise err(where, f"choices {choices!r} repeat a value")
-        return CategoricalParam(tuple(choices))
-    return _parse_range(key, entry, ensure, err)
-
-
-def _parse_range(
-    key: str, entry: Mapping[str, Any], ensure: Callable[..., None], err: Reporter
-) -> Param:
-    where = f"space.{key}"
-    extra = set(entry) - {"low", "high", "log", "step"}
-    if extra:
-        raise err(
-            where, f"{_unknown(min(extra), ('low', 'high', 'log', 'step', 'choices'), 'field')}"
-        )
-    if "low" not in entry or "high" not in entry:
-        raise err(where, "a range needs both low and high (or use choices = [...])")
-    low, high = entry["low"], entry["high"]
-    log, step = entry.get("log", False), entry.get("step")
-    if not isinstance(log, bool):
-        raise err(where, f"log must be true or false, not {log!r}")
-    for bound in (low, high):
-        if not _is_number(bound):
-            raise err(where, f"low and high must be numbers, got {bound!r}")
-        ensure(bound, "bound")
-    if low > high:
-        raise err(where, f"low {low!r} is greater than high {high!r}")
-    if log and low <= 0:
-        raise err(where, f"log scale needs low > 0, got {low!r}")
-    if log and step is not None:
-        raise err(where, "step cannot be combined with log scale")
-    if step is not None and not (_is_number(step) and step > 0):
-        raise err(where, f"step must be a number > 0, got {step!r}")
-    own_ints = key not in SPACE_KEYS and all(_is_int(v) for v in (low, high, step or 1))
-    if key not in INT_KEYS and not own_ints:
-        return FloatParam(float(low), float(high), log, float(step) if step is not None else None)
-    if not (_is_int(low) and _is_int(high) and (step is None or _is_int(step))):
-        raise err(where, f"{key} takes integers: low, high and step must be integers")
-    param = IntParam(low, high, log, step if step is not None else 1)
-    values = range(low, high + 1, param.step)
-    if len(values) <= CHECKED_RANGE:
-        for value in values:
-            ensure(value, "range value")
-    return param
 
 
 def _drop_objective_defaults(snapshot: dict[str, Any]) -> None:
@@ -824,14 +500,3 @@ def _drop_objective_defaults(snapshot: dict[str, Any]) -> None:
         del snapshot["constraints"]
     if snapshot["latency_batch"] == 1:
         del snapshot["latency_batch"]
-
-
-def _param_to_dict(param: Param) -> Any:
-    if isinstance(param, FixedParam):
-        return param.value
-    if isinstance(param, CategoricalParam):
-        return {"choices": list(param.choices)}
-    entry = {"low": param.low, "high": param.high, "log": param.log}
-    if param.step not in (None, 1) or isinstance(param.step, float):
-        entry["step"] = param.step
-    return entry

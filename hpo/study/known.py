@@ -1,7 +1,7 @@
 """Known configurations: params a study runs first ([[enqueue]], `hpo enqueue`).
 
 Each one is checked against the study's space like the study file itself
-(hpo.config.spec.known_params) and keyed by a hash of its params. The study attr KNOWN_ATTR
+(hpo.config.space.known_params) and keyed by a hash of its params. The study attr KNOWN_ATTR
 keeps the key of every configuration ever accepted, so that re-running a launch queues none
 twice, and the configurations not queued yet. The budget's queue (hpo.study.create) places
 those before anything else: into queued trials that fix nothing, so that neither the queue
@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.config.spec import Param, Reporter, known_params
+from hpo.config.rules import Reporter
+from hpo.config.space import Param, known_params
 from hpo.errors import HpoError
 from hpo.study.records import KNOWN_ATTR
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import optuna
 
-from hpo.config.spec import MAX_EPOCHS, MAX_TRIALS, Reporter, StudySpec
+from hpo.config.rules import MAX_EPOCHS, MAX_TRIALS, Reporter
+from hpo.config.spec import StudySpec
 from hpo.config.vocabulary import PRUNERS, SAMPLERS
 
 # Seeds of parallel workers are spread this far apart so that no two workers of one study,

@@ -13,7 +13,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hpo.config.spec import (
+from hpo.config.space import (
     TRAINING_KEYS,
     CategoricalParam,
     FixedParam,

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from hpo.config.settings import WORKERS_ON_DEVICE_ENV, gpu_memory_fraction
-from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam, Param
+from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam, Param
 from hpo.errors import TrialTooLarge
 from hpo.study.space import split_params
 from hpo.training.loop import TrainConfig

@@ -1,7 +1,7 @@
 """Own networks: a study's `[model] entry = "module:function"`, found, checked and built.
 
 `build(input_shape, num_classes, **params) -> nn.Module` takes every [space] key that is
-not a training key (hpo.config.spec.TRAINING_KEYS). The module is looked up in the study
+not a training key (hpo.config.space.TRAINING_KEYS). The module is looked up in the study
 file's folder first, then on sys.path (PYTHONPATH). What a worker runs must be what the
 study was launched with: the module's source is hashed at launch, stored with the spec,
 and a worker whose copy differs refuses to join.
@@ -25,15 +25,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from hpo.config.spec import (
+from hpo.config.space import (
     TRAINING_KEYS,
     CategoricalParam,
     FixedParam,
     FloatParam,
     IntParam,
     Param,
-    StudySpec,
 )
+from hpo.config.spec import StudySpec
 from hpo.errors import ModelEntryError
 from hpo.training.loop import num_outputs
 from models import create_model

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from hpo.config.data import pairing_problem
-from hpo.config.spec import CategoricalParam, FixedParam, StudySpec
+from hpo.config.space import CategoricalParam, FixedParam
+from hpo.config.spec import StudySpec
 from hpo.config.vocabulary import USER_DATASETS
 from hpo.errors import DataError
 from hpo.training.userarrays import UserArrays, encode_labels, printable

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpo.config.spec import MAX_NAME_LENGTH, load_spec
+from hpo.config.rules import MAX_NAME_LENGTH
+from hpo.config.spec import load_spec
 from hpo.errors import SpecError
 from tests.helpers import run_hpo
 

@@ -6,14 +6,8 @@ from typing import Any
 
 import pytest
 
-from hpo.config.spec import (
-    OWN_MODEL,
-    TRAINING_KEYS,
-    FloatParam,
-    IntParam,
-    parse_spec,
-    spec_from_dict,
-)
+from hpo.config.space import TRAINING_KEYS, FloatParam, IntParam
+from hpo.config.spec import OWN_MODEL, parse_spec, spec_from_dict
 from hpo.errors import SpecError
 
 

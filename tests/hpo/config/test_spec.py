@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hpo.config.spec import (
-    CategoricalParam,
-    FixedParam,
-    FloatParam,
-    IntParam,
-    load_spec,
-    parse_spec,
-    spec_from_dict,
-)
+from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam
+from hpo.config.spec import load_spec, parse_spec, spec_from_dict
 from hpo.errors import SpecError
 
 STUDIES = sorted(Path(__file__).parents[3].joinpath("studies").glob("*.toml"))
@@ -437,7 +430,7 @@ def test_force_augment_allows_crop_flip_on_digits() -> None:
 
 
 def test_model_keys_follow_create_model() -> None:
-    from hpo.config.spec import SPACE_KEYS
+    from hpo.config.space import SPACE_KEYS
     from models.vocabulary import MODEL_KEYS
 
     assert {"pool", "kernel"} <= MODEL_KEYS <= set(SPACE_KEYS)

@@ -20,16 +20,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hpo.config.spec import (
-    INT_KEYS,
-    MODEL_ONLY_KEYS,
-    SPACE_KEYS,
-    DataSpec,
-    PrunerSpec,
-    SamplerSpec,
-    StudySpec,
-    TrainSpec,
-)
+from hpo.config.space import INT_KEYS, SPACE_KEYS
+from hpo.config.spec import MODEL_ONLY_KEYS, DataSpec, PrunerSpec, SamplerSpec, StudySpec, TrainSpec
 from hpo.config.vocabulary import PRUNERS, SAMPLERS
 from models.vocabulary import MODEL_NAMES
 from tests.helpers import (

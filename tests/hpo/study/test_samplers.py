@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 import pytest
 
-from hpo.config.spec import MAX_SEED
+from hpo.config.rules import MAX_SEED
 from hpo.config.vocabulary import PRUNERS, SAMPLERS
 from hpo.study.samplers import WORKER_SEED_STRIDE, build_pruner, build_sampler, worker_seed
 from tests.helpers import assert_usage_error, option_defaults, run_hpo, run_main, study_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo.config.spec import CategoricalParam, FixedParam, FloatParam, IntParam
+from hpo.config.space import CategoricalParam, FixedParam, FloatParam, IntParam
 from hpo.study.space import split_params, suggest_params, to_distribution
 
 SPACE = {

@@ -9,7 +9,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from hpo.config.spec import MAX_BATCH, MAX_DEPTH, MAX_WIDTH, load_spec
+from hpo.config.rules import MAX_BATCH, MAX_DEPTH, MAX_WIDTH
+from hpo.config.spec import load_spec
 from hpo.errors import SpecError
 from hpo.runtime.worker import run_worker
 from hpo.storage.open import open_storage
