@@ -253,8 +253,8 @@ def instrumented(file: Path, folder: Path, trials: int) -> None:
         (hpo.training.objective, "train"): profiler.wrap(
             "training loop", hpo.training.objective.train
         ),
-        (hpo.training.objective, "create_model"): profiler.wrap(
-            "model build", hpo.training.objective.create_model
+        (hpo.training.objective, "create_network"): profiler.wrap(
+            "model build", hpo.training.objective.create_network
         ),
         (hpo.training.objective, "evaluate"): profiler.wrap(
             "test evaluation", hpo.training.objective.evaluate
