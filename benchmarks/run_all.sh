@@ -48,6 +48,7 @@ if [ "$quick" = 1 ]; then
     run own_model --trials 2 --rounds 1
     run data_cache --quick
     run cnn_head --quick
+    run replay_speed --quick
 else
     run train_speed --repeats 7 --epochs 2
     run overhead --trials 30 --epochs 12 --repeats 2 --skip-instrumented
@@ -62,5 +63,6 @@ else
     run own_model --trials 8 --rounds 3
     run data_cache
     run cnn_head
+    run replay_speed --arms random,tpe,tpe+hyperband --seeds 2
 fi
 echo "== done $(date -u +%FT%TZ) ($(uptime)); output in $out"
