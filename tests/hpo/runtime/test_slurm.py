@@ -505,7 +505,9 @@ def test_time_limit_warning_requeues_the_task_and_resumes_the_trial(
     slurm_cluster: kit.Cluster, postgres_url: str, tmp_path: Path
 ) -> None:
     env = task_env(slurm_cluster, postgres_url, tmp_path / "artifacts")
-    study = create_study(tmp_path, env, trials=2, epochs=30, max_train=3000)
+    # Long enough that the trial is still training when USR2 arrives: on a quiet machine 30
+    # epochs of rings ended before the signal did, and the trial completed unrequeued.
+    study = create_study(tmp_path, env, trials=2, epochs=300, max_train=3000)
     # One task: the requeued task itself must take the trial back.
     submitted = submit_workers(slurm_cluster, study, env, tmp_path, workers=1)
     loaded = optuna.load_study(study_name=study, storage=postgres_url)
