@@ -127,3 +127,22 @@ class PgActivitySampler(threading.Thread):
             while not self.done.wait(self.every):
                 rows = connection.execute(query, {"database": self.database}).all()
                 self.samples.append(Counter(dict(rows)))
+
+
+def figure(name: str, values: Sequence[float], unit: str = "") -> None:
+    """Print one headline figure as a line `benchmarks/check_figures.py` reads back.
+
+    `values` are the figure's per-round (or per-pair) measurements: the line gives their
+    median and their spread (min, max), so a later run can be judged against it.
+    """
+    finite = [v for v in values if v == v]  # NaN != NaN: a round that measured nothing
+    if not finite:
+        print(f"figure: {name} none{' ' + unit if unit else ''}")
+        return
+    cells = f"median={median(finite):.4g} min={min(finite):.4g} max={max(finite):.4g}"
+    print(f"figure: {name} {cells} n={len(finite)}{' ' + unit if unit else ''}")
+
+
+def count(name: str, value: float) -> None:
+    """Print a count (lost trials, statements, connections): a later run must equal it."""
+    print(f"figure: {name} count={value:g}")

@@ -19,7 +19,7 @@ import argparse
 import _machine  # noqa: F401  (puts the project on sys.path)
 import numpy as np
 import torch
-from _machine import banner
+from _machine import banner, figure
 from torch import nn
 
 from hpo.training.datafiles import read_files
@@ -81,10 +81,13 @@ def main() -> None:
     print(f"{TRAIN} training images, {epochs} epochs, test accuracy on {TEST} images")
     for grid in (1, 4):
         params = sum(p.numel() for p in depth1_cnn(grid, 0).parameters())
+        every: list[float] = []
         for lr in (1e-3, 3e-3):
             scores = [accuracy(grid, lr, seed, epochs, data) for seed in range(seeds)]
+            every += scores
             shown = " ".join(f"{score:.3f}" for score in scores)
             print(f"head pool {grid}x{grid} ({params:>5} params), lr {lr:g}: {shown}")
+        figure(f"depth-1 CNN, head pool {grid}x{grid}: test accuracy", every)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import sqlalchemy
-from _machine import PG_ADMIN_URL, ROOT, PgActivitySampler, banner, fresh_postgres
+from _machine import PG_ADMIN_URL, ROOT, PgActivitySampler, banner, count, fresh_postgres
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
@@ -118,6 +118,9 @@ def main() -> None:
             f"{budget.finished / seconds:.2f} trials/s ({seconds:.1f} s, process start included)"
         )
         print(f"errors: exit codes {dict(codes)}, {failed} failed trials; lost trials: {lost}")
+        count("connections: most PostgreSQL connections of one worker", most)
+        bad_exits = sum(n for code, n in codes.items() if code != 0)
+        count("connections: failed + lost trials + failed worker exits", failed + lost + bad_exits)
         failures = {
             e.strip().splitlines()[-1]
             for w, e in zip(workers, stderr, strict=True)

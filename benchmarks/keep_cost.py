@@ -20,7 +20,7 @@ from pathlib import Path
 
 import _machine
 import sqlalchemy
-from _machine import banner, fresh_postgres, median
+from _machine import banner, figure, fresh_postgres, median
 
 from hpo.config.spec import load_spec
 from hpo.runtime.worker import run_worker
@@ -131,6 +131,12 @@ def main() -> None:
                 f"{median([r['seconds'] for r in runs]):>9.4f} "
                 f"{median([r['offer_ms'] for r in runs]):>17.2f}"
             )
+        pairs = zip(results[3], results[0], strict=True)
+        ratios = [three["seconds"] / zero["seconds"] for three, zero in pairs]
+        figure(f"keep: {backend} s/trial, keep = 3 / keep = 0", ratios, "x")
+        for keep, runs in results.items():
+            figure(f"keep: {backend} statements/trial, keep = {keep}",
+                   [r["statements"] for r in runs])  # fmt: skip
     print(f"\nload average at end: {_machine.load()}")
 
 

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy
-from _machine import ZERO_COST_STUDY, banner
+from _machine import ZERO_COST_STUDY, banner, count
 
 from hpo.config.spec import load_spec
 from hpo.storage.open import open_storage
@@ -74,6 +74,9 @@ def main() -> None:
             f"{[p.exitcode for p in processes]}: {budget.finished / seconds:.1f} trials/s "
             f"({seconds:.1f} s, process start included)"
         )
+        lost = args.trials - budget.finished
+        count("postgres load: lost trials + failed worker exits",
+              lost + sum(p.exitcode != 0 for p in processes))  # fmt: skip
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -37,7 +37,7 @@ from typing import Any
 
 import _machine
 import optuna
-from _machine import banner, load, median
+from _machine import banner, figure, load, median
 from optuna.trial import TrialState
 
 HERE = Path(__file__).resolve().parent
@@ -153,7 +153,7 @@ def ab(file: Path, folder: Path, trials: int, repeats: int) -> dict[str, list[Si
     return sides
 
 
-def print_ab(sides: dict[str, list[Side]]) -> None:
+def print_ab(sides: dict[str, list[Side]], label: str) -> None:
     print(f"\n{'':<34}{'hpo':>10}{'plain':>10}")
 
     def row(label: str, f: Callable[[Side], float], fmt: str = "{:>10.2f}") -> None:
@@ -176,6 +176,12 @@ def print_ab(sides: dict[str, list[Side]]) -> None:
         f"ratio hpo/plain trials/min: {median(hpo) / median(plain):.3f} (medians); "
         f"per A/B pair {', '.join(f'{r:.3f}' for r in pairs)}"
     )
+    figure(f"overhead ({label}): hpo / plain trials/min", pairs, "x")
+    for name in ("hpo", "plain"):
+        in_trial = [1000 * median(s.in_trial) for s in sides[name]]
+        figure(f"overhead ({label}): {name} in-trial overhead", in_trial, "ms/trial")
+    startups = [h.startup - p.startup for h, p in zip(sides["hpo"], sides["plain"], strict=True)]
+    figure(f"overhead ({label}): hpo - plain start-up to first trial", startups, "s")
     runs = sides["hpo"] + sides["plain"]
     same = all(run.configs == runs[0].configs for run in runs)
     print(f"every run trained the same configurations: {'yes' if same else 'NO'}")
@@ -333,7 +339,8 @@ def main() -> None:
             diagnostics=not args.no_diagnostics,
         )
         if not args.skip_ab:
-            print_ab(ab(file, folder, args.trials, args.repeats))
+            label = "diagnostics off" if args.no_diagnostics else "diagnostics on"
+            print_ab(ab(file, folder, args.trials, args.repeats), label)
         if not args.skip_instrumented:
             instrumented(file, folder, args.trials)
     print(f"load average at end: {load()}")

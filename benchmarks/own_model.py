@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import _machine
-from _machine import banner, median
+from _machine import banner, figure, median
 
 from hpo.config.spec import load_spec
 from hpo.runtime.worker import run_worker
@@ -159,6 +159,7 @@ def main() -> None:
         f"own {median(rates['own']):.2f}; own / built-in per round: median "
         f"{median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
     )
+    figure("own model: own / built-in trials/s", ratios, "x")
     print_build_costs(args.width)
     print(f"load average at end: {_machine.load()}")
 

@@ -36,7 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy
-from _machine import PG_ADMIN_URL, ROOT, ZERO_COST_STUDY, PgActivitySampler, banner, fresh_postgres
+from _machine import (
+    PG_ADMIN_URL,
+    ROOT,
+    ZERO_COST_STUDY,
+    PgActivitySampler,
+    banner,
+    count,
+    fresh_postgres,
+)
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
@@ -198,8 +206,14 @@ def main() -> None:
     if args.baseline_workers:
         arms.append(("direct", args.baseline_workers))
     for arm, workers in arms:
-        for line in run_arm(arm, workers, args.trials, args.admin_url, args.every).lines():
+        outcome = run_arm(arm, workers, args.trials, args.admin_url, args.every)
+        for line in outcome.lines():
             print(line, flush=True)
+        lost = max(0, outcome.target - outcome.complete)
+        count(f"proxy fleet: {arm}, failed + lost trials", outcome.failed + lost)
+        if arm == "proxy":  # the claim: workers behind the proxy never open a connection
+            count("proxy fleet: proxy, peak PostgreSQL connections of the workers",
+                  outcome.peak_workers)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 
 import _machine  # noqa: F401  (puts the repository on sys.path)
 import numpy as np
-from _machine import banner
+from _machine import banner, figure
 
 from hpo.compare.record import pick_configs
 from hpo.compare.replay import replay_rows
@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--trials", default="50,100,200", help="comma-separated budgets")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--configs", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2, help="timings of each point")
     parser.add_argument("--quick", action="store_true", help="2 arms, 1 seed, 20/50 trials")
     args = parser.parse_args()
     if args.quick:
@@ -75,10 +76,14 @@ def main() -> None:
     for arm in args.arms.split(","):
         for trials in (int(t) for t in args.trials.split(",")):
             plan = plan_comparison(spec, arm, seeds=args.seeds, trials=trials)
-            started = time.perf_counter()
-            rows = replay_rows(table, plan, spec, workers=args.workers)
-            seconds = time.perf_counter() - started
-            print(f"{arm:<16} {trials:>6} {seconds:>9.2f} {len(rows) / seconds:>9.1f}", flush=True)
+            rates = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                rows = replay_rows(table, plan, spec, workers=args.workers)
+                seconds = time.perf_counter() - started
+                rates.append(len(rows) / seconds)
+                print(f"{arm:<16} {trials:>6} {seconds:>9.2f} {rates[-1]:>9.1f}", flush=True)
+            figure(f"replay: {arm} at {trials} trials, trials/s", rates)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from typing import Any
 
 import _machine
 import optuna
-from _machine import banner, fresh_postgres, load, median
+from _machine import banner, figure, fresh_postgres, load, median
 from optuna.trial import TrialState, create_trial
 
 from hpo.config.space import FixedParam
@@ -251,6 +251,8 @@ def summary(backend: str, results: Results, sizes: list[int], samplers: list[str
                 cells.append(ours if isinstance(ours, str) else "not run")
                 continue
             cells.append(ratio_cell(ours, theirs))
+            ratios = [a / b for a, b in zip(ours, theirs, strict=False)]
+            figure(f"sampler cost: {backend} {name} at {n} trials, hpo / Optuna", ratios, "x")
         print(f"{name:<8}" + "".join(f"{c:>34}" for c in cells))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import _machine
 import optuna
-from _machine import banner, fresh_postgres, load
+from _machine import banner, count, figure, fresh_postgres, load, median
 
 SLEEP_SECONDS = 0.2
 
@@ -143,6 +143,9 @@ def main() -> None:
     )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--kinds", default="zero,sleep")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="sweeps, the worker counts reversed every other one"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.workers.split(",")]
     print(banner("worker scaling: trials/s by workers and storage"))
@@ -159,31 +162,14 @@ def main() -> None:
     rows: list[Row] = []
     try:
         with tempfile.TemporaryDirectory(prefix="hpo-scaling-") as tmp:
-            for backend in args.backends.split(","):
-                for kind in args.kinds.split(","):
-                    for workers in counts:
-                        budget = (
-                            args.zero_trials
-                            if kind == "zero"
-                            else args.sleep_trials_per_worker * workers
-                        )
-                        if backend == "sqlite":
-                            url = f"sqlite:///{Path(tmp) / f'{kind}-{workers}.db'}"
-                            row = run_config(url, backend, kind, workers, budget, pool, results)
-                        else:
-                            with fresh_postgres() as pg_url:
-                                if pg_url is None:
-                                    break
-                                row = run_config(
-                                    pg_url, backend, kind, workers, budget, pool, results
-                                )
-                        rows.append(row)
-                        print(
-                            f"  {backend:<10} {kind:<5} {workers:>2} workers: {row.per_s:7.1f} "
-                            f"trials/s ({row.finished}/{budget} in {row.seconds:.1f} s), "
-                            f"errors {row.errors}, lost {row.lost}, load {load()}",
-                            flush=True,
-                        )
+            for sweep in range(args.rounds):
+                order = counts if sweep % 2 == 0 else counts[::-1]
+                for backend in args.backends.split(","):
+                    for kind in args.kinds.split(","):
+                        for workers in order:
+                            row = run_one(tmp, sweep, backend, kind, workers, args, pool, results)
+                            if row is not None:
+                                rows.append(row)
     finally:
         for queue in pool:
             queue.put(None)
@@ -192,19 +178,57 @@ def main() -> None:
     print_table(rows)
 
 
+def run_one(
+    tmp: str,
+    sweep: int,
+    backend: str,
+    kind: str,
+    workers: int,
+    args: Any,
+    pool: list[Any],
+    results: Any,
+) -> Row | None:
+    """One configuration on a fresh SQLite file or PostgreSQL database (None: no server)."""
+    budget = args.zero_trials if kind == "zero" else args.sleep_trials_per_worker * workers
+    if backend == "sqlite":
+        url = f"sqlite:///{Path(tmp) / f'{kind}-{workers}-{sweep}.db'}"
+        row = run_config(url, backend, kind, workers, budget, pool, results)
+    else:
+        with fresh_postgres() as pg_url:
+            if pg_url is None:
+                return None
+            row = run_config(pg_url, backend, kind, workers, budget, pool, results)
+    print(
+        f"  {backend:<10} {kind:<5} {workers:>2} workers: {row.per_s:7.1f} "
+        f"trials/s ({row.finished}/{budget} in {row.seconds:.1f} s), "
+        f"errors {row.errors}, lost {row.lost}, load {load()}",
+        flush=True,
+    )
+    return row
+
+
 def print_table(rows: list[Row]) -> None:
+    """Medians over sweeps; the speed-up of each sweep is against that sweep's 1 worker."""
     print(
         f"\n{'storage':<11}{'objective':<10}{'workers':>8}{'trials/s':>10}{'speedup':>9}"
         f"{'ideal':>8}{'errors':>8}{'lost':>6}"
     )
-    for row in rows:
-        one = next(r for r in rows if (r.backend, r.kind, r.workers) == (row.backend, row.kind, 1))
-        ideal = f"{row.workers / SLEEP_SECONDS:>8.1f}" if row.kind == "sleep" else f"{'':>8}"
-        speedup = row.per_s / one.per_s if one.per_s else float("nan")
+    keys = list(dict.fromkeys((r.backend, r.kind, r.workers) for r in rows))
+    for backend, kind, workers in keys:
+        same = [r for r in rows if (r.backend, r.kind, r.workers) == (backend, kind, workers)]
+        ones = [r for r in rows if (r.backend, r.kind, r.workers) == (backend, kind, 1)]
+        speedups = [
+            r.per_s / one.per_s for r, one in zip(same, ones, strict=False) if one.per_s > 0
+        ]
+        ideal = f"{workers / SLEEP_SECONDS:>8.1f}" if kind == "sleep" else f"{'':>8}"
+        errors, lost = sum(r.errors for r in same), sum(r.lost for r in same)
         print(
-            f"{row.backend:<11}{row.kind:<10}{row.workers:>8}{row.per_s:>10.1f}{speedup:>9.2f}"
-            f"{ideal}{row.errors:>8}{row.lost:>6}"
+            f"{backend:<11}{kind:<10}{workers:>8}{median([r.per_s for r in same]):>10.1f}"
+            f"{median(speedups):>9.2f}{ideal}{errors:>8}{lost:>6}"
         )
+        if workers > 1:
+            figure(f"scaling: {backend} {kind}, {workers} workers / 1", speedups, "x")
+    count("scaling: errors + lost trials, all configurations", sum(r.errors + r.lost for r in rows))
     print(f"load average at end: {load()}")
 
 

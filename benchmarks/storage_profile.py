@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import cProfile
 import dataclasses
+import itertools
 import os
 import platform
 import pstats
@@ -54,7 +55,7 @@ from typing import Any
 import _machine
 import optuna
 import sqlalchemy
-from _machine import banner, fresh_postgres, load
+from _machine import banner, figure, fresh_postgres, load
 from optuna.trial import TrialState
 
 from tests.helpers import zero_cost
@@ -700,6 +701,22 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
                 print("\n".join(profile_table(result.profiles[name], window.trials, args.top)))
 
 
+def figures(results: list[Result]) -> None:
+    """hpo's whole-study trials/s over each other variant's, round by round (runs in order)."""
+    keys = dict.fromkeys((r.backend, r.size) for r in results if r.mode == "full")
+    for backend, size in keys:
+        runs = [r for r in results if (r.backend, r.size, r.mode) == (backend, size, "full")]
+        ours = [r.per_s for r in runs if r.variant == "hpo"]
+        for other in dict.fromkeys(r.variant for r in runs if r.variant != "hpo"):
+            theirs = [r.per_s for r in runs if r.variant == other]
+            ratios = [a / b for a, b in zip(ours, theirs, strict=False) if b > 0]
+            figure(f"storage: {backend} N={size}, hpo / {other} trials/s", ratios, "x")
+        for variant in dict.fromkeys(r.variant for r in runs):
+            late = [r.windows["late"].statements for r in runs if r.variant == variant
+                    and "late" in r.windows]  # fmt: skip
+            figure(f"storage: {backend} N={size}, {variant} statements/trial", late)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -728,6 +745,9 @@ def parse_args() -> argparse.Namespace:
         "--queue", type=int, default=0, help="hpo's WAITING queue depth [default: QUEUE_DEPTH]"
     )
     parser.add_argument("--top", type=int, default=25, help="lines of each profile/caller table")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of each variant, the order reversed every other"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     chosen = args.profile_sizes.split(",") if args.profile_sizes else [max(sizes)]
@@ -758,8 +778,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hpo-storage-profile-") as tmp:
         for backend in args.backends.split(","):
             factory = url_factory_for(backend, Path(tmp))
-            for size in sizes:
-                for variant in args.variants.split(","):
+            variants = args.variants.split(",")
+            for round_index, size in itertools.product(range(args.rounds), sizes):
+                for variant in variants if round_index % 2 == 0 else variants[::-1]:
                     if variant == "hpo":
                         result = run_hpo(factory, backend, size, args)
                     else:
@@ -774,6 +795,7 @@ def main() -> None:
                         flush=True,
                     )
     report(results, args)
+    figures(results)
     print(f"\nload average at end: {load()}; whole script {time.perf_counter() - started:.0f} s")
 
 

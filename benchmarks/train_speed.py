@@ -39,7 +39,7 @@ import _machine  # noqa: F401  (sys.path for `hpo` when run from a checkout)
 import optuna
 import torch
 import torch.nn.functional as F
-from _machine import banner, load, median
+from _machine import banner, figure, load, median
 from torch import nn
 
 from hpo.config.space import FixedParam
@@ -225,6 +225,7 @@ def report(runs: dict[str, list[Run]], *, title: str) -> None:
         if name in runs:
             pairs = [h.samples_per_s / b for h, b in zip(runs[name], bare, strict=True)]
             print(f"{name} / bare per interleaved pair: median {median(pairs):.3f} ({len(pairs)})")
+            figure(f"{title}: {name} / bare loop, samples/s", pairs, "x")
 
 
 def ablate(setup: Setup, repeats: int) -> None:
@@ -244,7 +245,7 @@ def ablate(setup: Setup, repeats: int) -> None:
         for name in order:
             run = run_hpo(dataclasses.replace(setup, config=variants[name]))
             rates[name].append(run.samples_per_s)
-    reference = median(rates["all on (default)"])
+    reference = median(rates["default"])
     print(f"\ntricks, hpo train() ({repeats} runs each, load now {load()})")
     print(f"{'variant':<20}{'samples/s median':>18}{'vs default':>12}")
     for name, values in rates.items():
