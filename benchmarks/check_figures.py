@@ -74,9 +74,21 @@ def read_figures(folder: Path) -> dict[str, Figure]:
     return found
 
 
-def table(figures: dict[str, Figure]) -> str:
-    """The figures as a markdown table, in the order the raw outputs hold them."""
-    lines = ["| raw output | figure | median | spread (rounds) |", "|---|---|---:|---|"]
+def provenance(folder: Path) -> list[str]:
+    """What run_all.sh wrote about its run (commit, times, machine), as markdown lines."""
+    path = folder / "run.txt"
+    if not path.exists():
+        return []
+    keep = ("commit:", "started:", "finished:", "machine:", "python ")
+    lines = [line for line in path.read_text().splitlines() if line.startswith(keep)]
+    return [f"- {line}" for line in lines] + [""]
+
+
+def table(figures: dict[str, Figure], about: list[str] | None = None) -> str:
+    """The figures as a markdown table, in the order the raw outputs hold them, after the
+    run's provenance lines."""
+    lines = [*(about or []), "| raw output | figure | median | spread (rounds) |"]
+    lines.append("|---|---|---:|---|")
     for key, figure in figures.items():
         source, name = key.split(": ", 1)
         value = f"{figure.median:.4g}{' ' + figure.unit if figure.unit else ''}"
@@ -114,7 +126,7 @@ def main() -> None:
     if not committed:
         sys.exit(f"no figure lines in {args.committed}")
     if args.table:
-        print(table(committed), end="")
+        print(table(committed, provenance(args.committed)), end="")
         return
     if args.new is None:
         parser.error("give NEW_DIR (a run's output folder) or --table")

@@ -2,7 +2,7 @@
 # Rerun every benchmark that runs on a CPU, one after another, then check the new figures
 # against the committed ones (benchmarks/check_figures.py).
 #
-#   bash benchmarks/run_all.sh            # the sizes BENCHMARKS.md quotes (~30 min idle, 2 cores);
+#   bash benchmarks/run_all.sh            # the sizes BENCHMARKS.md quotes (~20 min idle, 2 cores);
 #                                         # output in a new folder, checked against
 #                                         # benchmarks/results/ (exit 1 if a figure differs)
 #   bash benchmarks/run_all.sh --update   # the same, written into benchmarks/results/ (what
@@ -26,7 +26,17 @@ check) out=$(mktemp -d -t hpo-bench-XXXX) ;;
     ;;
 esac
 mkdir -p "$out"
-echo "== commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%FT%TZ), output in $out"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    commit="$commit with uncommitted changes"
+fi
+echo "== commit $commit, $(date -u +%FT%TZ), output in $out"
+# The run's provenance, read back by check_figures.py --table (BENCHMARKS.md quotes it).
+{
+    echo "commit: $commit"
+    echo "started: $(date -u +%FT%TZ)"
+    python3 -c 'import sys; sys.path.insert(0, "benchmarks"); import _machine; print(_machine.banner("run_all"))'
+} >"$out/run.txt"
 run() { # run FILE SCRIPT ARGS...: benchmarks/SCRIPT.py's output, also kept in $out/FILE.txt
     local file=$1 name=$2
     shift 2
@@ -49,24 +59,26 @@ if [ "$mode" = --quick ]; then
     run cnn_head cnn_head --quick
     run replay_speed replay_speed --quick
 else
-    run train_speed train_speed --repeats 7 --epochs 2
-    run overhead overhead --trials 12 --epochs 2 --repeats 3 --skip-instrumented
-    run overhead_no_diagnostics overhead --trials 12 --epochs 2 --repeats 3 --skip-instrumented \
+    run train_speed train_speed --repeats 5 --epochs 1
+    run overhead overhead --trials 8 --epochs 1 --repeats 3 --skip-instrumented
+    run overhead_no_diagnostics overhead --trials 8 --epochs 1 --repeats 3 --skip-instrumented \
         --no-diagnostics
-    run scaling scaling --workers 1,2,4,8 --zero-trials 100 --sleep-trials-per-worker 4 --rounds 2
-    run sampler_cost sampler_cost --repeats 3 --postgres --samplers random,tpe,gp --cap-seconds 30
+    run scaling scaling --workers 1,2,4 --zero-trials 60 --sleep-trials-per-worker 4 --rounds 2
+    run sampler_cost sampler_cost --sizes 100,1000 --repeats 3 --postgres \
+        --samplers random,tpe,gp --cap-seconds 5
     run storage_profile storage_profile --backends sqlite,postgresql --sizes 300 --full-max 300 \
         --window 50 --profiled 20 --profile-sizes 0 --variants hpo,optuna,optuna-hpo-storage \
         --rounds 4
     run keep_cost keep_cost --trials 40 --repeats 3
     run load_postgres load_postgres
-    run connections connections --workers 32 --trials 320
-    run proxy_fleet proxy_fleet --workers 64 --trials 1000 --baseline-workers 32
-    run own_model own_model --trials 40 --rounds 5
+    run connections connections --workers 16 --trials 160
+    run proxy_fleet proxy_fleet --workers 32 --trials 500 --baseline-workers 16
+    run own_model own_model --trials 20 --rounds 4
     run data_cache data_cache
     run cnn_head cnn_head
     run replay_speed replay_speed --arms random,tpe,tpe+hyperband --seeds 2
 fi
+echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/run.txt"
 echo "== done $(date -u +%FT%TZ) ($(uptime)); output in $out"
 if [ "$mode" = check ]; then
     python3 benchmarks/check_figures.py "$out"
