@@ -16,9 +16,11 @@ the stored trials: each epoch's reported value and seconds (`epoch_seconds`) and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
+import os
 import platform
 import warnings
 from collections.abc import Mapping
@@ -162,12 +164,23 @@ def table_meta(
         "epochs": spec.train.epochs,
         "repeats": repeats,
         GRID_META: "1" if grid else "0",
-        "machine": f"{platform.node()} {platform.platform()} {platform.processor()}".strip(),
+        "machine": _machine(),
         "device": ", ".join(devices),
         "hpo_version": _hpo_version(),
         "torch_version": torch.__version__,
         "optuna_version": optuna.__version__,
     }
+
+
+def _machine() -> str:
+    """Cores, CPU model and OS of the machine that recorded (its GPUs are in `device`)."""
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {model}, {platform.platform()}"
 
 
 def _hpo_version() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import sqlite3
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def test_recorded_table_has_the_documented_schema(tmp_path: Path, sqlite_url: st
         assert meta[key], key
     assert meta["torch_version"] and meta["dataset"] == "rings" and meta["grid"] == "1"
     assert meta["epochs"] == "2"
+    assert f"{os.cpu_count()} cores, " in meta["machine"]  # the machine named, not only the OS
     assert read_table(out).grid
     db.close()
     # Run again: the studies have their budgets, nothing trains, the same table is written.
