@@ -10,9 +10,10 @@
 #   bash benchmarks/run_all.sh --quick    # every script once at a small size (a few minutes):
 #                                         # proves they run; its numbers are not figures
 #
-# Not here: startup.py (needs --before, a second source tree: see BENCHMARKS.md), the Slurm
-# latency (slurm_latency.py needs the Slurm kit of tests/hpo/runtime/kit.py) and the GPU runs
-# (benchmarks/gpu_run.sh on a GPU machine). PostgreSQL must answer at 127.0.0.1:5432.
+# Not here: the GPU runs (benchmarks/gpu_run.sh on a GPU machine). PostgreSQL must answer at
+# 127.0.0.1:5432; the Slurm latency runs where Slurm is installed (bash .ci/install-slurm, as
+# root) and is skipped otherwise; start-up compares this tree with the tree before the layers
+# (commit 3a40409, taken with git archive).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-check}
@@ -77,6 +78,15 @@ else
     run data_cache data_cache
     run cnn_head cnn_head
     run replay_speed replay_speed --arms random,tpe,tpe+hyperband --seeds 2
+    before=$(mktemp -d -t hpo-before-XXXX)
+    git archive 3a40409 | tar -x -C "$before"
+    run startup startup --before "$before" --repeats 5
+    rm -rf "$before"
+    if command -v slurmctld >/dev/null && [ "$(id -u)" = 0 ]; then
+        run slurm_latency slurm_latency --runs 3
+    else
+        echo "== slurm_latency skipped: Slurm is not installed here, or this is not root"
+    fi
 fi
 echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/run.txt"
 echo "== done $(date -u +%FT%TZ) ($(uptime)); output in $out"

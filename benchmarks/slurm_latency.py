@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from _machine import ROOT, banner, fresh_postgres, median
+from _machine import ROOT, banner, figure, fresh_postgres, median
 
 if TYPE_CHECKING:  # annotations only
     import optuna
@@ -182,6 +182,7 @@ def main() -> None:
         print(
             f"  {key:<28} {median(values):6.1f} s  (min {min(values):.1f}, max {max(values):.1f})"
         )
+        figure(f"slurm: {key}", values, "s")
 
 
 if __name__ == "__main__":

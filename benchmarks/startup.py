@@ -97,6 +97,8 @@ def main() -> None:
                 f"{' '.join(command):<20}{before:>10.2f}s{min(times['before']):>6.2f}s"
                 f"{after:>10.2f}s{min(times['after']):>6.2f}s{before / after:>7.1f}x"
             )
+            pairs = [b / a for b, a in zip(times["before"], times["after"], strict=True)]
+            _machine.figure(f"start-up: hpo {' '.join(command)}, before / after", pairs, "x")
 
 
 if __name__ == "__main__":
