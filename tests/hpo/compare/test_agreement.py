@@ -7,6 +7,7 @@ import math
 import pytest
 
 from hpo.compare.agreement import agreement, overlap
+from hpo.compare.agreement_report import agreement_headline, agreement_table, per_seed_table
 from hpo.compare.runs import Finished, RunRow, study_rows
 from hpo.compare.stats import Interval
 
@@ -103,3 +104,17 @@ def test_overlap() -> None:
     assert not overlap(Interval(1, 0, 1.9), Interval(3, 2, 4))
     assert overlap(Interval(5, 3, math.inf), Interval(9, 8, 10))  # "never" reaches up
     assert not overlap(Interval(math.nan, math.nan, math.nan), Interval(1, 0, 2))
+
+
+def test_the_page_names_the_arms_that_disagree_and_marks_their_rows() -> None:
+    live = arm_rows("random", spread(0.8)) + arm_rows("tpe", spread(0.9))
+    replay = arm_rows("random", spread(0.8)) + arm_rows("tpe", spread(0.5))
+    result = agreement(live, replay, direction="maximize")
+    headline = agreement_headline(result)
+    assert "median final best: tpe;" in headline
+    table = agreement_table(result, "val_accuracy")
+    assert table.count("**no**") >= 1
+    assert "| random | median final best val_accuracy [95% CI] |" in table
+    assert "| tpe | median final best val_accuracy [95% CI] |" in table
+    assert table.count("\n") + 1 == 2 + 5 * 2  # header, rule, five rows per arm
+    assert len(per_seed_table(result).splitlines()) == 2 + 2 * SEEDS
