@@ -49,8 +49,10 @@ def main(folder: Path) -> None:
     about = (folder / "about.md").read_text(encoding="utf-8")
     if about.count(MARKER) != 1:
         raise SystemExit(f"{folder / 'about.md'}: needs one line {MARKER}")
-    (study_file,) = sorted(folder.glob("*.toml"))
-    spec = load_spec(study_file)
+    tomls = sorted(folder.glob("*.toml"))
+    if len(tomls) != 1:
+        raise SystemExit(f"{folder}: needs exactly one study file (*.toml), found {len(tomls)}")
+    spec = load_spec(tomls[0])
     live = read_runs(folder / "live" / "runs.csv")
     replay = read_runs(folder / "replay" / "runs.csv")
     if replayed_again(folder, spec, live) != replay:
