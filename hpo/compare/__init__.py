@@ -11,6 +11,7 @@ The parts, in the order data flows through them:
 - simulator.py  one arm's study replayed against a table with W simulated workers
 - replay.py   `hpo compare --replay`: every arm x seed replayed, runs.csv, the report
 - runs.py     DIR/runs.csv, written by every compare; a replay's report is built from it
+- walltime.py  wall time to target from runs.csv's clock (W workers): pure
 - agreement.py  a live comparison against its replay, arm by arm, from two runs.csv: pure
 - agreement_report.py  that agreement as Markdown, live and replay side by side
 - load.py     reading a comparison back from the storage as plain data (a multi-objective
