@@ -7,22 +7,22 @@ same here as on a report page.
 from __future__ import annotations
 
 from hpo.compare.agreement import Agreement, ArmAgreement, Side
-from hpo.compare.report import _compute_cell, _f, _fraction_cell, _s
+from hpo.compare.report import compute_cell, fraction_cell, num, secs
 
 
 def _final(side: Side) -> str:
-    return f"{_f(side.final.estimate)} [{_f(side.final.low)}, {_f(side.final.high)}]"
+    return f"{num(side.final.estimate)} [{num(side.final.low)}, {num(side.final.high)}]"
 
 
 def _compute(side: Side) -> str:
     c = side.compute
-    return _compute_cell(c.median, c.reached, c.studies)
+    return compute_cell(c.median, c.reached, c.studies)
 
 
 def _fraction(side: Side, baseline: bool) -> str:
     if baseline:
         return "baseline"
-    return _fraction_cell(side.fraction, side.compute.reached, side.compute.studies)
+    return fraction_cell(side.fraction, side.compute.reached, side.compute.studies)
 
 
 def _yes(agrees: bool) -> str:
@@ -56,7 +56,7 @@ def _reached(side: Side) -> str:
 
 
 def _trials(side: Side) -> str:
-    return f"{side.trials} ({side.pruned}), {_s(side.trial_seconds)}"
+    return f"{side.trials} ({side.pruned}), {secs(side.trial_seconds)}"
 
 
 def agreement_headline(result: Agreement) -> str:
@@ -92,11 +92,11 @@ def per_seed_table(result: Agreement) -> str:
 
 
 def _at(values: tuple[float, ...], k: int) -> str:
-    return _f(values[k]) if k < len(values) else ""
+    return num(values[k]) if k < len(values) else ""
 
 
 def _seconds_at(side: Side, k: int) -> str:
     per_seed = side.compute.per_seed
     if k >= len(per_seed):
         return ""
-    return "never" if per_seed[k] is None else _s(per_seed[k])
+    return "never" if per_seed[k] is None else secs(per_seed[k])

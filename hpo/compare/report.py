@@ -111,7 +111,8 @@ def print_report(built: BuiltReport) -> None:
     print_files(built.html, built.summary, built.pngs)
 
 
-def _f(value: float | None, digits: int = 4) -> str:
+def num(value: float | None, digits: int = 4) -> str:
+    """A metric or p-value to `digits` decimals; "-" for none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}"
@@ -121,7 +122,7 @@ def _x(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.2f}x"
 
 
-def _s(value: float | None) -> str:
+def secs(value: float | None) -> str:
     """Seconds of compute, to three significant digits below 100 s; inf: never reached."""
     if value is None or math.isnan(value):
         return "-"
@@ -136,10 +137,10 @@ def not_reached(reached: int, studies: int) -> str:
     return f"not reached ({reached} of {studies} seeds)"
 
 
-def _compute_cell(ci: Interval, reached: int, studies: int) -> str:
+def compute_cell(ci: Interval, reached: int, studies: int) -> str:
     if math.isinf(ci.estimate):
         return not_reached(reached, studies)
-    return f"{_s(ci.estimate)} [{_s(ci.low)}, {_s(ci.high)}]"
+    return f"{secs(ci.estimate)} [{secs(ci.low)}, {secs(ci.high)}]"
 
 
 def _xn(value: float) -> str:
@@ -150,7 +151,7 @@ def _xn(value: float) -> str:
     return "base never" if value == 0 else _x(value)
 
 
-def _fraction_cell(ci: Interval, reached: int, studies: int) -> str:
+def fraction_cell(ci: Interval, reached: int, studies: int) -> str:
     if math.isnan(ci.estimate):
         return "-"
     if math.isinf(ci.estimate):
@@ -170,16 +171,16 @@ def summary_rows(stats: ComparisonStats) -> list[list[str]]:
                 s.arm,
                 str(s.studies),
                 str(s.trials),
-                _compute_cell(s.compute.median, s.compute.reached, s.compute.studies),
+                compute_cell(s.compute.median, s.compute.reached, s.compute.studies),
                 "baseline"
                 if v is None
-                else _fraction_cell(v.compute_fraction, s.compute.reached, s.compute.studies),
+                else fraction_cell(v.compute_fraction, s.compute.reached, s.compute.studies),
                 f"{s.compute.reached}/{s.compute.studies}",
                 "-" if s.target.trials is None else str(s.target.trials),
-                f"{_f(s.final.estimate)} [{_f(s.final.low)}, {_f(s.final.high)}]",
-                f"{_f(s.q25)} - {_f(s.q75)}",
-                "baseline" if v is None else _f(v.test.p_value, 3),
-                "-" if v is None else _f(v.test.p_better, 2),
+                f"{num(s.final.estimate)} [{num(s.final.low)}, {num(s.final.high)}]",
+                f"{num(s.q25)} - {num(s.q75)}",
+                "baseline" if v is None else num(v.test.p_value, 3),
+                "-" if v is None else num(v.test.p_better, 2),
                 "baseline" if v is None else f"{_x(v.speedup_compute)} / {_x(v.speedup_trials)}",
             ]
         )
@@ -210,7 +211,7 @@ def print_comparison(stats: ComparisonStats) -> None:
     c = stats.comparison
     table = Table(
         title=f"Comparison {literal(c.group)}: {c.metric} ({c.direction}), {c.budget} trials per "
-        f"study, target {_f(stats.target)} = {literal(stats.baseline)}'s median final best",
+        f"study, target {num(stats.target)} = {literal(stats.baseline)}'s median final best",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -240,11 +241,11 @@ def headline_compute(stats: ComparisonStats) -> str:
     base = stats.of(stats.baseline)
     if math.isnan(stats.target):
         return f"No target: {stats.baseline} completed no trial, so compute to target is undefined."
-    target = f"{stats.baseline}'s median final best ({_f(stats.target)})"
+    target = f"{stats.baseline}'s median final best ({num(stats.target)})"
     parts = [
         f"Target: {target}; {stats.baseline} gets there in {base.compute.reached}/"
         f"{base.compute.studies} seeds, half of its seeds within "
-        f"{_s(base.compute.median.estimate)} of training."
+        f"{secs(base.compute.median.estimate)} of training."
     ]
     for v in stats.versus:
         s = stats.of(v.arm)
@@ -260,7 +261,7 @@ def headline_compute(stats: ComparisonStats) -> str:
         parts.append(
             f"{v.arm} reaches {target} with {_x(ci.estimate)} of its training compute "
             f"(95% CI {_xn(ci.low)} to {_xn(ci.high)}; median over seeds "
-            f"{_s(s.compute.median.estimate)} against {_s(base.compute.median.estimate)} per "
+            f"{secs(s.compute.median.estimate)} against {secs(base.compute.median.estimate)} per "
             f"seed, {got})."
         )
     return " ".join(parts)
@@ -273,12 +274,12 @@ def headline(stats: ComparisonStats) -> str:
     for v in stats.versus:
         s = stats.of(v.arm)
         parts.append(
-            f"{v.arm} reaches a median final best of {_f(s.final.estimate)} "
-            f"(95% CI {_f(s.final.low)}-{_f(s.final.high)}) against {stats.baseline}'s "
-            f"{_f(base.final.estimate)} ({_f(base.final.low)}-{_f(base.final.high)}); "
-            f"Mann-Whitney U = {_f(v.test.u, 1)}, two-sided p = {_f(v.test.p_value, 3)}; "
+            f"{v.arm} reaches a median final best of {num(s.final.estimate)} "
+            f"(95% CI {num(s.final.low)}-{num(s.final.high)}) against {stats.baseline}'s "
+            f"{num(base.final.estimate)} ({num(base.final.low)}-{num(base.final.high)}); "
+            f"Mann-Whitney U = {num(v.test.u, 1)}, two-sided p = {num(v.test.p_value, 3)}; "
             f"a {v.arm} study beats a {stats.baseline} study with probability "
-            f"{_f(v.test.p_better, 2)}. {trials_sentence(stats, v)}"
+            f"{num(v.test.p_better, 2)}. {trials_sentence(stats, v)}"
         )
     return " ".join(parts)
 
@@ -319,7 +320,7 @@ def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
         *_reference_lines(c.reference),
         md_table(HEADERS, summary_rows(stats)),
         "",
-        f"Target = {stats.baseline}'s median final best ({_f(stats.target)}). *Compute to "
+        f"Target = {stats.baseline}'s median final best ({num(stats.target)}). *Compute to "
         "target*: per seed, the training seconds (`train_seconds` of each trial; a failed "
         "trial that recorded none counts its wall time) summed in trial-number order, pruned "
         "and failed trials included, until that seed's best so far reaches the target; the "
@@ -339,7 +340,7 @@ def markdown_summary(stats: ComparisonStats, pngs: list[str]) -> str:
     ]
     params = list(dict.fromkeys(p for s in stats.arms for p in s.importances))
     if params:
-        rows = [[p, *(_f(s.importances.get(p), 3) for s in stats.arms)] for p in params]
+        rows = [[p, *(num(s.importances.get(p), 3) for s in stats.arms)] for p in params]
         lines += [md_table(["parameter", *c.arms], rows), ""]
     elif c.reference:
         lines += [
@@ -383,12 +384,12 @@ def diagnostics_markdown(stats: ComparisonStats) -> list[str]:
                 str(g.n),
                 str(g.pruned),
                 str(g.failed),
-                _f(g.median_value),
-                _f(g.median_act_scale, 2),
-                _f(g.median_act_spread, 2),
-                _f(g.median_grad_scale, 2),
-                _f(g.median_grad_ratio, 2),
-                _f(g.median_dead, 2),
+                num(g.median_value),
+                num(g.median_act_scale, 2),
+                num(g.median_act_spread, 2),
+                num(g.median_grad_scale, 2),
+                num(g.median_grad_ratio, 2),
+                num(g.median_dead, 2),
             ]
             for g in groups
         ]
