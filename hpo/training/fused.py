@@ -155,7 +155,8 @@ def _signature(model: nn.Module) -> list[tuple[str, ...]]:
 def _first_difference(a: list[tuple[str, ...]], b: list[tuple[str, ...]]) -> str | None:
     for row_a, row_b in zip(a, b, strict=False):
         if row_a != row_b:
-            return f"{row_b[0]} {row_b[1]!r} is {' '.join(row_b[2:]).strip()}, not {' '.join(row_a[2:]).strip()}"
+            theirs, ours = " ".join(row_b[2:]).strip(), " ".join(row_a[2:]).strip()
+            return f"{row_b[0]} {row_b[1]!r} is {theirs}, not {ours}"
     if len(a) != len(b):
         longer = a if len(a) > len(b) else b
         extra = longer[min(len(a), len(b))]
