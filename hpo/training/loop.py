@@ -45,6 +45,11 @@ class TrainConfig:
     l1: float = 0.0  # L1 penalty on conv/linear weights, added to the loss (weight_decay is L2)
     patience: int | None = None  # stop when val loss has not improved for this many epochs
     compile: bool = False  # torch.compile the model; each trial is a new graph, so rarely repaid
+    # Capture the training step as a CUDA graph (torch.compile mode="reduce-overhead"): full
+    # batches replay it, a smaller last batch runs eagerly, so results equal eager ones.
+    # Only on CUDA; elsewhere, or when compiling fails, the run trains eagerly and
+    # TrainResult.step_mode / step_mode_reason say so. Off until a GPU benchmark shows it pays.
+    cuda_graph: bool = False
     # CUDA tricks, kept only where benchmarks/train_speed.py --ablate shows they pay (on an
     # H100, fashion-mnist CNN, BENCHMARKS.md): channels_last +6%; bf16 autocast -10%, its
     # casts cost more than tensor cores save on layers this small. Nothing changes on a CPU.
@@ -81,10 +86,19 @@ class TrainResult:
     samples_per_second: float  # training samples processed per wall second (`seconds`)
     device_seconds: float  # time of the training steps alone (see DeviceTimer)
     stopped_early_at: int | None = None  # the epoch after which `patience` ended the run
+    step_mode: str = "eager"  # "graph": full batches replayed a captured CUDA graph
+    step_mode_reason: str = ""  # why that mode, when a graph was asked for (cuda_graph)
 
     @property
     def final(self) -> EpochResult:
         return self.history[-1]
+
+    @property
+    def step_attrs(self) -> dict[str, str]:
+        """The trial attrs saying how the steps ran; none unless a graph was asked for."""
+        if not self.step_mode_reason:
+            return {}
+        return {"step_mode": self.step_mode, "step_mode_reason": self.step_mode_reason}
 
 
 class DeviceTimer:
@@ -274,6 +288,77 @@ def evaluate(
     return total_loss.item() / n, total_correct.item() / n
 
 
+def choose_step_mode(config: TrainConfig, device: torch.device, usable: int) -> tuple[str, str]:
+    """("graph" | "eager", why) for a run of `usable` samples a epoch on `device` (pure)."""
+    if not config.cuda_graph:
+        return "eager", ""
+    if device.type != "cuda":
+        return "eager", f"no CUDA device (training on {device.type}): trained eagerly"
+    if usable < config.batch_size:
+        return "eager", (
+            f"no full batch to capture ({usable} samples, batch_size {config.batch_size}): "
+            "trained eagerly"
+        )
+    return "graph", "full batches replayed a CUDA graph (torch.compile reduce-overhead)"
+
+
+class StepRunner:
+    """One training step (forward, loss, backward) through the eager model or, in graph mode,
+    through its reduce-overhead compilation for full batches. The first graphed step runs
+    under a guard: if compiling or capturing fails, the buffers it touched are restored,
+    the step reruns eagerly, and the run stays eager with the reason recorded."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, mode: str, reason: str) -> None:
+        self.model, self.config = model, config
+        self.mode, self.reason = mode, reason
+        self.proven = False  # a graphed step has completed
+        # torch._dynamo takes seconds to import: only a graph-mode run counts skips.
+        self.skips_before = _cudagraph_skips() if mode == "graph" else 0
+        if mode == "graph":
+            # Static shapes only: the smaller last batch never reaches the compiled model.
+            self.compiled: nn.Module | Callable[..., Any] = torch.compile(
+                model, mode="reduce-overhead", dynamic=False
+            )
+        else:
+            self.compiled = torch.compile(model) if config.compile else model
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The step's mean loss (detached), gradients left in the model."""
+        if self.mode != "graph" or len(y) != self.config.batch_size:
+            forward = self.model if self.mode == "graph" else self.compiled
+            return self._step(forward, x, y, device)
+        torch.compiler.cudagraph_mark_step_begin()  # the last replay's outputs are spent
+        if self.proven:
+            return self._step(self.compiled, x, y, device)
+        saved = {n: b.clone() for n, b in self.model.named_buffers()}
+        try:
+            loss = self._step(self.compiled, x, y, device)
+        except Exception as error:  # any failure to compile or capture: eager is always right
+            with torch.no_grad():
+                for name, buffer in self.model.named_buffers():
+                    buffer.copy_(saved[name])
+            first_line = (str(error).splitlines() or [""])[0][:200]
+            self.mode, self.compiled = "eager", self.model
+            self.reason = (
+                f"graph capture failed ({type(error).__name__}: {first_line}): trained eagerly"
+            )
+            return self._step(self.model, x, y, device)
+        self.proven = True
+        return loss
+
+    def _step(
+        self, forward: Any, x: torch.Tensor, y: torch.Tensor, device: torch.device
+    ) -> torch.Tensor:
+        with _autocast(device, self.config.bf16):
+            logits = forward(x)
+        loss = _train_loss(logits, y)
+        l1 = self.config.l1
+        objective = loss + l1 * l1_penalty(self.model) if l1 > 0 else loss
+        self.model.zero_grad(set_to_none=True)
+        objective.backward()
+        return loss.detach()
+
+
 def train(
     model: nn.Module,
     data: Dataset,
@@ -317,8 +402,6 @@ def train(
         first_epoch = resume.epoch + 1
         if resume.rng is not None:
             _set_rng_state(device, resume.rng)
-    step = torch.compile(model) if config.compile else model
-
     generator = torch.Generator(device=device).manual_seed(config.seed)
     n = len(data.train.y)
     for _ in range(1, first_epoch):  # replay skipped epochs' shuffles: same order as unbroken
@@ -329,6 +412,7 @@ def train(
     # A last batch of one sample is dropped: BatchNorm cannot normalize a single sample.
     usable = n - 1 if n % config.batch_size == 1 and n > 1 else n
     steps = math.ceil(usable / config.batch_size)  # per epoch: the schedule's unit of progress
+    step = StepRunner(model, config, *choose_step_mode(config, device, usable))
     for epoch in range(first_epoch, config.epochs + 1):
         if stopped_at is not None:
             break
@@ -350,14 +434,9 @@ def train(
                     x = crop_flip(x, augment)
                 if scheduled:
                     _set_lr(optimizer, config, epoch - 1 + i / steps)
-                with _autocast(device, config.bf16):
-                    logits = step(_layout(x, channels_last))
-                loss = _train_loss(logits, y)
-                objective = loss + config.l1 * l1_penalty(model) if config.l1 > 0 else loss
-                optimizer.zero_grad(set_to_none=True)
-                objective.backward()
+                loss = step(_layout(x, channels_last), y, device)
                 optimizer.step()
-                running.add_(loss.detach(), alpha=len(y))  # one op; no host sync per batch
+                running.add_(loss, alpha=len(y))  # one op; no host sync per batch
         samples += usable
         train_loss = running.item() / usable  # one device sync per epoch, not per batch
         if not math.isfinite(train_loss):
@@ -376,7 +455,7 @@ def train(
             stopped_at = epoch
     seconds = time.perf_counter() - started
     rate = samples / seconds if seconds > 0 else 0.0
-    return TrainResult(history, seconds, rate, timer.seconds, stopped_at)
+    return TrainResult(history, seconds, rate, timer.seconds, stopped_at, step.mode, step.reason)
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, progress: float) -> None:
@@ -398,6 +477,13 @@ def _set_rng_state(device: torch.device, state: torch.Tensor) -> None:
         torch.cuda.set_rng_state(state, device)
     else:
         torch.set_rng_state(state)
+
+
+def _cudagraph_skips() -> int:
+    """How many times inductor declined to capture a compiled graph, in this process."""
+    from torch._dynamo.utils import counters  # imported late: torch._dynamo is slow to load
+
+    return int(counters["inductor"]["cudagraph_skips"])
 
 
 def _autocast(device: torch.device, bf16: bool = False) -> Any:

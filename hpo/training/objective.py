@@ -163,6 +163,7 @@ class Objective:
         if result.stopped_early_at is not None:  # patience ended it: a COMPLETE trial
             attrs["stopped_early_at"] = result.stopped_early_at
         attrs["samples_per_s"] = round(result.samples_per_second, 1)
+        attrs.update(result.step_attrs)  # step_mode(_reason), where a CUDA graph was asked for
         self._diagnose(attrs, "final", model)
         _, attrs["test_accuracy"] = evaluate(model, self.data.test)
         # The last epoch's value, also after an early stop: it is the model the trial ends

@@ -21,6 +21,7 @@ from hpo.training.loop import (
     StopRequested,
     TrainConfig,
     augment_generator,
+    choose_step_mode,
     crop_flip,
     evaluate,
     l1_penalty,
@@ -401,3 +402,61 @@ def test_resuming_a_run_that_stopped_early_trains_no_more(rings: Dataset) -> Non
     )
     result = train(model, rings, TrainConfig(epochs=6, patience=2), resume=saved)
     assert result.stopped_early_at == 3 and len(result.history) == 3
+
+
+def test_cuda_graph_asked_on_cpu_trains_eagerly_and_says_why(digits: Dataset) -> None:
+    config = TrainConfig(epochs=2, lr=1e-2, seed=3, batch_size=50)
+    eager = train(cnn(digits, dropout=0.0), digits, config)
+    asked = train(cnn(digits, dropout=0.0), digits, dataclasses.replace(config, cuda_graph=True))
+    assert asked.history == eager.history  # the very same steps: bit for bit
+    assert asked.step_mode == "eager"
+    assert asked.step_mode_reason == "no CUDA device (training on cpu): trained eagerly"
+    assert asked.step_attrs == {
+        "step_mode": "eager",
+        "step_mode_reason": "no CUDA device (training on cpu): trained eagerly",
+    }
+    assert eager.step_attrs == {}  # not asked: no attrs written
+
+
+def test_choose_step_mode_wants_cuda_and_one_full_batch() -> None:
+    graph = TrainConfig(cuda_graph=True, batch_size=64)
+    cuda = torch.device("cuda")
+    assert choose_step_mode(TrainConfig(), cuda, 1000) == ("eager", "")
+    assert choose_step_mode(graph, cuda, 1000)[0] == "graph"
+    assert choose_step_mode(graph, cuda, 63) == (
+        "eager",
+        "no full batch to capture (63 samples, batch_size 64): trained eagerly",
+    )
+    assert choose_step_mode(graph, torch.device("cpu"), 1000)[0] == "eager"
+
+
+def test_failed_capture_falls_back_to_eager_with_the_same_result(
+    digits: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graph run whose compilation raises on its first full batch: buffers (BatchNorm)
+    restored, the step redone eagerly, the run eager from then on, the reason recorded."""
+    calls: list[int] = []
+
+    def broken_compile(model: nn.Module, **options: object) -> object:
+        def compiled(x: torch.Tensor) -> torch.Tensor:
+            calls.append(1)
+            model(x)  # runs (moving BatchNorm's statistics) and then fails, as a capture might
+            raise RuntimeError("capture failed here\nsecond line")
+
+        return compiled
+
+    config = TrainConfig(epochs=2, lr=1e-2, seed=3, batch_size=50)
+    eager = train(cnn(digits, dropout=0.0), digits, config)
+    monkeypatch.setattr(hpo.training.loop, "choose_step_mode", lambda *a: ("graph", "forced"))
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: None)
+    monkeypatch.setattr(hpo.training.loop, "_cudagraph_skips", lambda: 0)
+    fell_back = train(
+        cnn(digits, dropout=0.0), digits, dataclasses.replace(config, cuda_graph=True)
+    )
+    assert calls == [1]  # tried once, never again
+    assert fell_back.history == eager.history
+    assert fell_back.step_mode == "eager"
+    assert fell_back.step_mode_reason == (
+        "graph capture failed (RuntimeError: capture failed here): trained eagerly"
+    )
