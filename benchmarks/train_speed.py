@@ -24,6 +24,7 @@ is recorded.
     python3 benchmarks/train_speed.py                       # CPU, digits CNN
     python3 benchmarks/train_speed.py --device cuda --ablate  # fashion-mnist, ~3 min on an H100
     python3 benchmarks/train_speed.py --device cuda --no-bf16 --no-channels-last
+    python3 benchmarks/train_speed.py --device cuda --graph   # eager vs CUDA-graph step only
 """
 
 from __future__ import annotations
@@ -252,6 +253,37 @@ def ablate(setup: Setup, repeats: int) -> None:
         print(f"{name:<20}{median(values):>18,.0f}{median(values) / reference:>12.3f}")
 
 
+def graph_vs_eager(setup: Setup, repeats: int) -> None:
+    """hpo train() eager vs its step captured as a CUDA graph (TrainConfig.cuda_graph),
+    alternating; prints the mode each run took and the accuracies (equal within noise)."""
+    variants = {
+        "eager": dataclasses.replace(setup.config, cuda_graph=False),
+        "cuda_graph": dataclasses.replace(setup.config, cuda_graph=True),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    accuracy: dict[str, float] = {}
+    modes: dict[str, str] = {}
+    for repeat in range(repeats):
+        order = list(variants) if repeat % 2 == 0 else list(reversed(variants))
+        for name in order:
+            one = dataclasses.replace(setup, config=variants[name])
+            net = build(one)
+            result = train(net, one.data, one.config)
+            rates[name].append(result.samples_per_second)
+            accuracy[name] = result.final.val_accuracy
+            modes[name] = f"{result.step_mode} ({result.step_mode_reason or 'not asked'})"
+    print(f"\neager vs CUDA graph, hpo train() ({repeats} runs each, load now {load()})")
+    print(f"{'variant':<12}{'samples/s median':>18}{'vs eager':>10}{'val acc':>9}  step mode")
+    reference = median(rates["eager"])
+    for name, values in rates.items():
+        print(
+            f"{name:<12}{median(values):>18,.0f}{median(values) / reference:>10.3f}"
+            f"{accuracy[name]:>9.4f}  {modes[name]}"
+        )
+    pairs = [g / e for g, e in zip(rates["cuda_graph"], rates["eager"], strict=True)]
+    print(f"cuda_graph / eager per alternated pair: median {median(pairs):.3f} ({len(pairs)})")
+
+
 def compile_cost(setup: Setup) -> None:
     """When is torch.compile repaid? First-epoch (compile) time vs steady-state epochs."""
     for compiled in (False, True):
@@ -294,6 +326,10 @@ def main() -> None:
         "also times compile cost",
     )  # fmt: skip
     parser.add_argument("--ablate", action="store_true", help="measure each trick on hpo train()")
+    parser.add_argument(
+        "--graph", action="store_true",
+        help="only hpo train() eager vs cuda_graph (CUDA graph capture), alternated",
+    )  # fmt: skip
     parser.add_argument("--resnet-data", default=None, help="cifar10 folder: ResNet epoch time")
     args = parser.parse_args()
     if args.threads:
@@ -317,6 +353,9 @@ def main() -> None:
         f"({data.train.x.dtype} on {device}), batch {batch_size}, adam, {args.epochs} epochs "
         f"per run, {repeats} runs per side; tricks: {tricks} (hpo trial: hpo's defaults)"
     )
+    if args.graph:
+        graph_vs_eager(setup, repeats)
+        return
     report(compare(setup, repeats, list(SIDES)), title=f"{name} CNN")
     if args.ablate and cuda:
         ablate(setup, max(3, repeats // 2))
