@@ -17,10 +17,14 @@ step() {  # step NAME COMMAND...: run, keep the output, show its tail
     timeout "${STEP_SECONDS:-540}" "$@" >"$out/$name.txt" 2>&1
     echo "   exit $?"; tail -n "${TAIL:-25}" "$out/$name.txt"
 }
-for s in ${STEPS:-tests speed packing}; do
+for s in ${STEPS:-tests speed graph fused packing}; do
     case $s in
         tests) step tests python3 -m pytest -q -p no:cacheprovider -m gpu tests ;;
         speed) step speed python3 benchmarks/train_speed.py --device cuda ${SPEED_ARGS:-} ;;
+        graph) step graph python3 benchmarks/train_speed.py --device cuda --graph \
+            ${GRAPH_ARGS:---repeats 3} ;;
+        fused) step fused python3 benchmarks/fused_speed.py --device cuda \
+            ${FUSED_ARGS:---max-train 12000 --epochs 1 --repeats 3} ;;
         packing) step packing python3 benchmarks/gpu_packing.py ${PACKING_ARGS:-} ;;
     esac
 done

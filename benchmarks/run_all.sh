@@ -10,7 +10,8 @@
 #   bash benchmarks/run_all.sh --quick    # every script once at a small size (a few minutes):
 #                                         # proves they run; its numbers are not figures
 #
-# Not here: the GPU runs (benchmarks/gpu_run.sh on a GPU machine). PostgreSQL must answer at
+# Not here: the GPU runs (benchmarks/gpu_run.sh on a GPU machine; fused_speed.py's figure
+# is a GPU one, so it runs here in --quick only, to prove it runs). PostgreSQL must answer at
 # 127.0.0.1:5432; the Slurm latency runs where Slurm is installed (bash .ci/install-slurm, as
 # root) and is skipped otherwise; start-up compares this tree with the tree before the layers
 # (commit 3a40409, taken with git archive).
@@ -59,6 +60,7 @@ if [ "$mode" = --quick ]; then
     run data_cache data_cache --quick
     run cnn_head cnn_head --quick
     run replay_speed replay_speed --quick
+    run fused_speed fused_speed --ks 1,2 --max-train 300 --max-val 200 --epochs 1 --repeats 1
 else
     run train_speed train_speed --repeats 5 --epochs 1
     run overhead overhead --trials 8 --epochs 1 --repeats 3 --skip-instrumented
