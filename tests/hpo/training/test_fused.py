@@ -176,3 +176,13 @@ def test_refuses_configs_that_must_be_shared(digits: Dataset) -> None:
         check_fusable(models, [trials[0], dataclasses.replace(trials[1], batch_size=64)])
     with pytest.raises(FusionError, match="one config per model: 2 models, 1 configs"):
         check_fusable(models, trials[:1])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["cnn", "mlp"])
+def test_matches_separate_runs_on_cuda(digits: Dataset, name: str) -> None:
+    """On CUDA `train` uses fused Adam, channels_last and cuDNN's chosen kernels; the
+    stack must still land where the separate runs do."""
+    data = digits.to("cuda")
+    assert_same(*separate_and_fused(data, name, configs("adamw"), batchnorm=True))
