@@ -86,7 +86,9 @@ class TrainResult:
     samples_per_second: float  # training samples processed per wall second (`seconds`)
     device_seconds: float  # time of the training steps alone (see DeviceTimer)
     stopped_early_at: int | None = None  # the epoch after which `patience` ended the run
-    step_mode: str = "eager"  # "graph": full batches replayed a captured CUDA graph
+    # "graph": full batches replayed a captured CUDA graph; "compiled": torch.compile ran
+    # them but inductor did not capture; "eager": neither
+    step_mode: str = "eager"
     step_mode_reason: str = ""  # why that mode, when a graph was asked for (cuda_graph)
 
     @property
@@ -346,6 +348,14 @@ class StepRunner:
         self.proven = True
         return loss
 
+    def outcome(self) -> tuple[str, str]:
+        """(mode, reason) after the run. Inductor may run the compiled step without capturing
+        it (it counts those skips): the mode is then "compiled", and the reason says so."""
+        skipped = _cudagraph_skips() - self.skips_before if self.mode == "graph" else 0
+        if skipped > 0:
+            return "compiled", f"inductor skipped CUDA-graph capture {skipped} time(s)"
+        return self.mode, self.reason
+
     def _step(
         self, forward: Any, x: torch.Tensor, y: torch.Tensor, device: torch.device
     ) -> torch.Tensor:
@@ -455,7 +465,8 @@ def train(
             stopped_at = epoch
     seconds = time.perf_counter() - started
     rate = samples / seconds if seconds > 0 else 0.0
-    return TrainResult(history, seconds, rate, timer.seconds, stopped_at, step.mode, step.reason)
+    mode, reason = step.outcome()
+    return TrainResult(history, seconds, rate, timer.seconds, stopped_at, mode, reason)
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, progress: float) -> None:

@@ -478,3 +478,18 @@ def test_cuda_graph_matches_eager_on_cuda(digits: Dataset) -> None:
         assert ours.train_loss == pytest.approx(theirs.train_loss, rel=2e-3)
         assert ours.val_loss == pytest.approx(theirs.val_loss, rel=2e-3)
         assert ours.val_accuracy == pytest.approx(theirs.val_accuracy, abs=0.02)
+
+
+@pytest.mark.slow
+def test_real_compile_without_cuda_says_capture_was_skipped(
+    digits: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph path forced onto a CPU: torch.compile really runs (a minute cold), inductor
+    declines to capture a CPU graph and counts it, and the run says "compiled", not "graph"."""
+    monkeypatch.setattr(hpo.training.loop, "choose_step_mode", lambda *a: ("graph", "forced"))
+    config = TrainConfig(epochs=1, lr=1e-2, seed=3, batch_size=64)
+    compiled = train(cnn(digits, dropout=0.0), digits, dataclasses.replace(config, cuda_graph=True))
+    eager = train(cnn(digits, dropout=0.0), digits, config)
+    assert compiled.step_mode == "compiled"
+    assert compiled.step_mode_reason.startswith("inductor skipped CUDA-graph capture")
+    assert compiled.final.val_loss == pytest.approx(eager.final.val_loss, rel=1e-3)
