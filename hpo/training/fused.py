@@ -26,11 +26,11 @@ What each model keeps of its own trial (so fused and separate runs agree, tested
 
 Shared by all K (checked, one clear error otherwise): the architecture (module tree,
 parameter and buffer shapes and dtypes), epochs, batch_size, optimizer and augment.
-Not supported: patience-free runs only stop per model through `on_epoch` (pruning),
-`patience` and divergence, each of which freezes that model's result at its last epoch
-while the stack keeps computing it (wasted work, not wrong results); resuming from a
-checkpoint; `compile`, `bf16` and `channels_last` (ignored: fused runs eager, default
-layout, full precision).
+A model ends on its own through pruning (`on_epoch` returns False), `patience` or a
+non-finite loss: its result is frozen at its last epoch while the stack keeps computing
+it (wasted work, not a wrong result). Not supported: resuming from a checkpoint;
+`compile`, `cuda_graph`, `bf16` and `channels_last` are ignored (eager, default layout,
+full precision).
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ def assert_same(separate, results, fused, outcome) -> None:
         separate, results, fused, outcome.trials, strict=True
     ):
         assert [r.epoch for r in trial.history] == [r.epoch for r in result.history]
+        assert trial.stopped_early_at == result.stopped_early_at
         for ours, theirs in zip(trial.history, result.history, strict=True):
             assert ours.train_loss == pytest.approx(theirs.train_loss, rel=1e-5)
             assert ours.val_loss == pytest.approx(theirs.val_loss, rel=1e-5)
@@ -101,6 +102,17 @@ def test_binary_task_and_shared_batch_order_match(rings: Dataset) -> None:
     fused = [copy.deepcopy(m) for m in separate]
     results = [train(m, rings, c) for m, c in zip(separate, trials, strict=True)]
     assert_same(separate, results, fused, train_fused(fused, rings, trials))
+
+
+def test_patience_stops_each_model_where_its_own_run_stops(digits: Dataset) -> None:
+    trials = [
+        TrainConfig(epochs=5, batch_size=32, lr=lr, seed=seed, patience=1)
+        for lr, seed in ((0.2, 1), (1e-3, 2), (0.05, 3))
+    ]
+    separate, results, fused, outcome = separate_and_fused(digits, "cnn", trials, batchnorm=True)
+    assert any(r.stopped_early_at for r in results)  # the case under test happens
+    assert not all(r.stopped_early_at for r in results)  # ... to some models only
+    assert_same(separate, results, fused, outcome)
 
 
 def test_batchnorm_running_stats_are_per_model(digits: Dataset) -> None:
