@@ -281,7 +281,7 @@ def graph_vs_eager(setup: Setup, repeats: int) -> None:
             f"{accuracy[name]:>9.4f}  {modes[name]}"
         )
     pairs = [g / e for g, e in zip(rates["cuda_graph"], rates["eager"], strict=True)]
-    print(f"cuda_graph / eager per alternated pair: median {median(pairs):.3f} ({len(pairs)})")
+    figure("hpo train(): cuda_graph / eager, samples/s", pairs, "x")
 
 
 def compile_cost(setup: Setup) -> None:
