@@ -3,7 +3,8 @@
 Optuna offers no public way to get a study's storage or id, a trial's id, to wrap the
 private RDBStorage methods its per-process cache calls, to list studies whose attrs do
 not parse, to count a study's trials without reading them all, to write several attrs
-of a trial or queue several trials in one transaction, or to serve its gRPC storage
+of a trial or queue several trials in one transaction, to claim a queued trial and build
+its Trial without reading it back, to tell a trial without reading it back, or to serve its gRPC storage
 service on a server of one's own (beside hpo's calls, on a port it chose). hpo needs
 each of these; every other module goes through the functions here, and
 `tests/hpo/storage/test_optuna_internals.py` checks that each name still exists in the installed
@@ -13,6 +14,7 @@ silently.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -40,7 +42,7 @@ INSTANCE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     FrozenTrial: ("_trial_id",),
     optuna.study.StudySummary: ("_study_id",),
     optuna.storages.RDBStorage: ("scoped_session",),
-    optuna.Trial: ("_trial_id", "_cached_frozen_trial"),
+    optuna.Trial: ("_trial_id", "_cached_frozen_trial", "study", "storage"),
 }
 
 # Private names of optuna.storages._rdb (module attributes and RDBStorage methods) that
@@ -56,7 +58,11 @@ RDB_MODULE_NAMES: dict[str, tuple[str, ...]] = {
         "TrialSystemAttributeModel",
         "TrialUserAttributeModel",
         "TrialValueModel",
+        "TrialParamModel",
+        "TrialIntermediateValueModel",
     ),
+    # Study.tell's work without its read-back of the told trial.
+    "optuna.study._tell": ("_tell_with_warning",),
 }
 # The trial system attr in which Study.enqueue_trial stores the params a queued trial must
 # take; Trial's suggest calls return them instead of sampling (a documented convention, but
@@ -273,6 +279,140 @@ def claim_waiting_trial(
             _upsert_heartbeat(storage, session, trial_id)
         _upsert_user_attrs(storage, session, trial_id, attrs)
     return True
+
+
+def claim_next_waiting_trial(
+    storage: optuna.storages.RDBStorage,
+    study_id: int,
+    attrs: Mapping[str, Any],
+    *,
+    heartbeat: bool,
+) -> tuple[int, FrozenTrial | None] | None:
+    """Claim the study's next WAITING trial (fixed params first, then lowest number) with its
+    first heartbeat and `attrs`, in one transaction; None if none waits.
+
+    Returns (trial id, the claimed trial as Optuna would read it back, or None where it
+    carries more than the claim wrote: params, attrs or values of a retry or a known
+    configuration, for the caller to read). The pick, the move to RUNNING and the writes
+    share the transaction: PostgreSQL skips rows another claim holds locked (no two workers
+    take one trial, none waits on another), SQLite's BEGIN IMMEDIATE serializes claims.
+    """
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        row = session.execute(_next_waiting_query(study_id)).first()
+        if row is None:
+            return None
+        claimed_id, number, plain = row
+        trials = _table("TrialModel")
+        started = datetime.now()
+        session.execute(
+            sqlalchemy.update(trials)
+            .where(trials.c.trial_id == claimed_id)
+            .values(state=TrialState.RUNNING, datetime_start=started)
+        )
+        if heartbeat:
+            _upsert_heartbeat(storage, session, claimed_id)
+        _upsert_user_attrs(storage, session, claimed_id, attrs)
+    if not plain:
+        return claimed_id, None
+    frozen = FrozenTrial(
+        number=number,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=started,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs=dict(attrs),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=claimed_id,
+    )
+    return claimed_id, frozen
+
+
+def _table(model: str) -> sqlalchemy.Table:
+    from optuna.storages._rdb import models
+
+    return getattr(models, model).__table__
+
+
+def _next_waiting_query(study_id: int) -> sqlalchemy.Select[Any]:
+    """(id, number, whether it carries nothing yet) of the next WAITING trial, row-locked."""
+    trials = _table("TrialModel")
+    system = _table("TrialSystemAttributeModel")
+    fixed = sqlalchemy.exists().where(
+        system.c.trial_id == trials.c.trial_id, system.c.key == FIXED_PARAMS
+    )
+    owned = [
+        sqlalchemy.exists().where(_table(model).c.trial_id == trials.c.trial_id)
+        for model in (
+            "TrialParamModel",
+            "TrialUserAttributeModel",
+            "TrialSystemAttributeModel",
+            "TrialValueModel",
+            "TrialIntermediateValueModel",
+        )
+    ]
+    plain = sqlalchemy.not_(sqlalchemy.or_(*owned))
+    return (
+        sqlalchemy.select(trials.c.trial_id, trials.c.number, plain.label("plain"))
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING)
+        .order_by(fixed.desc(), trials.c.number)
+        .limit(1)
+        .with_for_update(of=trials, skip_locked=True)
+    )
+
+
+def claimed_trial(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:
+    """optuna.Trial(study, id) of a trial just claimed, without its read of the trial.
+
+    Optuna's own __init__ runs (the sampler's before_trial included), on a shallow copy of
+    the study whose storage answers this one trial's read from `frozen`; the Trial is then
+    pointed at the real study and storage.
+    """
+    shim = copy.copy(study)
+    shim._storage = _KnownTrial(study._storage, frozen)
+    trial = optuna.Trial(shim, frozen._trial_id)
+    trial.study = study
+    trial.storage = study._storage
+    return trial
+
+
+class _KnownTrial:
+    """A storage that answers get_trial of one trial from memory, everything else as `inner`."""
+
+    def __init__(self, inner: BaseStorage, frozen: FrozenTrial) -> None:
+        self._inner = inner
+        self._frozen = frozen
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        if trial_id == self._frozen._trial_id:
+            return self._frozen
+        return self._inner.get_trial(trial_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    values: float | Sequence[float] | None = None,
+    state: TrialState | None = None,
+) -> tuple[TrialState, list[float] | None]:
+    """Study.tell without its final read of the told trial: (state, values) as stored.
+
+    Study.tell reads the trial back whole (a round trip of six statements) only to return
+    it; the caller needs its state and values, which Optuna's tell already returns.
+    """
+    from optuna.study._tell import _tell_with_warning
+
+    told_state, told_values, _ = _tell_with_warning(
+        study=study, trial=trial, value_or_values=values, state=state
+    )
+    return told_state, told_values
 
 
 def _upsert_user_attrs(

@@ -29,13 +29,14 @@ from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
 from hpo.config.settings import HEARTBEAT_INTERVAL
 from hpo.errors import StorageError
 from hpo.storage._optuna import (
     RDB_PRIVATE_METHODS,
+    claim_next_waiting_trial,
     claim_waiting_trial,
     clear_trial_system_attr,
     trial_attrs_with_prefix,
@@ -160,6 +161,16 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         heartbeat = self.get_heartbeat_interval() is not None
         return claim_waiting_trial(self, trial_id, attrs, heartbeat=heartbeat)
 
+    def claim_next_waiting_trial(
+        self, study_id: int, attrs: dict[str, Any]
+    ) -> tuple[int, FrozenTrial | None] | None:
+        """Pick, claim (RUNNING, first heartbeat, `attrs`) and return the study's next queued
+        trial in one transaction; None if none is queued. After a lost answer the retry
+        claims the next one: the first, RUNNING with its heartbeat, goes stale and is
+        re-queued, as after claim_waiting_trial."""
+        heartbeat = self.get_heartbeat_interval() is not None
+        return claim_next_waiting_trial(self, study_id, attrs, heartbeat=heartbeat)
+
 
 for _name in (
     *STORAGE_CALLS,
@@ -181,6 +192,7 @@ for _name in (
 for _name in (
     "set_trial_user_attrs",
     "claim_waiting_trial",
+    "claim_next_waiting_trial",
     "waiting_trial_ids",
     "trial_attrs_with_prefix",
     "clear_trial_system_attr",
