@@ -4,9 +4,9 @@ Optuna offers no public way to get a study's storage or id, a trial's id, to wra
 private RDBStorage methods its per-process cache calls, to list studies whose attrs do
 not parse, to count a study's trials without reading them all, to write several attrs
 of a trial or queue several trials in one transaction, to claim a queued trial and build
-its Trial without reading it back, to tell a trial without reading it back, or to serve its gRPC storage
-service on a server of one's own (beside hpo's calls, on a port it chose). hpo needs
-each of these; every other module goes through the functions here, and
+its Trial without reading it back, to tell a trial without reading it back, or to serve
+its gRPC storage service on a server of one's own (beside hpo's calls, on a port it
+chose). hpo needs each of these; every other module goes through the functions here, and
 `tests/hpo/storage/test_optuna_internals.py` checks that each name still exists in the installed
 Optuna, so an upgrade that removes one fails a test instead of breaking a worker
 silently.
