@@ -307,16 +307,21 @@ def _ping_idle_connections(engine: sqlalchemy.Engine) -> None:
         if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
             return
         try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute("SELECT 1")
-            finally:
-                cursor.close()
+            _ping(dbapi_connection)
         except Exception as exc:  # the pool replaces it (and tries a new one) on this error
             raise sqlalchemy.exc.DisconnectionError(str(exc)) from exc
 
     sqlalchemy.event.listen(engine, "checkin", checkin)
     sqlalchemy.event.listen(engine, "checkout", checkout)
+
+
+def _ping(dbapi_connection: Any) -> None:
+    """One round trip on a driver connection; raises if the connection is broken."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    finally:
+        cursor.close()
 
 
 def _postgres_connect_args(url: URL) -> dict[str, Any]:
