@@ -313,6 +313,7 @@ class TrialCheckpoints:
         self.resume: Checkpoint | None = None
         self.last_saved = time.monotonic()  # the trial's start: nothing to lose before it
         self.on_error = on_error
+        self.epochs = epochs  # the trial's last epoch is never written
         self.error: OSError | None = None  # a write failed: no more checkpoints this trial
         for number in self.earlier:  # newest attempt first: it got furthest
             if not store.path(number).is_file():
@@ -330,7 +331,8 @@ class TrialCheckpoints:
                 break
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Write at most every `every_seconds` of training, and always on a stop request.
+        """Write at most every `every_seconds` of training, and always on a stop request;
+        never after the trial's last epoch.
 
         Short epochs would otherwise spend more time writing model and optimizer state
         than a retry could ever save; a killed trial loses at most that much training.
@@ -338,6 +340,11 @@ class TrialCheckpoints:
         the trial: `on_error` hears of it once, and training goes on.
         """
         if self.error is not None:
+            return
+        if not checkpoint.final and self.epochs is not None and checkpoint.epoch >= self.epochs:
+            # The trial's last epoch: it ends next, and its ending deletes the file, so the
+            # write could only serve a worker killed in the moment between (a one-epoch
+            # trial wrote one file per trial for nothing).
             return
         now = time.monotonic()
         if not checkpoint.final and now - self.last_saved < self.store.every_seconds:
