@@ -380,6 +380,12 @@ def claimed_trial(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:
     return trial
 
 
+def claimed_system_attrs(trial: optuna.Trial) -> dict[str, Any]:
+    """A running trial's system attrs as Optuna's Trial holds them: read (or, for a claimed
+    plain trial, known) when the Trial was built, and updated by its own writes since."""
+    return trial._cached_frozen_trial.system_attrs
+
+
 class _KnownTrial:
     """A storage that answers get_trial of one trial from memory, everything else as `inner`."""
 

@@ -55,10 +55,13 @@ RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(EpochResult))
 
 
 def retried_numbers(trial: optuna.Trial) -> list[int]:
-    """Numbers of the earlier attempts of this trial, newest first (empty if none)."""
-    storage = _optuna.study_storage(trial.study)
-    system_attrs = storage.get_trial_system_attrs(_optuna.trial_id(trial))
-    return list(reversed(system_attrs.get("retry_history", [])))
+    """Numbers of the earlier attempts of this trial, newest first (empty if none).
+
+    From the trial as it was claimed: a retry's history is written when the retry is
+    queued, before any claim, so reading it from the storage again (a round trip, once
+    for the seed and once for the checkpoints) finds nothing new.
+    """
+    return list(reversed(_optuna.claimed_system_attrs(trial).get("retry_history", [])))
 
 
 def original_number(trial: optuna.Trial) -> int:
