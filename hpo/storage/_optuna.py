@@ -14,9 +14,10 @@ silently.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -71,11 +72,17 @@ FIXED_PARAMS = "fixed_params"
 # Private RDBStorage methods called inside a session of hpo's (never retried on their own).
 RDB_SESSION_METHODS: tuple[str, ...] = (
     "_set_trial_attr_without_commit",
+    "_set_trial_param_without_commit",
     "_get_prepared_new_trial",
 )
 # Optuna's per-process cache (optuna.storages._CachedStorage) keeps the RDBStorage, its
 # studies and its lock here, and registers a trial it has read with this method.
-CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = ("_backend", "_studies", "_lock")
+CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = (
+    "_backend",
+    "_studies",
+    "_lock",
+    "_trial_id_to_study_id_and_number",
+)
 CACHED_STORAGE_METHODS: tuple[str, ...] = ("_add_trials_to_cache",)
 # What run_grpc_proxy_server puts on its server (hpo.storage.proxy_server adds its own calls
 # beside them, and learns the port it bound), and Optuna's own wrapper for a served storage.
@@ -384,6 +391,87 @@ def claimed_system_attrs(trial: optuna.Trial) -> dict[str, Any]:
     """A running trial's system attrs as Optuna's Trial holds them: read (or, for a claimed
     plain trial, known) when the Trial was built, and updated by its own writes since."""
     return trial._cached_frozen_trial.system_attrs
+
+
+@contextlib.contextmanager
+def params_in_one_transaction(trial: optuna.Trial) -> Iterator[None]:
+    """Write the params the block suggests on `trial` in one transaction, as it ends.
+
+    Optuna commits each suggested param on its own (a transaction each: a dozen per trial
+    of a typical space). Inside the block the Trial takes its params as always (its own
+    copy of them, which the samplers read, is updated at once); its storage only collects
+    the writes, which leave, each checked as Optuna checks it, when the block ends without
+    an error. A storage other than Optuna's cache over a database writes each as before.
+    """
+    cached = trial.storage
+    database = rdb_storage(cached)
+    if database is None or not hasattr(cached, "_studies"):
+        yield
+        return
+    pending: list[tuple[str, float, Any]] = []
+    trial.storage = _CollectedParams(cached, trial_id(trial), pending)
+    try:
+        yield
+    finally:
+        trial.storage = cached
+    if pending:
+        _write_params(cached, database, trial_id(trial), pending)
+
+
+def _write_params(
+    cached: BaseStorage,
+    database: optuna.storages.RDBStorage,
+    trial_id: int,
+    pending: list[tuple[str, float, Any]],
+) -> None:
+    """What _CachedStorage.set_trial_param does per param, for all of them in one session."""
+    with cached._lock:
+        study, _ = cached._trial_id_to_study_id_and_number[trial_id]
+        known = cached._studies[study].param_distribution
+        rows = [(name, value, dist, known.get(name)) for name, value, dist in pending]
+        writer = getattr(database, "set_trial_params", None)  # hpo's storage retries it
+        if writer is not None:
+            writer(trial_id, rows)
+        else:
+            write_trial_params(database, trial_id, rows)
+        for name, _, distribution in pending:
+            known.setdefault(name, distribution)
+
+
+def write_trial_params(
+    storage: optuna.storages.RDBStorage,
+    trial_id: int,
+    rows: Sequence[tuple[str, float, Any, Any]],
+) -> None:
+    """(name, internal value, distribution, the study's known distribution or None) of each
+    param, written with Optuna's own checks in one transaction."""
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        for name, value, distribution, previous in rows:
+            storage._set_trial_param_without_commit(
+                session, trial_id, name, value, distribution, previous
+            )
+
+
+class _CollectedParams:
+    """A storage that collects one trial's set_trial_param calls, everything else as `inner`."""
+
+    def __init__(
+        self, inner: BaseStorage, trial_id: int, pending: list[tuple[str, float, Any]]
+    ) -> None:
+        self._inner = inner
+        self._trial_id = trial_id
+        self._pending = pending
+
+    def set_trial_param(self, trial_id: int, name: str, value: float, distribution: Any) -> None:
+        if trial_id != self._trial_id:
+            self._inner.set_trial_param(trial_id, name, value, distribution)
+            return
+        self._pending.append((name, value, distribution))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class _KnownTrial:

@@ -42,6 +42,7 @@ from hpo.storage._optuna import (
     clear_trial_system_attr,
     trial_attrs_with_prefix,
     waiting_trial_ids,
+    write_trial_params,
     write_user_attrs,
 )
 from hpo.storage.driver_errors import (
@@ -132,6 +133,11 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         """One heartbeat without retrying: the heartbeat thread has its own loop."""
         optuna.storages.RDBStorage.record_heartbeat(self, trial_id)
 
+    def set_trial_params(self, trial_id: int, rows: list[tuple[str, float, Any, Any]]) -> None:
+        """Write several params of a running trial in one transaction (a retry after a lost
+        answer finds them written: Optuna's integrity errors are ignored, as for one)."""
+        write_trial_params(self, trial_id, rows)
+
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         """Write several user attrs of a running trial in one transaction (an upsert, so a
         retry after a lost answer writes the same)."""
@@ -195,6 +201,7 @@ for _name in (
 # hpo's own: one transaction each, and a locked study operation (counted again on a retry)
 for _name in (
     "set_trial_user_attrs",
+    "set_trial_params",
     "claim_waiting_trial",
     "claim_next_waiting_trial",
     "waiting_trial_ids",

@@ -185,3 +185,23 @@ def test_a_trial_costs_a_fixed_number_of_statements_and_no_ping(
     assert usual == PER_TRIAL[storage_url.split(":")[0].split("+")[0]], per_trial
     assert times >= 30, per_trial  # all but the trials a top-up fell in (one in 16)
     assert pings == []  # no connection sat idle for a second
+
+
+# A real short trial (the tiny rings MLP, one epoch):
+# the claim; the params in one transaction (was one each); the epoch's report; the trial's
+# attrs; the tell's read and write. Connection checkouts, i.e. transactions or reads.
+REAL_TRIAL_CHECKOUTS = 6
+
+
+def test_a_short_real_trial_takes_six_transactions(
+    tmp_path: Path, write_study: Any, counting: Any
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'real.db'}")
+    spec = load_spec(write_study("real", trials=12, epochs=1))
+    open_study(storage, spec)
+    counts = counting(storage.engine)
+    marks: list[int] = []
+    run_worker(storage, spec.name, on_trial_end=lambda: marks.append(counts.checkouts))
+    assert len(marks) == 12
+    per_trial = Counter(b - a for a, b in itertools.pairwise(marks))
+    assert per_trial.most_common(1)[0] == (REAL_TRIAL_CHECKOUTS, 11), per_trial
