@@ -496,15 +496,19 @@ def tell(
     values: float | Sequence[float] | None = None,
     state: TrialState | None = None,
 ) -> tuple[TrialState, list[float] | None]:
-    """Study.tell without its final read of the told trial: (state, values) as stored.
+    """Study.tell without its two reads of the told trial: (state, values) as stored.
 
-    Study.tell reads the trial back whole (a round trip of six statements) only to return
-    it; the caller needs its state and values, which Optuna's tell already returns.
+    Study.tell reads the trial whole before (for the sampler's after_trial and to check it
+    is still RUNNING) and after (only to return it): six statements each. The Trial's own
+    copy holds all it wrote (params, reports, attrs); the state check is left to the
+    write, which raises UpdateFinishedTrialError for a trial another worker failed.
     """
     from optuna.study._tell import _tell_with_warning
 
+    shim = copy.copy(study)
+    shim._storage = _KnownTrial(study._storage, copy.deepcopy(trial._cached_frozen_trial))
     told_state, told_values, _ = _tell_with_warning(
-        study=study, trial=trial, value_or_values=values, state=state
+        study=shim, trial=trial, value_or_values=values, state=state
     )
     return told_state, told_values
 

@@ -201,3 +201,30 @@ def test_a_trial_built_from_the_claim_is_the_trial_optuna_builds(tmp_path) -> No
     assert built.study is study and built.storage is study._storage
     assert built._cached_frozen_trial == read._cached_frozen_trial
     assert (built._fixed_params, built.relative_search_space) == ({}, None)
+
+
+def test_tell_reads_nothing_and_stores_what_study_tell_stores(tmp_path) -> None:
+    """The tell takes the trial from the Trial's own copy: a pruned trial still gets its last
+    report as its value, and one another worker failed meanwhile is refused at the write."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'tell.db'}")
+    rdb = _optuna.rdb_storage(_optuna.study_storage(study))
+    pruned, failed = study.ask(), study.ask()
+    pruned.suggest_float("x", 0, 1)
+    pruned.report(0.25, 1)
+    pruned.report(0.5, 2)
+    selects: list[str] = []
+    sqlalchemy.event.listen(
+        rdb.engine,
+        "before_cursor_execute",
+        lambda *a: selects.append(a[2]) if a[2].lstrip().upper().startswith("SELECT") else None,
+    )
+    assert _optuna.tell(study, pruned, state=TrialState.PRUNED) == (TrialState.PRUNED, [0.5])
+    whole_trial_reads = [s for s in selects if "trial_params" in s or "trial_user_attr" in s]
+    assert whole_trial_reads == []  # Study.tell: two reads of the whole trial
+    told = rdb.get_trial(_optuna.trial_id(pruned))
+    assert (told.state, told.values, told.params.keys()) == (TrialState.PRUNED, [0.5], {"x"})
+    selects.clear()
+    rdb.set_trial_state_values(_optuna.trial_id(failed), TrialState.FAIL)  # "stale"
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        _optuna.tell(study, failed, 1.0)
+    assert rdb.get_trial(_optuna.trial_id(failed)).state == TrialState.FAIL
