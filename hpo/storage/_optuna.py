@@ -313,11 +313,13 @@ def claim_next_waiting_trial(
         claimed_id, number, plain = row
         trials = _table("TrialModel")
         started = datetime.now()
-        session.execute(
+        moved = session.execute(
             sqlalchemy.update(trials)
-            .where(trials.c.trial_id == claimed_id)
+            .where(trials.c.trial_id == claimed_id, trials.c.state == TrialState.WAITING)
             .values(state=TrialState.RUNNING, datetime_start=started)
         )
+        if moved.rowcount != 1:  # taken meanwhile: only where the row lock is not kept
+            return None
         if heartbeat:
             _upsert_heartbeat(storage, session, claimed_id)
         _upsert_user_attrs(storage, session, claimed_id, attrs)
