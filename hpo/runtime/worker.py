@@ -35,8 +35,10 @@ from hpo.errors import ModelEntryError, StorageError, TrialTooLarge
 from hpo.runtime.dataid import check_data, record_data
 from hpo.storage._optuna import (
     cache_claimed_trial,
+    claimed_trial,
     study_id,
     study_storage,
+    tell,
     trial_id,
 )
 from hpo.storage.heartbeats import heartbeats_for, worker_name
@@ -262,6 +264,15 @@ def _claim_queued(
     # The study's own storage wrapper (Optuna's per-process trial cache) must know the
     # Trial we hand out; `storage` is the same database underneath.
     cached = study_storage(study)
+    claim_next = getattr(storage, "claim_next_waiting_trial", None)
+    if claim_next is not None:  # a database: pick and claim in one transaction
+        claimed = claim_next(study_id(study), {WORKER_ATTR: worker_name()})
+        if claimed is None:
+            return None
+        queued_id, frozen = claimed
+        trial = optuna.Trial(study, queued_id) if frozen is None else claimed_trial(study, frozen)
+        cache_claimed_trial(cached, study_id(study), trial._cached_frozen_trial)
+        return trial
     fixed, queue = _waiting_ids(study, storage)
     # Workers that all tried the oldest queued trial first would collide on every claim, so
     # each starts at its own place in the queue. A fixed (not random) place keeps a lone
@@ -292,9 +303,10 @@ def _claim(
 ) -> bool:
     """Move a queued trial to RUNNING with its first heartbeat and this worker's name.
 
-    hpo's database storage does it in one transaction. Elsewhere (the proxy) it takes three
-    calls, the beat first: a worker killed between the claim and its first beat must still
-    leave a trial that goes stale.
+    A storage with claim-by-id (hpo's database storage; `_claim_queued` prefers its
+    claim-the-next) does it in one transaction. Elsewhere (the proxy) it takes three calls,
+    the beat first: a worker killed between the claim and its first beat must still leave a
+    trial that goes stale.
     """
     attrs = {WORKER_ATTR: worker_name()}
     claim = getattr(storage, "claim_waiting_trial", None)
@@ -365,10 +377,10 @@ def _tell(
     state: TrialState,
     value: float | tuple[float, ...] | None = None,
 ) -> TrialState:
-    frozen = study.tell(trial, value, state=state if value is None else None)
-    shown = frozen.values[0] if frozen.values and len(frozen.values) == 1 else frozen.values
-    log.info("trial %d %s %s", trial.number, frozen.state.name.lower(), shown)
-    return frozen.state
+    told, values = tell(study, trial, value, state=state if value is None else None)
+    shown = values[0] if values and len(values) == 1 else values
+    log.info("trial %d %s %s", trial.number, told.name.lower(), shown)
+    return told
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> TrialState:

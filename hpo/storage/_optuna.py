@@ -3,9 +3,10 @@
 Optuna offers no public way to get a study's storage or id, a trial's id, to wrap the
 private RDBStorage methods its per-process cache calls, to list studies whose attrs do
 not parse, to count a study's trials without reading them all, to write several attrs
-of a trial or queue several trials in one transaction, or to serve its gRPC storage
-service on a server of one's own (beside hpo's calls, on a port it chose). hpo needs
-each of these; every other module goes through the functions here, and
+of a trial or queue several trials in one transaction, to claim a queued trial and build
+its Trial without reading it back, to tell a trial without reading it back, or to serve
+its gRPC storage service on a server of one's own (beside hpo's calls, on a port it
+chose). hpo needs each of these; every other module goes through the functions here, and
 `tests/hpo/storage/test_optuna_internals.py` checks that each name still exists in the installed
 Optuna, so an upgrade that removes one fails a test instead of breaking a worker
 silently.
@@ -13,8 +14,10 @@ silently.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +43,7 @@ INSTANCE_ATTRIBUTES: dict[type, tuple[str, ...]] = {
     FrozenTrial: ("_trial_id",),
     optuna.study.StudySummary: ("_study_id",),
     optuna.storages.RDBStorage: ("scoped_session",),
-    optuna.Trial: ("_trial_id", "_cached_frozen_trial"),
+    optuna.Trial: ("_trial_id", "_cached_frozen_trial", "study", "storage"),
 }
 
 # Private names of optuna.storages._rdb (module attributes and RDBStorage methods) that
@@ -56,7 +59,11 @@ RDB_MODULE_NAMES: dict[str, tuple[str, ...]] = {
         "TrialSystemAttributeModel",
         "TrialUserAttributeModel",
         "TrialValueModel",
+        "TrialParamModel",
+        "TrialIntermediateValueModel",
     ),
+    # Study.tell's work without its read-back of the told trial.
+    "optuna.study._tell": ("_tell_with_warning",),
 }
 # The trial system attr in which Study.enqueue_trial stores the params a queued trial must
 # take; Trial's suggest calls return them instead of sampling (a documented convention, but
@@ -65,11 +72,17 @@ FIXED_PARAMS = "fixed_params"
 # Private RDBStorage methods called inside a session of hpo's (never retried on their own).
 RDB_SESSION_METHODS: tuple[str, ...] = (
     "_set_trial_attr_without_commit",
+    "_set_trial_param_without_commit",
     "_get_prepared_new_trial",
 )
 # Optuna's per-process cache (optuna.storages._CachedStorage) keeps the RDBStorage, its
 # studies and its lock here, and registers a trial it has read with this method.
-CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = ("_backend", "_studies", "_lock")
+CACHED_STORAGE_ATTRIBUTES: tuple[str, ...] = (
+    "_backend",
+    "_studies",
+    "_lock",
+    "_trial_id_to_study_id_and_number",
+)
 CACHED_STORAGE_METHODS: tuple[str, ...] = ("_add_trials_to_cache",)
 # What run_grpc_proxy_server puts on its server (hpo.storage.proxy_server adds its own calls
 # beside them, and learns the port it bound), and Optuna's own wrapper for a served storage.
@@ -273,6 +286,233 @@ def claim_waiting_trial(
             _upsert_heartbeat(storage, session, trial_id)
         _upsert_user_attrs(storage, session, trial_id, attrs)
     return True
+
+
+def claim_next_waiting_trial(
+    storage: optuna.storages.RDBStorage,
+    study_id: int,
+    attrs: Mapping[str, Any],
+    *,
+    heartbeat: bool,
+) -> tuple[int, FrozenTrial | None] | None:
+    """Claim the study's next WAITING trial (fixed params first, then lowest number) with its
+    first heartbeat and `attrs`, in one transaction; None if none waits.
+
+    Returns (trial id, the claimed trial as Optuna would read it back, or None where it
+    carries more than the claim wrote: params, attrs or values of a retry or a known
+    configuration, for the caller to read). The pick, the move to RUNNING and the writes
+    share the transaction: PostgreSQL skips rows another claim holds locked (no two workers
+    take one trial, none waits on another), SQLite's BEGIN IMMEDIATE serializes claims.
+    """
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        row = session.execute(_next_waiting_query(study_id)).first()
+        if row is None:
+            return None
+        claimed_id, number, plain = row
+        trials = _table("TrialModel")
+        started = datetime.now()
+        moved = session.execute(
+            sqlalchemy.update(trials)
+            .where(trials.c.trial_id == claimed_id, trials.c.state == TrialState.WAITING)
+            .values(state=TrialState.RUNNING, datetime_start=started)
+        )
+        if moved.rowcount != 1:  # taken meanwhile: only where the row lock is not kept
+            return None
+        if heartbeat:
+            _upsert_heartbeat(storage, session, claimed_id)
+        _upsert_user_attrs(storage, session, claimed_id, attrs)
+    if not plain:
+        return claimed_id, None
+    frozen = FrozenTrial(
+        number=number,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=started,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs=dict(attrs),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=claimed_id,
+    )
+    return claimed_id, frozen
+
+
+def _table(model: str) -> sqlalchemy.Table:
+    from optuna.storages._rdb import models
+
+    return getattr(models, model).__table__
+
+
+def _next_waiting_query(study_id: int) -> sqlalchemy.Select[Any]:
+    """(id, number, whether it carries nothing yet) of the next WAITING trial, row-locked."""
+    trials = _table("TrialModel")
+    system = _table("TrialSystemAttributeModel")
+    fixed = sqlalchemy.exists().where(
+        system.c.trial_id == trials.c.trial_id, system.c.key == FIXED_PARAMS
+    )
+    owned = [
+        sqlalchemy.exists().where(_table(model).c.trial_id == trials.c.trial_id)
+        for model in (
+            "TrialParamModel",
+            "TrialUserAttributeModel",
+            "TrialSystemAttributeModel",
+            "TrialValueModel",
+            "TrialIntermediateValueModel",
+        )
+    ]
+    plain = sqlalchemy.not_(sqlalchemy.or_(*owned))
+    return (
+        sqlalchemy.select(trials.c.trial_id, trials.c.number, plain.label("plain"))
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING)
+        .order_by(fixed.desc(), trials.c.number)
+        .limit(1)
+        .with_for_update(of=trials, skip_locked=True)
+    )
+
+
+def claimed_trial(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:
+    """optuna.Trial(study, id) of a trial just claimed, without its read of the trial.
+
+    Optuna's own __init__ runs (the sampler's before_trial included), on a shallow copy of
+    the study whose storage answers this one trial's read from `frozen`; the Trial is then
+    pointed at the real study and storage.
+    """
+    shim = copy.copy(study)
+    shim._storage = _KnownTrial(study._storage, frozen)
+    trial = optuna.Trial(shim, frozen._trial_id)
+    trial.study = study
+    trial.storage = study._storage
+    return trial
+
+
+def claimed_system_attrs(trial: optuna.Trial) -> dict[str, Any]:
+    """A running trial's system attrs as Optuna's Trial holds them: read (or, for a claimed
+    plain trial, known) when the Trial was built, and updated by its own writes since."""
+    return trial._cached_frozen_trial.system_attrs
+
+
+@contextlib.contextmanager
+def params_in_one_transaction(trial: optuna.Trial) -> Iterator[None]:
+    """Write the params the block suggests on `trial` in one transaction, as it ends.
+
+    Optuna commits each suggested param on its own (a transaction each: a dozen per trial
+    of a typical space). Inside the block the Trial takes its params as always (its own
+    copy of them, which the samplers read, is updated at once); its storage only collects
+    the writes, which leave, each checked as Optuna checks it, when the block ends without
+    an error. A storage other than Optuna's cache over a database writes each as before.
+    """
+    cached = trial.storage
+    database = rdb_storage(cached)
+    if database is None or not hasattr(cached, "_studies"):
+        yield
+        return
+    pending: list[tuple[str, float, Any]] = []
+    trial.storage = _CollectedParams(cached, trial_id(trial), pending)
+    try:
+        yield
+    finally:
+        trial.storage = cached
+    if pending:
+        _write_params(cached, database, trial_id(trial), pending)
+
+
+def _write_params(
+    cached: BaseStorage,
+    database: optuna.storages.RDBStorage,
+    trial_id: int,
+    pending: list[tuple[str, float, Any]],
+) -> None:
+    """What _CachedStorage.set_trial_param does per param, for all of them in one session."""
+    with cached._lock:
+        study, _ = cached._trial_id_to_study_id_and_number[trial_id]
+        known = cached._studies[study].param_distribution
+        rows = [(name, value, dist, known.get(name)) for name, value, dist in pending]
+        writer = getattr(database, "set_trial_params", None)  # hpo's storage retries it
+        if writer is not None:
+            writer(trial_id, rows)
+        else:
+            write_trial_params(database, trial_id, rows)
+        for name, _, distribution in pending:
+            known.setdefault(name, distribution)
+
+
+def write_trial_params(
+    storage: optuna.storages.RDBStorage,
+    trial_id: int,
+    rows: Sequence[tuple[str, float, Any, Any]],
+) -> None:
+    """(name, internal value, distribution, the study's known distribution or None) of each
+    param, written with Optuna's own checks in one transaction."""
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        for name, value, distribution, previous in rows:
+            storage._set_trial_param_without_commit(
+                session, trial_id, name, value, distribution, previous
+            )
+
+
+class _CollectedParams:
+    """A storage that collects one trial's set_trial_param calls, everything else as `inner`."""
+
+    def __init__(
+        self, inner: BaseStorage, trial_id: int, pending: list[tuple[str, float, Any]]
+    ) -> None:
+        self._inner = inner
+        self._trial_id = trial_id
+        self._pending = pending
+
+    def set_trial_param(self, trial_id: int, name: str, value: float, distribution: Any) -> None:
+        if trial_id != self._trial_id:
+            self._inner.set_trial_param(trial_id, name, value, distribution)
+            return
+        self._pending.append((name, value, distribution))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _KnownTrial:
+    """A storage that answers get_trial of one trial from memory, everything else as `inner`."""
+
+    def __init__(self, inner: BaseStorage, frozen: FrozenTrial) -> None:
+        self._inner = inner
+        self._frozen = frozen
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        if trial_id == self._frozen._trial_id:
+            return self._frozen
+        return self._inner.get_trial(trial_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    values: float | Sequence[float] | None = None,
+    state: TrialState | None = None,
+) -> tuple[TrialState, list[float] | None]:
+    """Study.tell without its two reads of the told trial: (state, values) as stored.
+
+    Study.tell reads the trial whole before (for the sampler's after_trial and to check it
+    is still RUNNING) and after (only to return it): six statements each. The Trial's own
+    copy holds all it wrote (params, reports, attrs); the state check is left to the
+    write, which raises UpdateFinishedTrialError for a trial another worker failed.
+    """
+    from optuna.study._tell import _tell_with_warning
+
+    shim = copy.copy(study)
+    shim._storage = _KnownTrial(study._storage, copy.deepcopy(trial._cached_frozen_trial))
+    told_state, told_values, _ = _tell_with_warning(
+        study=shim, trial=trial, value_or_values=values, state=state
+    )
+    return told_state, told_values
 
 
 def _upsert_user_attrs(

@@ -3,13 +3,14 @@
 SQLite (the embedded default) is set up so that several local worker processes can share
 one file without "database is locked": WAL journal, a long busy timeout, and every
 transaction started with BEGIN IMMEDIATE so that no read-then-write transaction can be
-refused mid-way. PostgreSQL (for distributed workers) gets a small pre-pinged pool (at most two
-connections a process) so that connections broken by a database restart are replaced
-instead of failing a trial, and every storage call is retried with backoff while the
-database is away (ResilientRDBStorage), so a restart delays a study instead of failing its
-trials; a server that is full or starting up is waited for at the first connection too.
-Which storage a URL opens: hpo.storage.open; what a URL is and how it is shown:
-hpo.storage.urls; what a driver error means: hpo.storage.driver_errors.
+refused mid-way. PostgreSQL (for distributed workers) gets a small pool (at most two
+connections a process) whose idle connections are pinged before use, so that connections
+broken by a database restart are replaced instead of failing a trial, and every storage
+call is retried with backoff while the database is away (ResilientRDBStorage), so a restart
+delays a study instead of failing its trials; a server that is full or starting up is
+waited for at the first connection too. Which storage a URL opens: hpo.storage.open;
+what a URL is and how it is shown: hpo.storage.urls; what a driver error means:
+hpo.storage.driver_errors.
 """
 
 from __future__ import annotations
@@ -29,17 +30,19 @@ from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
 from hpo.config.settings import HEARTBEAT_INTERVAL
 from hpo.errors import StorageError
 from hpo.storage._optuna import (
     RDB_PRIVATE_METHODS,
+    claim_next_waiting_trial,
     claim_waiting_trial,
     clear_trial_system_attr,
     trial_attrs_with_prefix,
     waiting_trial_ids,
+    write_trial_params,
     write_user_attrs,
 )
 from hpo.storage.driver_errors import (
@@ -66,6 +69,9 @@ from hpo.storage.urls import mask_url, normalize_url, scrub
 POOL_SIZE = 2  # connections a process may hold: the main thread and the heartbeat thread
 CREATE_ATTEMPTS = 5  # tries at connecting while other processes create the tables
 SCHEMA_LOCK_KEY = zlib.crc32(b"hpo:schema")  # advisory lock around Optuna's table creation
+# A pooled PostgreSQL connection idle this long is pinged before use (_ping_idle_connections).
+PING_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "hpo_idle_since"  # its key in the pool's per-connection info
 
 log = logging.getLogger("hpo.storage.rdb")
 _T = TypeVar("_T")
@@ -127,6 +133,11 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         """One heartbeat without retrying: the heartbeat thread has its own loop."""
         optuna.storages.RDBStorage.record_heartbeat(self, trial_id)
 
+    def set_trial_params(self, trial_id: int, rows: list[tuple[str, float, Any, Any]]) -> None:
+        """Write several params of a running trial in one transaction (a retry after a lost
+        answer finds them written: Optuna's integrity errors are ignored, as for one)."""
+        write_trial_params(self, trial_id, rows)
+
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         """Write several user attrs of a running trial in one transaction (an upsert, so a
         retry after a lost answer writes the same)."""
@@ -160,6 +171,16 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         heartbeat = self.get_heartbeat_interval() is not None
         return claim_waiting_trial(self, trial_id, attrs, heartbeat=heartbeat)
 
+    def claim_next_waiting_trial(
+        self, study_id: int, attrs: dict[str, Any]
+    ) -> tuple[int, FrozenTrial | None] | None:
+        """Pick, claim (RUNNING, first heartbeat, `attrs`) and return the study's next queued
+        trial in one transaction; None if none is queued. After a lost answer the retry
+        claims the next one: the first, RUNNING with its heartbeat, goes stale and is
+        re-queued, as after claim_waiting_trial."""
+        heartbeat = self.get_heartbeat_interval() is not None
+        return claim_next_waiting_trial(self, study_id, attrs, heartbeat=heartbeat)
+
 
 for _name in (
     *STORAGE_CALLS,
@@ -180,7 +201,9 @@ for _name in (
 # hpo's own: one transaction each, and a locked study operation (counted again on a retry)
 for _name in (
     "set_trial_user_attrs",
+    "set_trial_params",
     "claim_waiting_trial",
+    "claim_next_waiting_trial",
     "waiting_trial_ids",
     "trial_attrs_with_prefix",
     "clear_trial_system_attr",
@@ -229,7 +252,6 @@ def open_database(
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {
-            "pool_pre_ping": True,  # replace connections a database restart broke
             # One connection stays open; the heartbeat thread's (or the study lock's) second
             # one is opened when both are busy and closed after, sparing a full server. A
             # proxy keeps all of its `pool_size` open: it is busy all the time.
@@ -269,7 +291,44 @@ def open_database(
     storage.retry_seconds = wait_seconds
     if backend == "sqlite":
         _begin_immediate(storage.engine)
+    else:
+        _ping_idle_connections(storage.engine)
     return storage
+
+
+def _ping_idle_connections(engine: sqlalchemy.Engine) -> None:
+    """Replace a pooled connection that a database restart broke while it sat idle.
+
+    SQLAlchemy's pool_pre_ping does it with a round trip at every checkout (4-7 per trial,
+    a quarter of a storage-bound trial's round trips); this pings only a connection idle
+    for PING_IDLE_SECONDS. One broken in the moment since its last use fails its statement
+    with a lost connection, which SQLAlchemy turns into a fresh pool and the storage's
+    retries into a second try.
+    """
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return
+        try:
+            _ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces it (and tries a new one) on this error
+            raise sqlalchemy.exc.DisconnectionError(str(exc)) from exc
+
+    sqlalchemy.event.listen(engine, "checkin", checkin)
+    sqlalchemy.event.listen(engine, "checkout", checkout)
+
+
+def _ping(dbapi_connection: Any) -> None:
+    """One round trip on a driver connection; raises if the connection is broken."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    finally:
+        cursor.close()
 
 
 def _postgres_connect_args(url: URL) -> dict[str, Any]:

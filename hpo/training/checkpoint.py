@@ -55,10 +55,13 @@ RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(EpochResult))
 
 
 def retried_numbers(trial: optuna.Trial) -> list[int]:
-    """Numbers of the earlier attempts of this trial, newest first (empty if none)."""
-    storage = _optuna.study_storage(trial.study)
-    system_attrs = storage.get_trial_system_attrs(_optuna.trial_id(trial))
-    return list(reversed(system_attrs.get("retry_history", [])))
+    """Numbers of the earlier attempts of this trial, newest first (empty if none).
+
+    From the trial as it was claimed: a retry's history is written when the retry is
+    queued, before any claim, so reading it from the storage again (a round trip, once
+    for the seed and once for the checkpoints) finds nothing new.
+    """
+    return list(reversed(_optuna.claimed_system_attrs(trial).get("retry_history", [])))
 
 
 def original_number(trial: optuna.Trial) -> int:
@@ -313,6 +316,7 @@ class TrialCheckpoints:
         self.resume: Checkpoint | None = None
         self.last_saved = time.monotonic()  # the trial's start: nothing to lose before it
         self.on_error = on_error
+        self.epochs = epochs  # the trial's last epoch is never written
         self.error: OSError | None = None  # a write failed: no more checkpoints this trial
         for number in self.earlier:  # newest attempt first: it got furthest
             if not store.path(number).is_file():
@@ -330,7 +334,8 @@ class TrialCheckpoints:
                 break
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Write at most every `every_seconds` of training, and always on a stop request.
+        """Write at most every `every_seconds` of training, and always on a stop request;
+        never after the trial's last epoch.
 
         Short epochs would otherwise spend more time writing model and optimizer state
         than a retry could ever save; a killed trial loses at most that much training.
@@ -338,6 +343,11 @@ class TrialCheckpoints:
         the trial: `on_error` hears of it once, and training goes on.
         """
         if self.error is not None:
+            return
+        if not checkpoint.final and self.epochs is not None and checkpoint.epoch >= self.epochs:
+            # The trial's last epoch: it ends next, and its ending deletes the file, so the
+            # write could only serve a worker killed in the moment between (a one-epoch
+            # trial wrote one file per trial for nothing).
             return
         now = time.monotonic()
         if not checkpoint.final and now - self.last_saved < self.store.every_seconds:

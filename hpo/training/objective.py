@@ -19,7 +19,7 @@ from hpo.config.objectives import (
 )
 from hpo.config.spec import StudySpec
 from hpo.errors import StorageError
-from hpo.storage._optuna import set_constraints, set_user_attrs
+from hpo.storage._optuna import params_in_one_transaction, set_constraints, set_user_attrs
 from hpo.study.space import split_params, suggest_params
 from hpo.training.checkpoint import CheckpointStore, original_number, trial_checkpoints
 from hpo.training.data import Dataset
@@ -87,7 +87,8 @@ class Objective:
         set_user_attrs(trial, attrs)  # one transaction, however many attrs
 
     def _run(self, trial: optuna.Trial, attrs: dict[str, Any]) -> float | tuple[float, ...]:
-        params = suggest_params(trial, self.spec.space)
+        with params_in_one_transaction(trial):  # not one each
+            params = suggest_params(trial, self.spec.space)
         model_params, train_params = split_params(params, own=self.spec.entry is not None)
         # Seeds tie a trial's weight init and batch order to its number: reruns reproduce.
         # A retry keeps its first attempt's number, so resuming continues the same shuffles.

@@ -158,3 +158,73 @@ def test_a_trial_claimed_by_id_is_usable_through_optunas_cache(tmp_path) -> None
     x = trial.suggest_float("x", 0, 1)
     study.tell(trial, x)
     assert study.trials[0].params == {"x": x} and study.trials[0].state == TrialState.COMPLETE
+
+
+def test_claim_next_takes_known_params_first_then_the_lowest_number(rdb) -> None:
+    """One transaction picks and claims; a plain queued trial comes back as Optuna would read
+    it, one carrying more (fixed params) as its id alone, for the caller to read."""
+    study = optuna.create_study(storage=rdb)
+    study_id = _optuna.study_id(study)
+    _optuna.create_waiting_trials(rdb, study_id, 2)
+    _optuna.create_waiting_trials(rdb, study_id, 0, fixed=[{"x": 0.5}])  # fills trial 0
+    first, second = (_optuna.trial_id(t) for t in study.trials)
+    count = commits(rdb)
+    assert _optuna.claim_next_waiting_trial(rdb, study_id, WORKER, heartbeat=True) == (
+        first,
+        None,
+    )
+    claimed_id, frozen = _optuna.claim_next_waiting_trial(rdb, study_id, WORKER, heartbeat=True)
+    assert claimed_id == second and count[0] == 2
+    stored = rdb.get_trial(second)
+    assert frozen == stored  # FrozenTrial compares every field
+    assert frozen.datetime_start == stored.datetime_start and frozen.user_attrs == WORKER
+    assert _optuna.claim_next_waiting_trial(rdb, study_id, WORKER, heartbeat=True) is None
+    assert sorted(rdb._get_stale_trial_ids(study_id)) == []  # both beat at the claim
+
+
+def test_a_trial_built_from_the_claim_is_the_trial_optuna_builds(tmp_path) -> None:
+    """claimed_trial runs Optuna's own Trial.__init__ without its read of the trial: the
+    same Trial, pointed at the real study, and no statement issued."""
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'built.db'}", sampler=optuna.samplers.RandomSampler()
+    )
+    rdb = _optuna.rdb_storage(_optuna.study_storage(study))
+    study_id = _optuna.study_id(study)
+    _optuna.create_waiting_trials(rdb, study_id, 1)
+    queued_id, frozen = _optuna.claim_next_waiting_trial(rdb, study_id, WORKER, heartbeat=False)
+    statements: list[str] = []
+    sqlalchemy.event.listen(rdb.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    built = _optuna.claimed_trial(study, frozen)
+    assert statements == []
+    read = optuna.Trial(study, queued_id)
+    assert vars(built).keys() == vars(read).keys()
+    assert built.study is study and built.storage is study._storage
+    assert built._cached_frozen_trial == read._cached_frozen_trial
+    assert (built._fixed_params, built.relative_search_space) == ({}, None)
+
+
+def test_tell_reads_nothing_and_stores_what_study_tell_stores(tmp_path) -> None:
+    """The tell takes the trial from the Trial's own copy: a pruned trial still gets its last
+    report as its value, and one another worker failed meanwhile is refused at the write."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'tell.db'}")
+    rdb = _optuna.rdb_storage(_optuna.study_storage(study))
+    pruned, failed = study.ask(), study.ask()
+    pruned.suggest_float("x", 0, 1)
+    pruned.report(0.25, 1)
+    pruned.report(0.5, 2)
+    selects: list[str] = []
+    sqlalchemy.event.listen(
+        rdb.engine,
+        "before_cursor_execute",
+        lambda *a: selects.append(a[2]) if a[2].lstrip().upper().startswith("SELECT") else None,
+    )
+    assert _optuna.tell(study, pruned, state=TrialState.PRUNED) == (TrialState.PRUNED, [0.5])
+    whole_trial_reads = [s for s in selects if "trial_params" in s or "trial_user_attr" in s]
+    assert whole_trial_reads == []  # Study.tell: two reads of the whole trial
+    told = rdb.get_trial(_optuna.trial_id(pruned))
+    assert (told.state, told.values, told.params.keys()) == (TrialState.PRUNED, [0.5], {"x"})
+    selects.clear()
+    rdb.set_trial_state_values(_optuna.trial_id(failed), TrialState.FAIL)  # "stale"
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        _optuna.tell(study, failed, 1.0)
+    assert rdb.get_trial(_optuna.trial_id(failed)).state == TrialState.FAIL

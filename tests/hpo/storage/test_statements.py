@@ -1,5 +1,7 @@
 """A trial's cost in the storage does not grow with the study: SQL statements and rows per
-trial, counted on SQLite, are the same in a 100-trial study and a 3,000-trial one.
+trial, counted on SQLite, are the same in a 100-trial study and a 3,000-trial one. And it is
+a fixed, small number of statements and transactions (raw Optuna's study.optimize issues 35
+statements in 7 transactions per trial of the same objective), with no connection ping.
 
 The 3,000-trial study is fast-forwarded: 2,000 finished trials are written with add_trials,
 so that 1,000 trials of budget remain when the measured trials run. Under a design that
@@ -9,6 +11,7 @@ hundreds of rows more than the small study's; nothing here asserts on timing.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -39,6 +42,7 @@ class Counts:
     statements: int = 0
     rows: int = 0
     kinds: Counter[str] | None = None
+    checkouts: int = 0  # connections taken from the pool: one per transaction or read
 
 
 @pytest.fixture
@@ -56,9 +60,13 @@ def counting() -> Iterator[Any]:
         def loaded(_target: Any, _context: Any) -> None:
             counts.rows += 1
 
+        def checkout(*_args: Any) -> None:
+            counts.checkouts += 1
+
         for target, name, function in (
             (engine, "before_cursor_execute", before),
             (sqlalchemy.orm.Mapper, "load", loaded),
+            (engine, "checkout", checkout),
         ):
             sqlalchemy.event.listen(target, name, function)
             listeners.append((target, name, function))
@@ -134,3 +142,66 @@ def test_the_stop_rule_keeps_the_cost_per_trial_flat(
     large = _per_trial(f"sqlite:///{tmp_path / 'large.db'}", path, 3000, 2000, counting)
     assert abs(large[0] - small[0]) <= SLACK, f"statements per trial: {small[0]} -> {large[0]}"
     assert abs(large[1] - small[1]) <= SLACK, f"rows per trial: {small[1]} -> {large[1]}"
+
+
+# A zero-cost trial (suggest x, return it) on hpo's worker loop, when no top-up of the queue
+# falls in it: (statements, connection checkouts). The claim picks, claims, beats and names
+# the worker in one transaction (4 statements) and hands Optuna the trial it wrote, unread;
+# the suggestion writes its param (2); the tell writes its end (4), the trial unread: three
+# transactions, on SQLite each opened by a BEGIN IMMEDIATE (counted). Was 33 statements in
+# 7.4 transactions, each checkout pinged on PostgreSQL.
+PER_TRIAL = {"sqlite": (10 + 3, 3), "postgresql": (10, 3)}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'count.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_a_trial_costs_a_fixed_number_of_statements_and_no_ping(
+    storage_url: str, write_study: Any, counting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpo.storage import rdb
+
+    pings: list[int] = []
+    ping = rdb._ping
+    monkeypatch.setattr(rdb, "_ping", lambda connection: (pings.append(1), ping(connection)))
+    storage = open_storage(storage_url)
+    spec = load_spec(write_study("count", trials=40))
+    open_study(storage, spec)
+    counts = counting(storage.engine)
+    marks: list[tuple[int, int]] = []
+    run_worker(
+        storage,
+        spec.name,
+        objective_factory=zero_cost(),
+        on_trial_end=lambda: marks.append((counts.statements, counts.checkouts)),
+    )
+    assert len(marks) == 40
+    per_trial = Counter((s1 - s0, c1 - c0) for (s0, c0), (s1, c1) in itertools.pairwise(marks[1:]))
+    usual, times = per_trial.most_common(1)[0]
+    assert usual == PER_TRIAL[storage_url.split(":")[0].split("+")[0]], per_trial
+    assert times >= 30, per_trial  # all but the trials a top-up fell in (one in 16)
+    assert pings == []  # no connection sat idle for a second
+
+
+# A real short trial (the tiny rings MLP, one epoch):
+# the claim; the params in one transaction (was one each); the epoch's report; the trial's
+# attrs; the tell. Connection checkouts, i.e. transactions or reads (was 9).
+REAL_TRIAL_CHECKOUTS = 5
+
+
+def test_a_short_real_trial_takes_five_transactions(
+    tmp_path: Path, write_study: Any, counting: Any
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'real.db'}")
+    spec = load_spec(write_study("real", trials=12, epochs=1))
+    open_study(storage, spec)
+    counts = counting(storage.engine)
+    marks: list[int] = []
+    run_worker(storage, spec.name, on_trial_end=lambda: marks.append(counts.checkouts))
+    assert len(marks) == 12
+    per_trial = Counter(b - a for a, b in itertools.pairwise(marks))
+    assert per_trial.most_common(1)[0] == (REAL_TRIAL_CHECKOUTS, 11), per_trial

@@ -413,3 +413,26 @@ def test_a_failed_write_ends_the_trials_checkpoints_and_says_so_once(tmp_path: P
     assert [str(e) for e in errors] == ["[Errno 28] No space left on device"]
     assert len(tries) == 1
     assert torch.load(store.path(trial.number), weights_only=True)["epoch"] == 1
+
+
+@pytest.mark.parametrize(("epochs", "writes"), [(1, 0), (3, 2)])
+def test_a_trial_writes_one_checkpoint_per_epoch_but_its_last(
+    tmp_path: Path, write_study: Any, monkeypatch: pytest.MonkeyPatch, epochs: int, writes: int
+) -> None:
+    """File writes per trial, checkpoints unthrottled: the last epoch's file would be
+    deleted as the trial ends, unread (was: one per epoch, so one-epoch trials wrote one
+    useless file each)."""
+    import hpo.training.checkpoint as checkpoint_module
+
+    written: list[int] = []
+    save = checkpoint_module.save_tensors
+    monkeypatch.setattr(
+        checkpoint_module, "save_tensors", lambda obj, file: (written.append(1), save(obj, file))
+    )
+    storage = open_storage(f"sqlite:///{tmp_path / 'hpo.db'}")
+    spec = load_spec(write_study("writes", trials=2, epochs=epochs))
+    open_study(storage, spec)
+    report = run_worker(storage, spec.name, artifacts=tmp_path / "artifacts", checkpoint_every=0)
+    assert report.states == {"COMPLETE": 2}
+    assert len(written) == 2 * writes
+    assert not list((tmp_path / "artifacts").rglob("trial-*.pt"))  # the ended trials' removed
