@@ -92,3 +92,16 @@ def test_the_script_fails_on_a_differing_or_missing_figure(tmp_path: Path) -> No
     bad = run(apart)
     assert bad.returncode == 1
     assert "DIFFERS  bench: a" in bad.stdout and "MISSING  bench: b" in bad.stdout
+
+
+def test_benchmarks_md_quotes_exactly_the_committed_figures() -> None:
+    """BENCHMARKS.md's table of figures is what the committed raw outputs say, to the digit."""
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    start, end = "<!-- figures -->\n", "<!-- /figures -->"
+    assert start in text and end in text, "BENCHMARKS.md has lost its figures block"
+    quoted = text.split(start, 1)[1].split(end, 1)[0]
+    results = ROOT / "benchmarks" / "results"
+    expected = check_figures.table(
+        check_figures.read_figures(results), check_figures.provenance(results)
+    )
+    assert quoted == expected, "rerun: python3 benchmarks/check_figures.py --table"
