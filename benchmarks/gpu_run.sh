@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Everything measured on a lent GPU machine, in one call (see BENCHMARKS.md, section GPU).
 # The machine has no network: the wheels of what its python lacks travel in .whl/ and
-# the Fashion-MNIST files in .data/ (both git-ignored; see BENCHMARKS.md for how to fill
-# them). Results go to $OUT (or ./gpu-results).
+# the Fashion-MNIST files in .data/ (both git-ignored), filled here beforehand:
+#   pip download -d .whl --only-binary=:all: --python-version 3.12 \
+#       --platform manylinux2014_x86_64 optuna sqlalchemy alembic colorlog greenlet \
+#       optuna-dashboard bottle plotly
+#   mkdir -p .data && cp -r /usr/share/datasets/fashion-mnist .data/
+# Results go to $OUT (or ./gpu-results).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}

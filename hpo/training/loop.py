@@ -51,8 +51,9 @@ class TrainConfig:
     # TrainResult.step_mode / step_mode_reason say so. Off until a GPU benchmark shows it pays.
     cuda_graph: bool = False
     # CUDA tricks, kept only where benchmarks/train_speed.py --ablate shows they pay (on an
-    # H100, fashion-mnist CNN, BENCHMARKS.md): channels_last +6%; bf16 autocast -10%, its
-    # casts cost more than tensor cores save on layers this small. Nothing changes on a CPU.
+    # H100, fashion-mnist CNN, 2026-11-24, older code: `git show 0a49cb2:BENCHMARKS.md`,
+    # section 6): channels_last +6%; bf16 autocast -10%, its casts cost more than tensor
+    # cores save on layers this small. Nothing changes on a CPU. To be measured again.
     bf16: bool = False  # bf16 autocast: for large models; no loss scaling needed (unlike fp16)
     channels_last: bool = True  # NHWC layout for image models: what cuDNN's fast kernels want
 
