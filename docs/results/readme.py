@@ -21,6 +21,24 @@ from pathlib import Path
 MARKER = "<!-- results -->"
 
 
+def about_of(folder: Path) -> str:
+    """FOLDER/about.md, the page's prose, which must hold the results marker once."""
+    about = (folder / "about.md").read_text(encoding="utf-8")
+    if about.count(MARKER) != 1:
+        raise SystemExit(f"{folder / 'about.md'}: needs one line {MARKER}")
+    return about
+
+
+def spec_of(folder: Path) -> object:
+    """The study file beside the data: exactly one *.toml in FOLDER."""
+    from hpo.config.spec import load_spec
+
+    tomls = sorted(folder.glob("*.toml"))
+    if len(tomls) != 1:
+        raise SystemExit(f"{folder}: needs exactly one study file (*.toml), found {len(tomls)}")
+    return load_spec(tomls[0])
+
+
 def study_rows(stats: object) -> list[list[str]]:
     """Per arm: whole-study training seconds, trial states and trial seconds, from the
     trials themselves (what the Fashion-MNIST page once read with a snippet by hand)."""
@@ -102,9 +120,7 @@ def claims_results(storage: object, folder: Path) -> str:
 def main(folder: Path, group: str) -> None:
     from hpo.storage.open import open_storage
 
-    about = (folder / "about.md").read_text(encoding="utf-8")
-    if about.count(MARKER) != 1:
-        raise SystemExit(f"{folder / 'about.md'}: needs one line {MARKER}")
+    about = about_of(folder)
     storage = open_storage(f"sqlite:///{folder / 'studies.db'}")
     if group == "claims":
         results = claims_results(storage, folder)

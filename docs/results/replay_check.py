@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-MARKER = "<!-- results -->"
+from readme import MARKER, about_of, spec_of  # beside this file: a script's folder is on sys.path
 
 
 def replayed_again(folder: Path, spec: object, live: list) -> list:
@@ -44,15 +44,9 @@ def main(folder: Path) -> None:
     from hpo.compare.agreement import agreement
     from hpo.compare.agreement_report import agreement_headline, agreement_table, per_seed_table
     from hpo.compare.runs import read_runs
-    from hpo.config.spec import load_spec
 
-    about = (folder / "about.md").read_text(encoding="utf-8")
-    if about.count(MARKER) != 1:
-        raise SystemExit(f"{folder / 'about.md'}: needs one line {MARKER}")
-    tomls = sorted(folder.glob("*.toml"))
-    if len(tomls) != 1:
-        raise SystemExit(f"{folder}: needs exactly one study file (*.toml), found {len(tomls)}")
-    spec = load_spec(tomls[0])
+    about = about_of(folder)
+    spec = spec_of(folder)
     live = read_runs(folder / "live" / "runs.csv")
     replay = read_runs(folder / "replay" / "runs.csv")
     if replayed_again(folder, spec, live) != replay:

@@ -19,17 +19,9 @@ import re
 import sys
 from pathlib import Path
 
-MARKER = "<!-- results -->"
+from readme import MARKER, about_of, spec_of  # beside this file: a script's folder is on sys.path
+
 CHECKED_SAMPLERS = ("random", "tpe", "qmc")  # replayed again in seconds; gp takes minutes
-
-
-def spec_of(folder: Path) -> object:
-    from hpo.config.spec import load_spec
-
-    tomls = sorted(folder.glob("*.toml"))
-    if len(tomls) != 1:
-        raise SystemExit(f"{folder}: needs exactly one study file (*.toml), found {len(tomls)}")
-    return load_spec(tomls[0])
 
 
 def replays(folder: Path) -> dict[int, list]:
@@ -140,9 +132,7 @@ def table_facts(folder: Path) -> str:
 
 
 def main(folder: Path) -> None:
-    about = (folder / "about.md").read_text(encoding="utf-8")
-    if about.count(MARKER) != 1:
-        raise SystemExit(f"{folder / 'about.md'}: needs one line {MARKER}")
+    about = about_of(folder)
     spec = spec_of(folder)
     sections = []
     for workers, rows in replays(folder).items():
@@ -157,5 +147,4 @@ def main(folder: Path) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python3 docs/results/replay_reference.py FOLDER")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # readme.py beside this file
     main(Path(sys.argv[1]).resolve())
