@@ -177,15 +177,11 @@ def waiting_trial_ids(
     Reading them through Optuna's cache loads each queued trial whole (its params, attrs,
     values: four more statements and a row each) on every claim.
     """
-    from optuna.storages._rdb.models import TrialModel, TrialSystemAttributeModel
+    from optuna.storages._rdb.models import TrialModel
 
     trials = TrialModel.__table__
-    attrs = TrialSystemAttributeModel.__table__
-    fixed = sqlalchemy.exists().where(
-        attrs.c.trial_id == trials.c.trial_id, attrs.c.key == FIXED_PARAMS
-    )
     query = (
-        sqlalchemy.select(trials.c.trial_id, fixed.label("fixed"))
+        sqlalchemy.select(trials.c.trial_id, _has_fixed_params(trials).label("fixed"))
         .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING)
         .order_by(trials.c.number)
     )
@@ -347,13 +343,18 @@ def _table(model: str) -> sqlalchemy.Table:
     return getattr(models, model).__table__
 
 
+def _has_fixed_params(trials: sqlalchemy.Table) -> sqlalchemy.Exists:
+    """Whether a row of `trials` (Optuna's trials table) is a queued trial with fixed params
+    (`Study.enqueue_trial`'s system attr), as a clause of a query over that table."""
+    attrs = _table("TrialSystemAttributeModel")
+    return sqlalchemy.exists().where(
+        attrs.c.trial_id == trials.c.trial_id, attrs.c.key == FIXED_PARAMS
+    )
+
+
 def _next_waiting_query(study_id: int) -> sqlalchemy.Select[Any]:
     """(id, number, whether it carries nothing yet) of the next WAITING trial, row-locked."""
     trials = _table("TrialModel")
-    system = _table("TrialSystemAttributeModel")
-    fixed = sqlalchemy.exists().where(
-        system.c.trial_id == trials.c.trial_id, system.c.key == FIXED_PARAMS
-    )
     owned = [
         sqlalchemy.exists().where(_table(model).c.trial_id == trials.c.trial_id)
         for model in (
@@ -368,7 +369,7 @@ def _next_waiting_query(study_id: int) -> sqlalchemy.Select[Any]:
     return (
         sqlalchemy.select(trials.c.trial_id, trials.c.number, plain.label("plain"))
         .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING)
-        .order_by(fixed.desc(), trials.c.number)
+        .order_by(_has_fixed_params(trials).desc(), trials.c.number)
         .limit(1)
         .with_for_update(of=trials, skip_locked=True)
     )
@@ -602,12 +603,13 @@ def _fix_queued_trials(session: Any, study_id: int, fixed: Sequence[Mapping[str,
 
     trials = TrialModel.__table__
     attrs = TrialSystemAttributeModel.__table__
-    has_fixed = sqlalchemy.exists().where(
-        attrs.c.trial_id == trials.c.trial_id, attrs.c.key == FIXED_PARAMS
-    )
     query = (
         sqlalchemy.select(trials.c.trial_id)
-        .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING, ~has_fixed)
+        .where(
+            trials.c.study_id == study_id,
+            trials.c.state == TrialState.WAITING,
+            ~_has_fixed_params(trials),
+        )
         .order_by(trials.c.number)
         .limit(len(fixed))
         .with_for_update(of=trials)
