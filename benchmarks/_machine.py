@@ -40,17 +40,24 @@ def load() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def banner(title: str) -> str:
-    """One block naming the machine and the software: printed first by every benchmark."""
-    import optuna
+def machine() -> str:
+    """Cores, CPU model and GPUs: what a figure measured in seconds depends on."""
     import torch
 
     gpu = "none"
     if torch.cuda.is_available():
         gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return f"{os.cpu_count()} cores, {cpu_model()}, GPU: {gpu}"
+
+
+def banner(title: str) -> str:
+    """One block naming the machine and the software: printed first by every benchmark."""
+    import optuna
+    import torch
+
     lines = [
         f"== {title} ==",
-        f"machine: {os.cpu_count()} cores, {cpu_model()}, GPU: {gpu}",
+        f"machine: {machine()}",
         f"python {platform.python_version()}, torch {torch.__version__} "
         f"(threads {torch.get_num_threads()}), optuna {optuna.__version__}",
         f"load average at start: {load()}",

@@ -83,7 +83,7 @@ def main() -> None:
                 seconds = time.perf_counter() - started
                 rates.append(len(rows) / seconds)
                 print(f"{arm:<16} {trials:>6} {seconds:>9.2f} {rates[-1]:>9.1f}", flush=True)
-            figure(f"replay: {arm} at {trials} trials, trials/s", rates)
+            figure(f"replay: {arm} at {trials} trials", rates, "trials/s")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@
 #   bash benchmarks/run_all.sh            # the sizes BENCHMARKS.md quotes (~20 min idle, 2 cores);
 #                                         # output in a new folder, checked against
 #                                         # benchmarks/results/ (exit 1 if a figure differs)
-#   bash benchmarks/run_all.sh --update   # the same, written into benchmarks/results/ (what
-#                                         # BENCHMARKS.md quotes): the new committed figures
+#   bash benchmarks/run_all.sh --update   # the same, written into a new benchmarks/results/run-N
+#                                         # beside the committed runs: BENCHMARKS.md pools
+#                                         # them (three runs of one machine, so that a figure's
+#                                         # spread holds what changes from run to run)
 #   bash benchmarks/run_all.sh --quick    # every script once at a small size (a few minutes):
 #                                         # proves they run; its numbers are not figures
 #
@@ -20,7 +22,13 @@ cd "$(dirname "$0")/.."
 mode=${1:-check}
 case "$mode" in
 --quick) out=$(mktemp -d -t hpo-bench-quick-XXXX) ;;
---update) out=benchmarks/results ;;
+--update)
+    # A new committed run beside the others (BENCHMARKS.md pools them); one machine's only.
+    python3 benchmarks/check_figures.py --can-add
+    n=1
+    while [ -e "benchmarks/results/run-$n" ]; do n=$((n + 1)); done
+    out=benchmarks/results/run-$n
+    ;;
 check) out=$(mktemp -d -t hpo-bench-XXXX) ;;
 *)
     echo "usage: bash benchmarks/run_all.sh [--quick | --update]" >&2
@@ -93,5 +101,6 @@ fi
 echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/run.txt"
 echo "== done $(date -u +%FT%TZ) ($(uptime)); output in $out"
 if [ "$mode" = check ]; then
-    python3 benchmarks/check_figures.py "$out"
+    python3 benchmarks/check_figures.py "$out" | tee "$out/check.txt"
+    exit "${PIPESTATUS[0]}"
 fi

@@ -24,9 +24,11 @@ def printed(name: str, values: list[float], unit: str = "") -> str:
     return out.getvalue()
 
 
-def write(folder: Path, text: str) -> Path:
+def write(folder: Path, text: str, machine: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bench.txt").write_text("== banner ==\nother output\n" + text)
+    if machine:
+        (folder / "run.txt").write_text(f"commit: abc\nmachine: {machine}\n")
     return folder
 
 
@@ -88,7 +90,7 @@ def test_the_script_fails_on_a_differing_or_missing_figure(tmp_path: Path) -> No
 
     ok = run(same)
     assert ok.returncode == 0, ok.stdout
-    assert "2 of 2 figures match" in ok.stdout
+    assert "2 of 2 judged figures match" in ok.stdout
     bad = run(apart)
     assert bad.returncode == 1
     assert "DIFFERS  bench: a" in bad.stdout and "MISSING  bench: b" in bad.stdout
@@ -100,8 +102,60 @@ def test_benchmarks_md_quotes_exactly_the_committed_figures() -> None:
     start, end = "<!-- figures -->\n", "<!-- /figures -->"
     assert start in text and end in text, "BENCHMARKS.md has lost its figures block"
     quoted = text.split(start, 1)[1].split(end, 1)[0]
-    results = ROOT / "benchmarks" / "results"
-    expected = check_figures.table(
-        check_figures.read_figures(results), check_figures.provenance(results)
-    )
+    runs = check_figures.committed_runs(ROOT / "benchmarks" / "results")
+    assert len(runs) >= 2, "the committed figures pool several whole runs"
+    expected = check_figures.table(check_figures.pooled(runs), check_figures.provenance(runs))
     assert quoted == expected, "rerun: python3 benchmarks/check_figures.py --table"
+
+
+def test_committed_runs_pool_into_the_middle_median_and_the_whole_spread(tmp_path: Path) -> None:
+    for number, values in ((1, [1.0, 1.2]), (2, [0.8, 0.9]), (10, [1.5, 1.7])):
+        text = printed("ratio", values, "x") + printed("same", [2.0])
+        write(tmp_path / f"run-{number}", text, machine="2 cores, CPU A, GPU: none")
+    runs = check_figures.committed_runs(tmp_path)
+    assert [run.folder.name for run in runs] == ["run-1", "run-2", "run-10"]
+    figure = check_figures.pooled(runs)["bench: ratio"]
+    assert (figure.median, figure.low, figure.high, figure.n, figure.runs) == (
+        1.1, 0.8, 1.7, 6, 3)  # fmt: skip
+    # a run-to-run spread, wider than any one run's: a new run at 1.6 matches
+    assert check_figures.matches(figure, check_figures.Figure(1.6, 1.55, 1.65, 2))
+    assert "0.8-1.7 (6, 3)" in check_figures.table(check_figures.pooled(runs))
+
+
+def test_a_count_that_changed_between_committed_runs_matches_no_new_count(tmp_path: Path) -> None:
+    for number, lost in ((1, 0), (2, 1)):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            _machine.count("lost", lost)
+        write(tmp_path / f"run-{number}", out.getvalue())
+    figure = check_figures.pooled(check_figures.committed_runs(tmp_path))["bench: lost"]
+    assert not figure.is_count
+    for lost in (0, 1):
+        assert not check_figures.matches(figure, check_figures.Figure(lost, lost, lost, 0))
+
+
+def test_times_are_judged_only_on_the_committed_runs_machine(tmp_path: Path) -> None:
+    committed = tmp_path / "results"
+    text = printed("latency", [1.0, 1.1], "s") + printed("ratio", [1.0, 1.1], "x")
+    write(committed / "run-1", text, machine="2 cores, CPU A, GPU: none")
+    slower = printed("latency", [3.0, 3.3], "s") + printed("ratio", [1.05, 1.1], "x")
+    other = write(tmp_path / "other", slower, machine="2 cores, CPU B, GPU: none")
+    same = write(tmp_path / "same", slower, machine="2 cores, CPU A, GPU: none")
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert check_figures.check(committed, other) == 0
+    assert "machine  bench: latency" in out.getvalue()
+    assert "1 of 1 judged figures match" in out.getvalue()
+    assert "1 times not judged" in out.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert check_figures.check(committed, same) == 1
+    assert "DIFFERS  bench: latency" in out.getvalue()
+
+
+def test_runs_of_another_machine_may_not_join_the_committed_ones(tmp_path: Path) -> None:
+    write(tmp_path / "run-1", printed("a", [1.0]), machine="2 cores, CPU A, GPU: none")
+    assert check_figures.can_add(tmp_path, "2 cores, CPU A, GPU: none") == 0
+    assert check_figures.can_add(tmp_path, "2 cores, CPU B, GPU: none") == 2
+    assert check_figures.can_add(tmp_path / "empty", "2 cores, CPU B, GPU: none") == 0
+    write(tmp_path / "run-2", printed("a", [1.0]), machine="2 cores, CPU B, GPU: none")
+    with pytest.raises(SystemExit, match="different machines"):
+        check_figures.one_machine(check_figures.committed_runs(tmp_path))
