@@ -253,7 +253,7 @@ def summary(backend: str, results: Results, sizes: list[int], samplers: list[str
             cells.append(ratio_cell(ours, theirs))
             ratios = [a / b for a, b in zip(ours, theirs, strict=False)]
             figure(f"sampler cost: {backend} {name} at {n} trials, hpo / Optuna", ratios, "x")
-        print(f"{name:<8}" + "".join(f"{c:>34}" for c in cells))
+        print(f"{name:<8}" + "".join(f" {c:>33}" for c in cells))
 
 
 def main() -> None:
