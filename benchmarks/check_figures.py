@@ -69,11 +69,22 @@ class Figure:
 
 @dataclass(frozen=True)
 class Run:
-    """One run's raw outputs: its figures and the machine it ran on ("" if unrecorded)."""
+    """One run's raw outputs: its figures and what run_all.sh wrote about it (run.txt)."""
 
     folder: Path
-    machine: str
+    about: list[str]  # run.txt's lines; [] if it has none
     figures: dict[str, Figure]
+
+    def field(self, key: str) -> str:
+        """The value of run.txt's `KEY: value` line ("" if absent)."""
+        prefix = f"{key}: "
+        return next((line.removeprefix(prefix).strip() for line in self.about
+                     if line.startswith(prefix)), "")  # fmt: skip
+
+    @property
+    def machine(self) -> str:
+        """Cores, CPU model and GPU, as the run's banner named them ("" if unrecorded)."""
+        return self.field("machine")
 
 
 def read_figures(folder: Path) -> dict[str, Figure]:
@@ -99,18 +110,10 @@ def read_figures(folder: Path) -> dict[str, Figure]:
     return found
 
 
-def machine_of(folder: Path) -> str:
-    """The `machine:` line run_all.sh wrote into the run's run.txt, without its key."""
-    path = folder / "run.txt"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.startswith("machine: "):
-                return line.removeprefix("machine: ").strip()
-    return ""
-
-
 def read_run(folder: Path) -> Run:
-    return Run(folder, machine_of(folder), read_figures(folder))
+    about = folder / "run.txt"
+    lines = about.read_text().splitlines() if about.exists() else []
+    return Run(folder, lines, read_figures(folder))
 
 
 def committed_runs(folder: Path) -> list[Run]:
@@ -160,21 +163,13 @@ def provenance(runs: list[Run]) -> list[str]:
     times), as markdown lines."""
     lines: list[str] = []
     for run in runs:
-        path = run.folder / "run.txt"
-        if not path.exists():
+        if not run.about:
             continue
-        text = path.read_text().splitlines()
         if not lines:
-            lines += [f"- {line}" for line in text if line.startswith(("machine:", "python "))]
-        fields = {
-            key: line.split(":", 1)[1].strip()
-            for line in text
-            for key in ("commit", "started", "finished")
-            if line.startswith(key + ":")
-        }
+            lines += [f"- {line}" for line in run.about if line.startswith(("machine:", "python "))]
+        commit, started, finished = (run.field(k) or "?" for k in ("commit", "started", "finished"))
         lines.append(
-            f"- {run.folder.name}: commit {fields.get('commit', '?')}, "
-            f"started {fields.get('started', '?')}, finished {fields.get('finished', '?')}"
+            f"- {run.folder.name}: commit {commit}, started {started}, finished {finished}"
         )
     return [*lines, ""] if lines else []
 
@@ -218,13 +213,19 @@ def verdicts(
     return out
 
 
+def committed_figures(folder: Path) -> tuple[list[Run], dict[str, Figure], str]:
+    """The committed runs, their pooled figures and their one machine; exits with a clear
+    line when there are no figures or the runs come from several machines."""
+    runs = committed_runs(folder)
+    figures = pooled(runs)
+    if not figures:
+        sys.exit(f"no figure lines in {folder}")
+    return runs, figures, one_machine(runs)
+
+
 def check(committed_folder: Path, new_folder: Path) -> int:
     """Print every verdict and a summary; the exit status (1 if a judged figure fails)."""
-    runs = committed_runs(committed_folder)
-    committed = pooled(runs)
-    if not committed:
-        sys.exit(f"no figure lines in {committed_folder}")
-    machine = one_machine(runs)
+    runs, committed, machine = committed_figures(committed_folder)
     new = read_run(new_folder)
     same_machine = not machine or not new.machine or machine == new.machine
     results = verdicts(committed, new.figures, same_machine)
@@ -277,11 +278,7 @@ def main() -> None:
 
         sys.exit(can_add(args.committed, _machine.machine()))
     if args.table:
-        runs = committed_runs(args.committed)
-        figures = pooled(runs)
-        if not figures:
-            sys.exit(f"no figure lines in {args.committed}")
-        one_machine(runs)
+        runs, figures, _ = committed_figures(args.committed)
         print(table(figures, provenance(runs)), end="")
         return
     if args.new is None:
