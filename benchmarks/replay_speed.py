@@ -5,7 +5,9 @@ epochs set to 27 so Hyperband has rungs 1/3/9/27): 500 configurations of the scr
 sample `hpo record` would train, 2 repeats each, noisy saturating curves and uneven epoch
 seconds. Each arm is replayed (hpo.compare.replay.replay_rows: real sampler and pruner,
 in-memory storage, simulated workers) for S seeds at each trial budget of --trials, timed
-per arm, so the growth with trials (TPE and GP refit on every finished trial) shows.
+per arm, so the growth with trials (TPE and GP refit on every finished trial) shows. Each
+arm is replayed once untimed first: its first replay pays one-off costs (imports, caches)
+that made a first round up to 3x slower than the next.
 
     python3 benchmarks/replay_speed.py --quick      # seconds: 2 arms, 1 seed, 20/50 trials
     python3 benchmarks/replay_speed.py              # 4 arms x 3 seeds x 50/100/200 trials
@@ -74,6 +76,7 @@ def main() -> None:
     )
     print(f"{'arm':<16} {'trials':>6} {'seconds':>9} {'trials/s':>9}")
     for arm in args.arms.split(","):
+        replay_rows(table, plan_comparison(spec, arm, seeds=1, trials=20), spec, workers=1)
         for trials in (int(t) for t in args.trials.split(",")):
             plan = plan_comparison(spec, arm, seeds=args.seeds, trials=trials)
             rates = []

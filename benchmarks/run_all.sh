@@ -74,8 +74,8 @@ else
     run overhead overhead --trials 8 --epochs 1 --repeats 3 --skip-instrumented
     run overhead_no_diagnostics overhead --trials 8 --epochs 1 --repeats 3 --skip-instrumented \
         --no-diagnostics
-    run scaling scaling --workers 1,2,4 --zero-trials 60 --sleep-trials-per-worker 4 --rounds 2
-    run sampler_cost sampler_cost --sizes 100,1000 --repeats 3 --postgres \
+    run scaling scaling --workers 1,2,4 --zero-trials 150 --sleep-trials-per-worker 8 --rounds 4
+    run sampler_cost sampler_cost --sizes 100,1000 --repeats 7 --postgres \
         --samplers random,tpe,gp --cap-seconds 5
     run storage_profile storage_profile --backends sqlite,postgresql --sizes 300 --full-max 300 \
         --window 50 --profiled 20 --profile-sizes 0 --variants hpo,optuna,optuna-hpo-storage \
@@ -87,7 +87,7 @@ else
     run own_model own_model --trials 20 --rounds 4
     run data_cache data_cache
     run cnn_head cnn_head
-    run replay_speed replay_speed --arms random,tpe,tpe+hyperband --seeds 2
+    run replay_speed replay_speed --arms random,tpe,tpe+hyperband --seeds 3 --rounds 4
     before=$(mktemp -d -t hpo-before-XXXX)
     git archive 3a40409 | tar -x -C "$before"
     run startup startup --before "$before" --repeats 5
