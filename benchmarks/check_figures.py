@@ -255,7 +255,7 @@ def can_add(committed_folder: Path, machine: str) -> int:
         print(
             f"benchmarks/results holds runs from {theirs}; this is {machine}. Figures of two "
             "machines do not pool: `git rm -r benchmarks/results/run-*` first, then run "
-            "`bash benchmarks/run_all.sh --update` three times",
+            "`bash benchmarks/run_all.sh --update` three times or more",
             file=sys.stderr,
         )
         return 2

@@ -7,8 +7,9 @@
 #                                         # benchmarks/results/ (exit 1 if a figure differs)
 #   bash benchmarks/run_all.sh --update   # the same, written into a new benchmarks/results/run-N
 #                                         # beside the committed runs: BENCHMARKS.md pools
-#                                         # them (three runs of one machine, so that a figure's
-#                                         # spread holds what changes from run to run)
+#                                         # them (three or more runs of one machine, so that
+#                                         # a figure's spread holds what changes from run to
+#                                         # run)
 #   bash benchmarks/run_all.sh --quick    # every script once at a small size (a few minutes):
 #                                         # proves they run; its numbers are not figures
 #
